@@ -1,0 +1,192 @@
+"""Decode photos safely: any mode to RGB, EXIF orientation applied, bombs and broken files refused.
+
+Every problem a user can meet with a file becomes an `ImageError` whose message is one line saying what
+is wrong and what to do. Nothing here changes Pillow's process-wide settings.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# 8K x 5K: far beyond any camera trap (12 MP) or phone (48 MP would be refused only when declared larger).
+DEFAULT_MAX_PIXELS = 64_000_000
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".jpe"}
+)
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_DATETIME = 0x0132
+_MAKE = 0x010F
+_MODEL = 0x0110
+
+Source = bytes | str | Path
+
+
+class ImageError(ValueError):
+    """A photo that cannot be used, with a one-line reason a user can act on."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    image: Image.Image
+    taken: datetime | None
+    camera: str | None
+    original_size: tuple[int, int]
+
+
+def has_image_extension(name: str | Path) -> bool:
+    return Path(str(name)).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_photo(
+    source: Source,
+    *,
+    name: str | None = None,
+    target_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Photo:
+    """Decode `source` (bytes or a path) into an RGB photo with its EXIF date and camera.
+
+    `target_size` lets JPEGs decode at a reduced scale (never below that size on either side): a 12 MP
+    camera-trap frame fed to a 224-pixel model needs a fraction of the decoding work.
+    """
+    label = name or (Path(source).name if isinstance(source, str | Path) else "the photo")
+    data = _read_bytes(source, label)
+    with _open(data, label) as im:
+        original_size = im.size
+        _refuse_bombs(im, label, max_pixels)
+        if target_size and im.format == "JPEG":
+            im.draft("RGB", (target_size, target_size))
+        taken, camera = _exif_facts(im)
+        rgb = _decode_rgb(im, label)
+    return Photo(image=rgb, taken=taken, camera=camera, original_size=original_size)
+
+
+def open_image(source: Source, **options: object) -> Image.Image:
+    """The RGB image alone; see `load_photo` for the options."""
+    return load_photo(source, **options).image  # type: ignore[arg-type]
+
+
+def _read_bytes(source: Source, label: str) -> bytes:
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{label}: file not found; check the path.") from None
+        except IsADirectoryError:
+            raise ImageError(f"{label}: is a folder, not a photo.") from None
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot be read ({exc.strerror or exc}); check its permissions.") from None
+    if not data:
+        raise ImageError(f"{label}: the file is empty (0 bytes); copy it again from its source.")
+    return data
+
+
+def _open(data: bytes, label: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(
+                f"{label}: not an image Pillow can read; use a JPEG, PNG, WebP, BMP or TIFF photo."
+            ) from None
+        raise ImageError(f"{label}: the image declares too many pixels to decode safely.") from None
+    except Exception as exc:  # malformed headers raise many kinds of errors inside Pillow's plugins
+        raise ImageError(f"{label}: not a readable image ({_short(exc)}); use another copy.") from None
+
+
+def _refuse_bombs(im: Image.Image, label: str, max_pixels: int) -> None:
+    width, height = im.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image has no pixels ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label}: {width}x{height} pixels is more than the {max_pixels:,}-pixel limit; "
+            "downscale the photo first."
+        )
+
+
+def _decode_rgb(im: Image.Image, label: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.seek(0)  # first frame of animated GIF/WebP/TIFF
+            im.load()
+            oriented = ImageOps.exif_transpose(im) or im
+            return _to_rgb(oriented)
+    except OSError as exc:
+        if "truncated" in str(exc).lower() or "broken data stream" in str(exc).lower():
+            raise ImageError(
+                f"{label}: the file is truncated (an incomplete download or copy); copy it again."
+            ) from None
+        raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError(f"{label}: the image declares too many pixels to decode safely.") from None
+    except (ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, MemoryError) as exc:
+        raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im.copy()
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _high_depth_to_rgb(im)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        # Transparent areas become white, as a browser shows them, instead of whatever colour they hide.
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return im.convert("RGB")
+
+
+def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
+    # Pillow's own convert clips 16-bit values at 255, which turns most 16-bit photos white.
+    values = np.asarray(im, dtype=np.float64)
+    top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+    if im.mode == "F":
+        low, top = float(values.min()), float(values.max())
+        values = values - low
+        top = max(top - low, 1e-12)
+    grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def _exif_facts(im: Image.Image) -> tuple[datetime | None, str | None]:
+    try:
+        exif = im.getexif()
+        stamp = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+        make = str(exif.get(_MAKE) or "").strip("\x00 ")
+        model = str(exif.get(_MODEL) or "").strip("\x00 ")
+    except Exception:  # EXIF is optional decoration: a damaged block must not cost the photo
+        return None, None
+    camera = model if make and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p)
+    return _parse_exif_time(stamp), camera or None
+
+
+def _parse_exif_time(stamp: object) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
