@@ -33,7 +33,7 @@ class WildlifeNet(nn.Module):
 def build_network(backbone: str, n_classes: int, pretrained: bool = True, dropout: float = 0.5) -> WildlifeNet:
     """A fresh network with an untrained head for `n_classes`."""
     parts = create_backbone(backbone, pretrained=pretrained)
-    head = create_head(feature_count(parts.body) * 2, n_classes, ps=dropout)  # *2: concat avg+max pooling
+    head = create_head(feature_count(parts.body), n_classes, ps=dropout)  # concat avg+max pooling inside
     return WildlifeNet(parts.body, head, parts.mean, parts.std)
 
 
