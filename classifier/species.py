@@ -1,0 +1,445 @@
+"""Species notes: load and validate `species_info/<bundle>.yaml` (format: docs/species_yaml.md).
+
+Every problem in a file raises one `SpeciesInfoError` whose message is a single line naming the file, the
+class and the field, so the app can show it as is and the author knows exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+SPECIES_DIR = Path(__file__).resolve().parent.parent / "species_info"
+
+IUCN_CATEGORIES: dict[str, str] = {
+    "EX": "Extinct",
+    "EW": "Extinct in the Wild",
+    "CR": "Critically Endangered",
+    "EN": "Endangered",
+    "VU": "Vulnerable",
+    "NT": "Near Threatened",
+    "LC": "Least Concern",
+    "DD": "Data Deficient",
+    "NE": "Not Evaluated",
+}
+
+# Badge colours of the IUCN Red List website; NE is white there, so draw its badge with a border.
+IUCN_COLOURS: dict[str, str] = {
+    "EX": "#000000",
+    "EW": "#542344",
+    "CR": "#d81e05",
+    "EN": "#fc7f3f",
+    "VU": "#f9e814",
+    "NT": "#cce226",
+    "LC": "#60c659",
+    "DD": "#d1d1c6",
+    "NE": "#ffffff",
+}
+
+POPULATION_TRENDS = ("increasing", "stable", "decreasing", "unknown")
+KINDS = ("species", "group", "habitat")
+
+# Field order as in the format doc; messages list fields in this order so they read like the file.
+FIELDS = (
+    "kind",
+    "common_name",
+    "scientific_name",
+    "iucn",
+    "population_trend",
+    "description",
+    "look_alikes",
+    "habitat",
+    "diet",
+    "wildlife",
+    "threats",
+    "conservation",
+    "sources",
+)
+_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "sources")
+_TEXT_FIELDS = tuple(f for f in FIELDS if f not in _NOT_TEXT)
+_SHARED = {"common_name", "description", "threats", "conservation", "sources"}
+_REQUIRED = {
+    "species": _SHARED | {"scientific_name", "iucn", "population_trend", "habitat", "diet"},
+    "group": _SHARED | {"habitat", "diet"},
+    "habitat": _SHARED | {"wildlife"},
+}
+_OPTIONAL = {
+    "species": {"kind", "look_alikes"},
+    "group": {"kind", "look_alikes", "scientific_name"},
+    "habitat": {"kind", "look_alikes"},
+}
+_TOP_LEVEL = ("bundle", "title", "species")
+_MAX_SOURCES = 3
+# Bundle names become file names: refusing separators and leading dots keeps lookups inside `root`.
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HOST = re.compile(r"(?:[^\W_][\w-]*\.)+[^\W_][\w-]*")
+
+
+class SpeciesInfoError(ValueError):
+    """A species notes file that cannot be used; `str()` is one line: file, class, field and problem."""
+
+    def __init__(self, file: str, problem: str, species: str | None = None, field: str | None = None):
+        self.file, self.species, self.field = file, species, field
+        where = file if species is None else f"{file}: {_name(species)}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    species: str
+    how_to_tell: str
+
+
+@dataclass(frozen=True)
+class SpeciesEntry:
+    key: str
+    kind: str
+    common_name: str
+    scientific_name: str | None
+    iucn: str | None
+    population_trend: str | None
+    description: str
+    look_alikes: tuple[LookAlike, ...]
+    habitat: str | None
+    diet: str | None
+    wildlife: str | None
+    threats: str
+    conservation: str
+    sources: tuple[Source, ...]
+
+    @property
+    def iucn_name(self) -> str | None:
+        """The IUCN category in words ("Endangered"), None for groups and habitats."""
+        return IUCN_CATEGORIES.get(self.iucn) if self.iucn else None
+
+
+@dataclass(frozen=True)
+class SpeciesBook:
+    bundle: str
+    title: str
+    entries: dict[str, SpeciesEntry]
+
+    def get(self, key: str) -> SpeciesEntry | None:
+        return self.entries.get(key)
+
+    def missing(self, classes: Iterable[str]) -> list[str]:
+        """The classes (in the order given, once each) that have no entry in this book."""
+        return [c for c in dict.fromkeys(classes) if c not in self.entries]
+
+    def search(self, text: str) -> list[SpeciesEntry]:
+        """Entries whose class, common or scientific name contains `text`; all entries for blank text.
+
+        Case, '-', '_' and apostrophes are ignored so "bat eared" finds `bat-eared-fox` and "thomsons"
+        finds "Thomson's gazelle".
+        """
+        needle = _normalise(text)
+        return [e for e in self.entries.values() if needle in _haystack(e)]
+
+    def by_iucn(self, codes: str | Iterable[str]) -> list[SpeciesEntry]:
+        """Species entries in any of the given IUCN categories ("EN" or ["CR", "EN"]), in file order."""
+        wanted = {c.strip().upper() for c in ([codes] if isinstance(codes, str) else codes)}
+        unknown = sorted(wanted - IUCN_CATEGORIES.keys())
+        if unknown:
+            known = ", ".join(sorted(IUCN_CATEGORIES))
+            raise ValueError(f"unknown IUCN code(s) {', '.join(unknown)}; use {known}")
+        return [e for e in self.entries.values() if e.iucn in wanted]
+
+
+def load_species_book(path: Path) -> SpeciesBook:
+    """Read and validate one species notes file; any problem raises a one-line `SpeciesInfoError`."""
+    path = Path(path)
+    file = _display(path)
+    data = _read_yaml(path, file)
+    species = _check_top_level(data, path.stem, file)
+    classes = set(species)
+    entries = {key: _parse_entry(file, key, raw, classes) for key, raw in species.items()}
+    return SpeciesBook(bundle=data["bundle"], title=data["title"].strip(), entries=entries)
+
+
+def find_species_book(bundle: str, root: Path = SPECIES_DIR) -> SpeciesBook | None:
+    """The notes of `bundle` from `root/<bundle>.yaml` (root: the species_info folder); None if absent."""
+    if not isinstance(bundle, str) or not _BUNDLE_NAME.fullmatch(bundle):
+        raise SpeciesInfoError(repr(bundle), "is not a bundle name (letters, digits, '.', '_', '-')")
+    path = Path(root) / f"{bundle}.yaml"
+    return load_species_book(path) if path.is_file() else None
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reports bad scalars with their line.
+
+    PyYAML keeps the last of two equal keys without a word, which would silently drop a whole entry, and
+    raises a bare ValueError without position for scalars like `2001-13-01` or `0x_`.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from exc
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges may legitimately repeat keys
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable: the parent class reports it with its position
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {_show(key)}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path, file: str) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpeciesInfoError(file, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate a BOM some Windows editors add
+    except UnicodeDecodeError as exc:
+        problem = f"is not valid UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+        raise SpeciesInfoError(file, problem) from None
+    data = _parse_yaml(text, file)
+    if data is None:
+        raise SpeciesInfoError(file, "is empty; expected 'bundle', 'title' and 'species'")
+    return data
+
+
+def _parse_yaml(text: str, file: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: builds no objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise SpeciesInfoError(file, f"{line}invalid YAML: {_one_line(exc.problem or exc.context)}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        problem = f"line {line}: invalid YAML: control character U+{ord(char):04X} is not allowed"
+        raise SpeciesInfoError(file, problem) from None
+    except yaml.YAMLError as exc:
+        raise SpeciesInfoError(file, f"invalid YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise SpeciesInfoError(file, "invalid YAML: nested too deeply") from None
+
+
+# ---- validating ------------------------------------------------------------------------------------
+
+
+def _check_top_level(data: Any, stem: str, file: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        problem = f"must be a mapping with 'bundle', 'title' and 'species' (got {_show(data)})"
+        raise SpeciesInfoError(file, problem)
+    for key in data:
+        if key not in _TOP_LEVEL:
+            problem = f"unknown top-level field {_show(key)} (known: {', '.join(_TOP_LEVEL)})"
+            raise SpeciesInfoError(file, problem, field=str(key))
+    if data.get("bundle") != stem:
+        got = _show(data.get("bundle"))
+        problem = f"'bundle' must be {stem!r}, the file's name without .yaml (got {got})"
+        raise SpeciesInfoError(file, problem, field="bundle")
+    _text(file, None, "title", data.get("title"))
+    return _check_species_map(data.get("species"), file)
+
+
+def _check_species_map(species: Any, file: str) -> dict[str, Any]:
+    if not isinstance(species, dict) or not species:
+        problem = f"'species' must be a mapping of class name to entry (got {_show(species)})"
+        raise SpeciesInfoError(file, problem, field="species")
+    for key in species:
+        if not isinstance(key, str) or not key.strip() or key != key.strip():
+            problem = f"class names must be text without surrounding spaces (got {_show(key)})"
+            raise SpeciesInfoError(file, problem, field="species")
+    return species
+
+
+def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEntry:
+    if not isinstance(raw, dict):
+        raise SpeciesInfoError(file, f"entry must be a mapping of fields (got {_show(raw)})", key)
+    kind = _check_fields(file, key, raw)
+    text = {name: _text(file, key, name, raw[name]) for name in _TEXT_FIELDS if name in raw}
+    return SpeciesEntry(
+        key=key,
+        kind=kind,
+        common_name=text["common_name"],
+        scientific_name=text.get("scientific_name"),
+        iucn=_choice(file, key, "iucn", raw["iucn"], IUCN_CATEGORIES) if "iucn" in raw else None,
+        population_trend=(
+            _choice(file, key, "population_trend", raw["population_trend"], POPULATION_TRENDS)
+            if "population_trend" in raw
+            else None
+        ),
+        description=text["description"],
+        look_alikes=_look_alikes(file, key, raw.get("look_alikes", []), classes),
+        habitat=text.get("habitat"),
+        diet=text.get("diet"),
+        wildlife=text.get("wildlife"),
+        threats=text["threats"],
+        conservation=text["conservation"],
+        sources=_sources(file, key, raw["sources"]),
+    )
+
+
+def _check_fields(file: str, key: str, raw: dict) -> str:
+    """Refuse unknown, misplaced and missing fields; return the entry's kind."""
+    for name in raw:
+        if name not in FIELDS:
+            problem = f"unknown field {_show(name)} (known: {', '.join(FIELDS)})"
+            raise SpeciesInfoError(file, problem, key, str(name))
+    kind = _choice(file, key, "kind", raw.get("kind", "species"), KINDS)
+    allowed = _REQUIRED[kind] | _OPTIONAL[kind]
+    for name in FIELDS:
+        if name in raw and name not in allowed:
+            owners = " or ".join(k for k in KINDS if name in _REQUIRED[k] | _OPTIONAL[k])
+            problem = f"'{name}' does not belong on a {kind} entry (only on kind: {owners})"
+            raise SpeciesInfoError(file, problem, key, name)
+    missing = [name for name in FIELDS if name in _REQUIRED[kind] and name not in raw]
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        raise SpeciesInfoError(file, f"missing required field {names} for kind: {kind}", key, missing[0])
+    return kind
+
+
+def _text(file: str, key: str | None, field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        hint = "; quote it in the YAML" if isinstance(value, int | float | bool) else ""
+        raise SpeciesInfoError(file, f"'{field}' must be text (got {_show(value)}{hint})", key, field)
+    if not value.strip():
+        raise SpeciesInfoError(file, f"'{field}' must not be empty", key, field)
+    return value.strip()
+
+
+def _choice(file: str, key: str, field: str, value: Any, choices: Iterable[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        problem = f"'{field}' must be one of {', '.join(sorted(choices))} (got {_show(value)})"
+        raise SpeciesInfoError(file, problem, key, field)
+    return value
+
+
+def _look_alikes(file: str, key: str, value: Any, classes: set[str]) -> tuple[LookAlike, ...]:
+    if not isinstance(value, list):
+        raise SpeciesInfoError(file, f"'look_alikes' must be a list (got {_show(value)})", key, "look_alikes")
+    result: list[LookAlike] = []
+    for i, item in enumerate(value):
+        where = f"look_alikes[{i}]"
+        fields = _exact_fields(file, key, where, item, ("species", "how_to_tell"))
+        other = _text(file, key, f"{where}.species", fields["species"])
+        if other == key:
+            raise SpeciesInfoError(file, f"'{where}.species' names the class itself", key, where)
+        if other not in classes:
+            problem = f"'{where}.species' names {other!r}, which is not a class in this file"
+            raise SpeciesInfoError(file, problem, key, where)
+        if any(a.species == other for a in result):
+            raise SpeciesInfoError(file, f"'{where}.species' names {other!r} twice", key, where)
+        result.append(LookAlike(other, _text(file, key, f"{where}.how_to_tell", fields["how_to_tell"])))
+    return tuple(result)
+
+
+def _sources(file: str, key: str, value: Any) -> tuple[Source, ...]:
+    if not isinstance(value, list) or not 1 <= len(value) <= _MAX_SOURCES:
+        got = f"{len(value)} items" if isinstance(value, list) else _show(value)
+        problem = f"'sources' must be a list of 1 to {_MAX_SOURCES} sources (got {got})"
+        raise SpeciesInfoError(file, problem, key, "sources")
+    result = []
+    for i, item in enumerate(value):
+        where = f"sources[{i}]"
+        fields = _exact_fields(file, key, where, item, ("title", "url"))
+        title = _text(file, key, f"{where}.title", fields["title"])
+        url = _text(file, key, f"{where}.url", fields["url"])
+        problem = _url_problem(url)
+        if problem:
+            raise SpeciesInfoError(file, f"'{where}.url' {problem} (got {_show(url)})", key, f"{where}.url")
+        result.append(Source(title, url))
+    return tuple(result)
+
+
+def _exact_fields(file: str, key: str, where: str, item: Any, names: tuple[str, ...]) -> dict:
+    """Check `item` is a mapping with exactly the fields `names`."""
+    if not isinstance(item, dict):
+        expected = " and ".join(f"'{n}'" for n in names)
+        problem = f"'{where}' must be a mapping with {expected} (got {_show(item)})"
+        raise SpeciesInfoError(file, problem, key, where)
+    for name in item:
+        if name not in names:
+            raise SpeciesInfoError(file, f"'{where}' has unknown field {_show(name)}", key, where)
+    for name in names:
+        if name not in item:
+            raise SpeciesInfoError(file, f"'{where}' is missing '{name}'", key, f"{where}.{name}")
+    return item
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` is not a well-formed https URL, or None when it is."""
+    if any(c.isspace() for c in url):
+        return "must not contain spaces"
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises on a malformed port
+    except ValueError:
+        return "is not a well-formed URL"
+    if parts.scheme != "https":
+        return "must be an https:// URL"
+    if parts.username is not None or not host or not _HOST.fullmatch(host):
+        return "must name a host with a dot, like en.wikipedia.org"
+    return None
+
+
+# ---- small helpers ---------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    """A short one-line rendering of a YAML value for messages.
+
+    Containers are named, never printed: YAML aliases can make a tiny file expand to a huge structure.
+    """
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57]) + "..."
+    return repr(value)[:60]
+
+
+def _name(key: str) -> str:
+    return key if key.isprintable() else repr(key)
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "unknown error").split())
+
+
+def _display(path: Path) -> str:
+    # Folder and file name ("species_info/serengeti.yaml"): enough to find it, and shows no server paths.
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def _normalise(text: str) -> str:
+    text = re.sub(r"['’]", "", text.casefold())
+    return " ".join(re.sub(r"[_-]", " ", text).split())
+
+
+def _haystack(entry: SpeciesEntry) -> str:
+    # "\n" separates names so a search cannot match across two of them.
+    return "\n".join(_normalise(n) for n in (entry.key, entry.common_name, entry.scientific_name or ""))

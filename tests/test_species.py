@@ -1,0 +1,417 @@
+"""Species notes: the validator refuses each kind of mistake with a one-line message naming file, class and
+field, and every `species_info/*.yaml` in the repository loads and covers its model's classes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classifier.species import (
+    IUCN_CATEGORIES,
+    IUCN_COLOURS,
+    SpeciesInfoError,
+    find_species_book,
+    load_species_book,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECIES_DIR = ROOT / "species_info"
+
+# The Snapshot Serengeti training folders, one per class.
+SERENGETI = """
+aardvark aardwolf baboon bat bat-eared-fox buffalo bushbuck caracal cattle cheetah civet dik-dik duiker eland
+elephant gazelle-grants gazelle-thomsons genet giraffe guinea-fowl hare hartebeest hippopotamus honey-badger
+human hyena-spotted hyena-striped impala insect-spider jackal kori-bustard leopard lion-female lion-male
+mongoose ostrich other-bird porcupine reedbuck reptiles rhinoceros rodents secretary-bird serval steenbok topi
+vervet-monkey vulture warthog waterbuck wildcat wildebeest zebra zorilla
+""".split()  # noqa: SIM905 (54 names read better as text)
+EXPECTED_CLASSES = {
+    "habitat": ["buildings", "forest", "glacier", "mountain", "sea", "street"],
+    "otters": ["river_otter", "sea_otter"],
+    "serengeti": SERENGETI,
+}
+
+SOURCE = {"title": "Wikipedia, Plains zebra", "url": "https://en.wikipedia.org/wiki/Plains_zebra"}
+
+
+def valid_book() -> dict:
+    """A small file with one entry of each kind, which loads without error."""
+    return {
+        "bundle": "demo",
+        "title": "Demo species",
+        "species": {
+            "zebra": {
+                "kind": "species",
+                "common_name": "Plains zebra",
+                "scientific_name": "Equus quagga",
+                "iucn": "NT",
+                "population_trend": "decreasing",
+                "description": "A striped grazer.",
+                "look_alikes": [{"species": "wildebeest", "how_to_tell": "Stripes."}],
+                "habitat": "Savanna.",
+                "diet": "Grass.",
+                "threats": "Hunting.",
+                "conservation": "Parks.",
+                "sources": [SOURCE],
+            },
+            "wildebeest": {
+                "common_name": "Blue wildebeest",  # kind defaults to species
+                "scientific_name": "Connochaetes taurinus",
+                "iucn": "LC",
+                "population_trend": "stable",
+                "description": "A migrating antelope.",
+                "habitat": "Savanna.",
+                "diet": "Grass.",
+                "threats": "Fences.",
+                "conservation": "Corridors.",
+                "sources": [SOURCE],
+            },
+            "rodents": {
+                "kind": "group",
+                "common_name": "Rodents",
+                "scientific_name": "Rodentia",
+                "description": "Gnawing mammals.",
+                "habitat": "Everywhere.",
+                "diet": "Seeds.",
+                "threats": "Poison.",
+                "conservation": "Varies.",
+                "sources": [SOURCE],
+            },
+            "forest": {
+                "kind": "habitat",
+                "common_name": "Forest",
+                "description": "Trees.",
+                "wildlife": "Most land species.",
+                "threats": "Clearing.",
+                "conservation": "Reserves.",
+                "sources": [SOURCE],
+            },
+        },
+    }
+
+
+def write(tmp_path: Path, data: dict | str | bytes, name: str = "demo") -> Path:
+    path = tmp_path / "species_info" / f"{name}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def refused(tmp_path: Path, data: dict | str | bytes, pattern: str, name: str = "demo") -> SpeciesInfoError:
+    """Load `data` and assert it fails with a one-line message that starts with the file's name."""
+    with pytest.raises(SpeciesInfoError, match=pattern) as info:
+        load_species_book(write(tmp_path, data, name))
+    message = str(info.value)
+    assert message.startswith(f"species_info/{name}.yaml: ")
+    assert len(message.splitlines()) == 1
+    return info.value
+
+
+def edit(change) -> dict:
+    data = copy.deepcopy(valid_book())
+    change(data["species"])
+    return data
+
+
+# ---- the valid file ---------------------------------------------------------------------------------
+
+
+def test_valid_file_loads_every_kind(tmp_path):
+    book = load_species_book(write(tmp_path, valid_book()))
+    assert (book.bundle, book.title) == ("demo", "Demo species")
+    assert list(book.entries) == ["zebra", "wildebeest", "rodents", "forest"]
+    zebra = book.get("zebra")
+    assert zebra.iucn_name == "Near Threatened"
+    assert zebra.look_alikes[0].species == "wildebeest"
+    assert zebra.sources[0].url == SOURCE["url"]
+    assert book.get("wildebeest").kind == "species"
+    assert book.get("rodents").iucn is None and book.get("rodents").iucn_name is None
+    assert book.get("forest").wildlife == "Most land species."
+    assert book.get("lion") is None
+
+
+def test_find_species_book(tmp_path):
+    write(tmp_path, valid_book())
+    assert find_species_book("demo", tmp_path / "species_info").bundle == "demo"
+    assert find_species_book("absent", tmp_path / "species_info") is None
+    with pytest.raises(SpeciesInfoError, match="not a bundle name"):
+        find_species_book("../demo", tmp_path / "species_info")
+
+
+# ---- one test per problem ----------------------------------------------------------------------------
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    refused(tmp_path, "bundle: demo\ntitle: x\nspecies:\n  zebra: [unclosed\n", r"line \d+: invalid YAML")
+
+
+def test_bad_scalar_names_the_line(tmp_path):
+    # PyYAML itself raises a bare ValueError for an impossible date.
+    refused(tmp_path, "bundle: demo\ntitle: 2001-13-01\n", r"line 2: invalid YAML: month must be")
+
+
+def test_control_character_names_the_line(tmp_path):
+    refused(tmp_path, "bundle: demo\ntitle: a\x07b\n", r"line 2: invalid YAML: control character U\+0007")
+
+
+def test_duplicate_class_is_refused(tmp_path):
+    text = "bundle: demo\ntitle: x\nspecies:\n  zebra: {}\n  zebra: {}\n"
+    refused(tmp_path, text, r"line 5: invalid YAML: duplicate key 'zebra'")
+
+
+def test_empty_file(tmp_path):
+    refused(tmp_path, "", "is empty")
+    refused(tmp_path, "# only a comment\n", "is empty")
+
+
+def test_not_utf8(tmp_path):
+    refused(tmp_path, "bundle: demo\ntitle: Z\xe8bre\n".encode("latin-1"), r"not valid UTF-8 .*0xe8")
+
+
+def test_top_level_not_a_mapping(tmp_path):
+    refused(tmp_path, "- zebra\n- lion\n", "must be a mapping with 'bundle'")
+
+
+def test_wrong_bundle_name(tmp_path):
+    data = valid_book() | {"bundle": "serengeti"}
+    error = refused(tmp_path, data, r"'bundle' must be 'demo', the file's name .*got 'serengeti'")
+    assert error.field == "bundle"
+
+
+def test_missing_title(tmp_path):
+    data = valid_book()
+    del data["title"]
+    refused(tmp_path, data, "'title' must be text")
+
+
+def test_unknown_top_level_field(tmp_path):
+    refused(tmp_path, valid_book() | {"version": 2}, "unknown top-level field 'version'")
+
+
+def test_species_not_a_mapping(tmp_path):
+    refused(tmp_path, valid_book() | {"species": ["zebra"]}, "'species' must be a mapping")
+
+
+def test_entry_not_a_mapping(tmp_path):
+    data = edit(lambda s: s.update(zebra="stripy"))
+    refused(tmp_path, data, "demo.yaml: zebra: entry must be a mapping")
+
+
+def test_missing_required_field(tmp_path):
+    error = refused(tmp_path, edit(lambda s: s["zebra"].pop("diet")), "zebra: missing required field 'diet'")
+    assert (error.species, error.field) == ("zebra", "diet")
+
+
+def test_missing_field_of_habitat(tmp_path):
+    refused(
+        tmp_path, edit(lambda s: s["forest"].pop("wildlife")), "forest: missing required field 'wildlife'"
+    )
+
+
+def test_unknown_field(tmp_path):
+    data = edit(lambda s: s["zebra"].update(colour="black and white"))
+    error = refused(tmp_path, data, "zebra: unknown field 'colour'")
+    assert error.field == "colour"
+
+
+def test_bad_kind(tmp_path):
+    refused(tmp_path, edit(lambda s: s["zebra"].update(kind="animal")), "zebra: 'kind' must be one of group")
+
+
+def test_bad_iucn_code(tmp_path):
+    data = edit(lambda s: s["zebra"].update(iucn="XX"))
+    expected = "demo.yaml: zebra: 'iucn' must be one of CR, DD, EN, EW, EX, LC, NE, NT, VU (got 'XX')"
+    refused(tmp_path, data, re.escape(expected))
+
+
+def test_bad_trend(tmp_path):
+    data = edit(lambda s: s["zebra"].update(population_trend="falling"))
+    refused(
+        tmp_path, data, "zebra: 'population_trend' must be one of decreasing, increasing, stable, unknown"
+    )
+
+
+def test_iucn_on_a_group(tmp_path):
+    data = edit(lambda s: s["rodents"].update(iucn="LC"))
+    refused(tmp_path, data, "rodents: 'iucn' does not belong on a group entry")
+
+
+def test_scientific_name_on_a_habitat(tmp_path):
+    data = edit(lambda s: s["forest"].update(scientific_name="Silva"))
+    refused(tmp_path, data, "forest: 'scientific_name' does not belong on a habitat entry")
+
+
+def test_empty_text(tmp_path):
+    refused(tmp_path, edit(lambda s: s["zebra"].update(description="  ")), "zebra: 'description' must not be")
+
+
+def test_number_where_text_expected(tmp_path):
+    data = edit(lambda s: s["zebra"].update(common_name=1984))
+    refused(tmp_path, data, "zebra: 'common_name' must be text .*quote it")
+
+
+def test_look_alike_to_missing_class(tmp_path):
+    data = edit(lambda s: s["zebra"]["look_alikes"][0].update(species="okapi"))
+    refused(tmp_path, data, r"zebra: 'look_alikes\[0\].species' names 'okapi', which is not a class")
+
+
+def test_look_alike_to_itself(tmp_path):
+    data = edit(lambda s: s["zebra"]["look_alikes"][0].update(species="zebra"))
+    refused(tmp_path, data, r"zebra: 'look_alikes\[0\].species' names the class itself")
+
+
+def test_look_alike_without_how_to_tell(tmp_path):
+    data = edit(lambda s: s["zebra"]["look_alikes"][0].pop("how_to_tell"))
+    refused(tmp_path, data, r"zebra: 'look_alikes\[0\]' is missing 'how_to_tell'")
+
+
+@pytest.mark.parametrize("count", [0, 4])
+def test_source_count(tmp_path, count):
+    data = edit(lambda s: s["zebra"].update(sources=[SOURCE] * count))
+    refused(tmp_path, data, f"zebra: 'sources' must be a list of 1 to 3 sources \\(got {count} items\\)")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://en.wikipedia.org/wiki/Zebra", "must be an https:// URL"),
+        ("en.wikipedia.org/wiki/Zebra", "must be an https:// URL"),
+        ("https://localhost/zebra", "must name a host with a dot"),
+        ("https:///wiki/Zebra", "must name a host with a dot"),
+        ("https://en.wikipedia.org/wiki/Plains zebra", "must not contain spaces"),
+        ("https://[en.wikipedia.org/wiki", "is not a well-formed URL"),
+    ],
+)
+def test_bad_source_url(tmp_path, url, problem):
+    data = edit(lambda s: s["zebra"].update(sources=[{"title": "Zebra", "url": url}]))
+    refused(tmp_path, data, rf"zebra: 'sources\[0\].url' {problem}")
+
+
+def test_source_with_unknown_field(tmp_path):
+    data = edit(lambda s: s["zebra"].update(sources=[SOURCE | {"year": 2020}]))
+    refused(tmp_path, data, r"zebra: 'sources\[0\]' has unknown field 'year'")
+
+
+# ---- searching the book ------------------------------------------------------------------------------
+
+
+def test_search_matches_key_common_and_scientific_name(tmp_path):
+    book = load_species_book(write(tmp_path, valid_book()))
+
+    def keys(text: str) -> list[str]:
+        return [e.key for e in book.search(text)]
+
+    assert keys("ZEBRA") == ["zebra"]
+    assert keys("blue wild") == ["wildebeest"]
+    assert keys("connochaetes") == ["wildebeest"]
+    assert keys("rodentia") == ["rodents"]
+    assert keys("okapi") == []
+    assert keys("") == ["zebra", "wildebeest", "rodents", "forest"]
+
+
+def test_search_ignores_separators_and_apostrophes(tmp_path):
+    data = valid_book()
+    data["species"]["zebra"]["common_name"] = "Grant's zebra"
+    data["species"]["bat-eared-fox"] = data["species"].pop("wildebeest")
+    data["species"]["zebra"]["look_alikes"] = []
+    book = load_species_book(write(tmp_path, data))
+    assert [e.key for e in book.search("bat eared")] == ["bat-eared-fox"]
+    assert [e.key for e in book.search("grants")] == ["zebra"]
+
+
+def test_missing_lists_classes_without_an_entry(tmp_path):
+    book = load_species_book(write(tmp_path, valid_book()))
+    assert book.missing(["zebra", "lion", "forest", "okapi", "lion"]) == ["lion", "okapi"]
+    assert book.missing(["zebra", "rodents"]) == []
+
+
+def test_by_iucn(tmp_path):
+    book = load_species_book(write(tmp_path, valid_book()))
+    assert [e.key for e in book.by_iucn(["NT", "EN"])] == ["zebra"]
+    assert [e.key for e in book.by_iucn("lc")] == ["wildebeest"]
+    with pytest.raises(ValueError, match="unknown IUCN code"):
+        book.by_iucn(["XX"])
+
+
+def test_every_iucn_category_has_a_colour():
+    assert IUCN_COLOURS.keys() == IUCN_CATEGORIES.keys()
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", colour) for colour in IUCN_COLOURS.values())
+
+
+# ---- the repository's species notes -----------------------------------------------------------------
+
+YAML_FILES = sorted(SPECIES_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=[p.name for p in YAML_FILES])
+def test_repository_file_loads(path):
+    book = load_species_book(path)
+    assert book.bundle == path.stem
+    for entry in book.entries.values():
+        assert all(a.species != entry.key for a in entry.look_alikes)
+
+
+@pytest.mark.parametrize("bundle", sorted(EXPECTED_CLASSES))
+def test_repository_file_has_expected_classes(bundle):
+    if not (SPECIES_DIR / f"{bundle}.yaml").exists():
+        pytest.skip(f"species_info/{bundle}.yaml not written yet")
+    book = find_species_book(bundle, SPECIES_DIR)
+    assert sorted(book.entries) == sorted(EXPECTED_CLASSES[bundle])
+
+
+@pytest.mark.parametrize("bundle", sorted(p.stem for p in YAML_FILES))
+def test_repository_file_covers_its_model(bundle):
+    report = ROOT / "models" / bundle / "report.json"
+    if not report.exists():
+        pytest.skip(f"no models/{bundle}/report.json")
+    classes = json.loads(report.read_text())["classes"]
+    assert find_species_book(bundle, SPECIES_DIR).missing(classes) == []
+
+
+def test_otter_facts():
+    if not (SPECIES_DIR / "otters.yaml").exists():
+        pytest.skip("species_info/otters.yaml absent")
+    book = find_species_book("otters", SPECIES_DIR)
+    sea, river = book.get("sea_otter"), book.get("river_otter")
+    assert (sea.scientific_name, sea.iucn, sea.population_trend) == ("Enhydra lutris", "EN", "decreasing")
+    assert (river.scientific_name, river.iucn) == ("Lontra canadensis", "LC")
+    assert [a.species for a in sea.look_alikes] == ["river_otter"]
+    assert [a.species for a in river.look_alikes] == ["sea_otter"]
+
+
+# ---- anything at all is either notes or one SpeciesInfoError ----------------------------------------
+
+YAML_CHARS = st.sampled_from([*"abz019 :-_?!&*|>'\"#%@`[]{},.\n\t", "species", "bundle: ", "  "])
+VALID_TEXT = yaml.safe_dump(valid_book(), sort_keys=False)
+
+
+@st.composite
+def mutated_valid_text(draw) -> str:
+    """The valid demo file with one slice replaced by random YAML-ish text, to reach the validator."""
+    start = draw(st.integers(0, len(VALID_TEXT)))
+    end = draw(st.integers(start, min(len(VALID_TEXT), start + 40)))
+    return VALID_TEXT[:start] + draw(st.lists(YAML_CHARS, max_size=8).map("".join)) + VALID_TEXT[end:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(st.text(), st.lists(YAML_CHARS, max_size=40).map("".join), mutated_valid_text()))
+def test_any_text_loads_or_raises_species_info_error(tmp_path_factory, text):
+    path = tmp_path_factory.getbasetemp() / "species_info" / "demo.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    try:
+        book = load_species_book(path)
+    except SpeciesInfoError as error:
+        assert len(str(error).splitlines()) == 1
+    else:
+        assert book.bundle == "demo"
