@@ -6,6 +6,7 @@ is wrong and what to do. Nothing here changes Pillow's process-wide settings.
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 from dataclasses import dataclass
@@ -75,6 +76,18 @@ def open_image(source: Source, **options: object) -> Image.Image:
     return load_photo(source, **options).image  # type: ignore[arg-type]
 
 
+def thumbnail_data_url(source: Source, size: int = 96) -> str | None:
+    """A small JPEG of the photo as a `data:` URL for tables; None when the photo cannot be decoded."""
+    try:
+        image = load_photo(source, target_size=size).image
+    except ImageError:
+        return None
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _read_bytes(source: Source, label: str) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
@@ -86,7 +99,9 @@ def _read_bytes(source: Source, label: str) -> bytes:
         except IsADirectoryError:
             raise ImageError(f"{label}: is a folder, not a photo.") from None
         except OSError as exc:
-            raise ImageError(f"{label}: cannot be read ({exc.strerror or exc}); check its permissions.") from None
+            raise ImageError(
+                f"{label}: cannot be read ({exc.strerror or exc}); check its permissions."
+            ) from None
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes); copy it again from its source.")
     return data
@@ -174,7 +189,9 @@ def _exif_facts(im: Image.Image) -> tuple[datetime | None, str | None]:
         model = str(exif.get(_MODEL) or "").strip("\x00 ")
     except Exception:  # EXIF is optional decoration: a damaged block must not cost the photo
         return None, None
-    camera = model if make and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p)
+    camera = (
+        model if make and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p)
+    )
     return _parse_exif_time(stamp), camera or None
 
 

@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classifier.images import ImageError, has_image_extension, load_photo, open_image
+from classifier.images import ImageError, has_image_extension, load_photo, open_image, thumbnail_data_url
 
-SPECIESNET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camera_traps" / "speciesnet_test_data"
+SPECIESNET = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camera_traps" / "speciesnet_test_data"
+)
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options: object) -> bytes:
@@ -53,7 +55,15 @@ def test_exif_orientation_is_applied() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "fmt"),
-    [("L", "PNG"), ("CMYK", "JPEG"), ("CMYK", "TIFF"), ("P", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("1", "BMP")],
+    [
+        ("L", "PNG"),
+        ("CMYK", "JPEG"),
+        ("CMYK", "TIFF"),
+        ("P", "PNG"),
+        ("RGBA", "PNG"),
+        ("LA", "PNG"),
+        ("1", "BMP"),
+    ],
 )
 def test_every_mode_becomes_rgb(mode: str, fmt: str) -> None:
     image = left_red_right_blue().convert(mode)
@@ -192,3 +202,13 @@ def test_real_broken_copies_of_a_camera_trap_frame() -> None:
 def test_real_text_files_are_not_images() -> None:
     with pytest.raises(ImageError, match="not an image"):
         open_image(SPECIESNET / "NOTES.txt")
+
+
+def test_thumbnail_is_a_small_jpeg_data_url_and_none_for_a_broken_file() -> None:
+    import base64
+
+    url = thumbnail_data_url(encode(left_red_right_blue(800, 400)), size=64)
+    assert url is not None and url.startswith("data:image/jpeg;base64,")
+    thumb = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert max(thumb.size) == 64
+    assert thumbnail_data_url(b"not a photo") is None
