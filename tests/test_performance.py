@@ -1,0 +1,81 @@
+"""What the performance page reads off a report: confusions, weakest classes, the threshold point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from classifier import performance
+
+REPORT = {
+    "classes": ["lion", "leopard", "zebra"],
+    "confusion_matrix": [[8, 2, 0], [5, 5, 0], [0, 1, 9]],
+    "per_class": {
+        "lion": {"precision": 0.62, "recall": 0.8, "f1": 0.7, "support": 10},
+        "leopard": {"precision": 0.63, "recall": 0.5, "f1": 0.56, "support": 10},
+        "zebra": {"precision": 1.0, "recall": 0.9, "f1": 0.95, "support": 10},
+    },
+    "metrics": {"accuracy": 0.733, "macro_f1": 0.74, "top3_accuracy": 1.0, "valid_loss": 0.6},
+    "data": {"n_train": 90, "n_valid": 30},
+    "history": [
+        {"stage": "frozen", "epoch": 0, "train_loss": 1.2, "valid_loss": 1.0, "accuracy": 0.6},
+        {"stage": "unfrozen", "epoch": 0, "train_loss": 0.8, "valid_loss": 0.6, "accuracy": 0.73},
+    ],
+    "threshold": {
+        "value": 0.5,
+        "curve": [
+            {"threshold": 0.0, "coverage": 1.0, "accuracy": 0.73},
+            {"threshold": 0.5, "coverage": 0.8, "accuracy": 0.85},
+            {"threshold": 0.9, "coverage": 0.3, "accuracy": 1.0},
+        ],
+    },
+}
+
+
+def test_confusion_rows_are_actual_and_normalising_divides_by_the_row() -> None:
+    cells = performance.confusion_long(REPORT, normalise=True).set_index(["actual", "predicted"])["value"]
+    assert cells[("leopard", "lion")] == pytest.approx(0.5)
+    assert cells[("zebra", "zebra")] == pytest.approx(0.9)
+
+
+def test_most_confused_pair_comes_first() -> None:
+    confused = performance.most_confused(REPORT)
+    assert confused.iloc[0].to_dict() == {"actual": "leopard", "predicted": "lion", "images": 5}
+    assert len(confused) == 3  # only cells with mistakes
+
+
+def test_per_class_table_puts_the_weakest_class_first() -> None:
+    assert performance.per_class(REPORT)["class"].tolist() == ["leopard", "lion", "zebra"]
+
+
+def test_history_numbers_epochs_across_stages() -> None:
+    assert performance.history(REPORT)["step"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("threshold", "coverage"), [(0.5, 0.8), (0.7, 0.8), (0.95, 0.3), (0.0, 1.0)])
+def test_coverage_at_a_threshold_uses_the_nearest_cut_off_below(threshold: float, coverage: float) -> None:
+    assert performance.at_threshold(REPORT, threshold)["coverage"] == coverage
+
+
+def test_comparison_has_a_column_per_model() -> None:
+    table = performance.compare({"a": REPORT, "b": {**REPORT, "metrics": {"accuracy": 0.9}}})
+    assert table.loc["accuracy"].tolist() == [0.733, 0.9]
+    assert table.loc["classes"].tolist() == [3, 3]
+
+
+def test_top_loss_images_are_only_those_on_disk_and_inside_the_dataset(tmp_path: Path) -> None:
+    (tmp_path / "lion").mkdir()
+    (tmp_path / "lion" / "a.jpg").write_bytes(b"x")
+    report = {
+        **REPORT,
+        "data": {"source": str(tmp_path)},
+        "top_losses": [
+            {"file": "lion/a.jpg", "actual": "lion", "predicted": "leopard", "probability": 0.9},
+            {"file": "lion/gone.jpg", "actual": "lion", "predicted": "zebra", "probability": 0.8},
+            {"file": "../../etc/passwd", "actual": "lion", "predicted": "zebra", "probability": 0.7},
+        ],
+    }
+    found = performance.top_loss_images(report)
+    assert [loss["file"] for loss in found] == ["lion/a.jpg"]
+    assert found[0]["path"] == (tmp_path / "lion" / "a.jpg").resolve()
