@@ -109,7 +109,9 @@ def _load_by_position(model: nn.Module, weights: Path) -> None:
     mapped = {}
     for (src_key, tensor), (dst_key, slot) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != slot.shape:
-            raise RuntimeError(f"{weights.name}: {src_key} {tuple(tensor.shape)} vs {dst_key} {tuple(slot.shape)}")
+            raise RuntimeError(
+                f"{weights.name}: {src_key} {tuple(tensor.shape)} vs {dst_key} {tuple(slot.shape)}"
+            )
         mapped[dst_key] = tensor
     model.load_state_dict(mapped)
 
@@ -120,7 +122,9 @@ def _timm_online(model_name: str, pretrained: bool) -> Backbone:
     try:
         model = timm.create_model(model_name, pretrained=pretrained, num_classes=0, global_pool="")
     except Exception as exc:  # unknown name or no network: both are the user's to fix
-        raise BackboneError(f"timm:{model_name} could not be built ({exc}); is the name right and are you online?")
+        raise BackboneError(
+            f"timm:{model_name} could not be built ({exc}); is the name right and are you online?"
+        ) from None
     config = model.pretrained_cfg
     return Backbone(f"timm:{model_name}", model, tuple(config["mean"]), tuple(config["std"]))
 
@@ -135,4 +139,6 @@ def _torchvision_online(model_name: str, pretrained: bool) -> Backbone:
         raise BackboneError(
             f"torchvision:{model_name} could not be built ({exc}); is the name right and are you online?"
         ) from None
-    return Backbone(f"torchvision:{model_name}", create_body(model, pretrained=pretrained), IMAGENET_MEAN, IMAGENET_STD)
+    return Backbone(
+        f"torchvision:{model_name}", create_body(model, pretrained=pretrained), IMAGENET_MEAN, IMAGENET_STD
+    )

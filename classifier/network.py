@@ -30,7 +30,9 @@ class WildlifeNet(nn.Module):
         return self.head(self.body((images - self.mean) / self.std))
 
 
-def build_network(backbone: str, n_classes: int, pretrained: bool = True, dropout: float = 0.5) -> WildlifeNet:
+def build_network(
+    backbone: str, n_classes: int, pretrained: bool = True, dropout: float = 0.5
+) -> WildlifeNet:
     """A fresh network with an untrained head for `n_classes`."""
     parts = create_backbone(backbone, pretrained=pretrained)
     head = create_head(feature_count(parts.body), n_classes, ps=dropout)  # concat avg+max pooling inside

@@ -72,5 +72,5 @@ def test_every_offline_backbone_builds_a_network_that_gives_one_score_per_class(
 
 
 def test_unknown_backbone_names_the_offline_choices() -> None:
-    with pytest.raises(BackboneError, match="efficientnet_lite0.*timm:<name>"):
+    with pytest.raises(BackboneError, match=r"efficientnet_lite0.*timm:<name>"):
         create_backbone("resnet9000")
