@@ -1,0 +1,111 @@
+"""Shared fixtures: generated images whose class is predictable, a tiny trained bundle, the real data.
+
+`tiny_bundle` is a real bundle trained by `train` (the project's own pipeline) on generated photos of
+three colours, so prediction and app tests can load a true `model.pkl` + `report.json` in seconds:
+
+- classes (sorted, as the model's vocab): `TINY_CLASSES` = ("blue", "green", "red");
+- `make_tiny_image(label, seed=0, size=96)` draws a fresh photo of that class (a noisy field of its
+  colour with a darker square); the bundle predicts `label` for it. Also a fixture, `tiny_image`.
+- images are 96 px JPEG and PNG files, 20 per class, in `tiny_dataset` (class sub-folders, so
+  `python -m classifier evaluate --model DIR tiny_dataset` works too); the bundle's size is 64.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Sleeping, not spinning, OpenMP threads: on these shared cores spinning made a 3-second training run
+# take a minute. Must be set before torch is first imported (conftest loads before the test modules).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TINY_COLOURS = {"blue": (30, 60, 220), "green": (40, 190, 50), "red": (220, 40, 30)}
+TINY_CLASSES = tuple(sorted(TINY_COLOURS))
+TINY_PER_CLASS = 20
+TINY_SIZE = 64
+
+
+def make_tiny_image(label: str, seed: int = 0, size: int = 96) -> Image.Image:
+    """A generated RGB photo of class `label` (one of TINY_CLASSES); any seed gives another one."""
+    rng = np.random.default_rng([seed, TINY_CLASSES.index(label)])
+    pixels = np.array(TINY_COLOURS[label], dtype=np.float64) * rng.uniform(0.8, 1.1)
+    canvas = np.broadcast_to(pixels, (size, size, 3)) + rng.normal(0, 18, (size, size, 3))
+    x, y = rng.integers(0, size // 2, 2)
+    side = int(rng.integers(size // 6, size // 3))
+    canvas[y : y + side, x : x + side] *= 0.55
+    return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def write_tiny_dataset(root: Path, per_class: int = TINY_PER_CLASS) -> Path:
+    """Class sub-folders of generated photos under `root` (JPEG, every third one PNG)."""
+    for label in TINY_CLASSES:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            suffix = "png" if i % 3 == 2 else "jpg"
+            make_tiny_image(label, seed=i + 1000).save(root / label / f"{label}_{i:02d}.{suffix}")
+    return root
+
+
+def tiny_config(data: Path, out_dir: Path, **changes):
+    """The fast recipe the tiny bundle is trained with (64 px, 4 frozen + 1 unfrozen epoch)."""
+    from train.recipe import TrainConfig
+
+    options = {
+        "data": data,
+        "name": "tiny",
+        "title": "Tiny colours",
+        "out_dir": out_dir / "models",
+        "runs_dir": out_dir / "runs",
+        "backbone": "mobilenet_v2",
+        "sizes": (TINY_SIZE,),
+        "frozen_epochs": 4,
+        "unfrozen_epochs": 1,
+        "lr": 1e-2,
+        "lr_find_iters": 12,
+        "batch_size": 8,
+        "workers": 0,
+        "valid_pct": 0.25,
+        "patience": 0,
+        **changes,
+    }
+    return TrainConfig(**options)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder dataset of generated photos: one sub-folder per class in TINY_CLASSES."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The `TrainResult` of the tiny run (bundle path, report, timings)."""
+    from train import train
+
+    return train(tiny_config(tiny_dataset, tmp_path_factory.mktemp("tiny_run")), quiet=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_training) -> Path:
+    """Path of a bundle folder (model.pkl + report.json) trained on `tiny_dataset`; see the module doc."""
+    return tiny_training.bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_image():
+    """`make_tiny_image`: label -> a generated photo the tiny bundle classifies as that label."""
+    return make_tiny_image
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the project, or skip the test when it is not there."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the real images in {SHARED_DATA}")
+    return SHARED_DATA

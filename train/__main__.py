@@ -1,0 +1,52 @@
+"""Train a model bundle from labeled photos.
+
+    python -m train --data ../shared/data/intel --name habitats --title "Habitat scenes"
+    python -m train --data serengeti.json --image-root /data/serengeti --split location --drop-empty 0.9
+    python -m train --help
+
+Writes OUT_DIR/NAME/model.pkl and report.json, checkpoints every epoch under RUNS_DIR/NAME (continue an
+interrupted run with --resume), and ends with a short summary.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from classifier.backbones import BackboneError
+from classifier.datasets import DatasetError
+from train.checkpoint import ResumeError
+from train.pipeline import TrainResult, train
+from train.recipe import RecipeError, config_from_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = config_from_args(argv)
+    try:
+        result = train(config)
+    except (DatasetError, RecipeError, ResumeError, BackboneError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    return 0
+
+
+def summary(result: TrainResult) -> str:
+    report = result.report
+    metrics, threshold = report["metrics"], report["threshold"]
+    minutes, seconds = divmod(round(result.seconds), 60)
+    lines = [
+        f"accuracy {metrics['accuracy']:.3f}   macro-F1 {metrics['macro_f1']:.3f}   "
+        f"top-3 {metrics['top3_accuracy']:.3f}   valid loss {metrics['valid_loss']:.3f}",
+        f"threshold {threshold['value']:.2f}: labels {threshold['coverage']:.0%} of the validation photos "
+        f"at {threshold['accuracy']:.1%} accuracy",
+        f"wrote {result.bundle / 'model.pkl'} and {result.bundle / 'report.json'}",
+        f"took {minutes}m{seconds:02d}s ({report['data']['n_train']} training images, "
+        f"{result.train_images_per_second:.1f} images/s while training)",
+    ]
+    if report["skipped"]:
+        lines.append(f"skipped {len(report['skipped'])} unusable images (listed in report.json)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The training recipe: every option of `python -m train`, its default and why.
+
+The command line is built from `TrainConfig`'s fields (help text in each field's metadata), so the two
+cannot drift apart. Defaults are sized for the Intel scenes benchmark on a 2-core CPU: 1,500 training
+images to at least 0.92 accuracy within 30 minutes (see benchmarks/train_intel.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from classifier.datasets import FORMATS, MULTI_LABEL, SPLITS
+
+BALANCE = ("none", "weighted", "oversample")
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: the option's help text, and `choices`, `required` or the default as `shown` in --help."""
+    return {"help": text, **extra}
+
+
+def default_workers() -> int:
+    """DataLoader worker processes: none on 1-2 cores (decoding small JPEGs costs little next to the
+    network, and a worker would take a core from it), otherwise half the cores up to 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
+@dataclass
+class TrainConfig:
+    # --- data
+    data: Path | None = field(
+        default=None,
+        metadata=_help("labeled data: a folder of class folders, a csv, or a COCO/iNat JSON", required=True),
+    )
+    format: str | None = field(
+        default=None, metadata=_help("dataset format", choices=FORMATS, shown="guessed from the path")
+    )
+    image_root: Path | None = field(
+        default=None, metadata=_help("where the image paths in a csv/JSON start", shown="the file's folder")
+    )
+    name: str = field(
+        default="model", metadata=_help("bundle name: writes OUT_DIR/NAME/model.pkl and report.json")
+    )
+    title: str | None = field(default=None, metadata=_help("human title for the app", shown="the name"))
+    out_dir: Path = field(default=Path("models"), metadata=_help("folder that receives the bundle"))
+    runs_dir: Path = field(
+        default=Path("runs"),
+        metadata=_help("folder for per-epoch checkpoints (RUNS_DIR/NAME), used by --resume"),
+    )
+    # --- filters
+    classes: tuple[str, ...] = field(
+        default=(), metadata=_help("comma-separated classes to keep", shown="all")
+    )
+    min_images: int = field(default=0, metadata=_help("drop classes with fewer images than this"))
+    top_classes: int = field(default=0, metadata=_help("keep only the N most frequent classes (0: all)"))
+    supercategory: tuple[str, ...] = field(
+        default=(),
+        metadata=_help("iNat: comma-separated supercategories to keep, e.g. Mammalia,Aves", shown="all"),
+    )
+    drop_empty: float = field(
+        default=0.0, metadata=_help("fraction (0-1) of empty/blank frames to drop at random, e.g. 0.9")
+    )
+    first_frame: bool = field(
+        default=False, metadata=_help("keep only the first frame of each camera-trap sequence")
+    )
+    # An image with two species has no single right answer; skipping it (and listing it) is the safe default.
+    multi_label: str = field(
+        default="skip",
+        metadata=_help("COCO images with several species: first label, skip, or all", choices=MULTI_LABEL),
+    )
+    verify_images: bool = field(
+        default=True, metadata=_help("decode every image before training and skip the unreadable ones")
+    )
+    # --- split
+    split: str = field(
+        default="auto",
+        metadata=_help("auto: the data's own split, else by sequence, else random", choices=SPLITS),
+    )
+    valid_pct: float = field(
+        default=0.2, metadata=_help("share of images (or groups) held out when the split is made here")
+    )
+    seed: int = field(
+        default=42, metadata=_help("seed for the split, the sampling and the weights of the new head")
+    )
+    # --- model and schedule
+    # Lite0 over Lite2: 1.3-1.7x the images/second on a 2-core CPU (measured: ~22 vs ~17 img/s training
+    # at 160 px, ~8 vs ~6 at 224), so the 30-minute budget holds 3 unfrozen epochs at each size, and a
+    # frozen Lite0 already separates the Intel scenes at ~0.90.
+    backbone: str = field(
+        default="efficientnet_lite0",
+        metadata=_help("efficientnet_lite0|1|2, mobilenet_v2, or timm:/torchvision:NAME"),
+    )
+    pretrained: bool = field(default=True, metadata=_help("start from the offline ImageNet weights"))
+    # Small images first (fast epochs learn the head and coarse features), then the final size.
+    sizes: tuple[int, ...] = field(
+        default=(160, 224),
+        metadata=_help("progressive resizing: comma-separated image sizes; the last is final"),
+    )
+    frozen_epochs: int = field(
+        default=2, metadata=_help("epochs training the new head only, at the first size")
+    )
+    unfrozen_epochs: int = field(
+        default=3, metadata=_help("epochs training the whole network, at each size in turn")
+    )
+    lr: float | None = field(
+        default=None, metadata=_help("peak learning rate of the head", shown="the lr_find suggestion")
+    )
+    # The body learns 1/lr_mult as fast as the head at first (fastai's fine_tune uses 100).
+    lr_mult: float = field(
+        default=100.0, metadata=_help("discriminative rates when unfrozen: body rate = head rate / LR_MULT")
+    )
+    lr_find_iters: int = field(default=60, metadata=_help("mini-batches the learning-rate finder tries"))
+    pct_start: float = field(default=0.25, metadata=_help("share of each one-cycle spent warming up"))
+    weight_decay: float | None = field(default=None, metadata=_help("weight decay", shown="fastai's 0.01"))
+    dropout: float = field(default=0.5, metadata=_help("dropout in the new head"))
+    batch_size: int = field(default=32, metadata=_help("images per batch"))
+    workers: int = field(
+        default=default_workers(),
+        metadata=_help(
+            "DataLoader worker processes", shown=f"{default_workers()}, sized to the {os.cpu_count()} cores"
+        ),
+    )
+    mixed_precision: bool = field(
+        default=True, metadata=_help("use 16-bit mixed precision (only ever on a CUDA GPU)")
+    )
+    # --- augmentation (training images only)
+    augment: bool = field(
+        default=True, metadata=_help("augment training images; --no-augment turns all of it off")
+    )
+    flip: bool = field(default=True, metadata=_help("random horizontal flips"))
+    max_rotate: float = field(default=10.0, metadata=_help("maximum rotation in degrees (0: none)"))
+    max_zoom: float = field(default=1.1, metadata=_help("maximum zoom factor (1: none)"))
+    max_lighting: float = field(default=0.2, metadata=_help("maximum brightness/contrast change (0: none)"))
+    max_warp: float = field(default=0.2, metadata=_help("maximum perspective warp (0: none)"))
+    # --- loss
+    balance: str = field(
+        default="none",
+        metadata=_help("class imbalance: weighted loss, oversample rare classes, or none", choices=BALANCE),
+    )
+    label_smoothing: float = field(default=0.1, metadata=_help("label smoothing (0: plain cross-entropy)"))
+    patience: int = field(
+        default=3, metadata=_help("stop a stage after this many epochs without a lower valid loss (0: never)")
+    )
+    resume: bool = field(default=False, metadata=_help("continue RUNS_DIR/NAME from its last finished epoch"))
+
+    def stages(self) -> list[tuple[str, int, int]]:
+        """(stage, image size, epochs): frozen at the first size, then unfrozen at every size."""
+        plan = [("frozen", self.sizes[0], self.frozen_epochs)] if self.frozen_epochs else []
+        plan += (
+            [("unfrozen", size, self.unfrozen_epochs) for size in self.sizes] if self.unfrozen_epochs else []
+        )
+        return plan
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready copy for the report and the checkpoint."""
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class RecipeError(ValueError):
+    """An option value that cannot work, with the option's name."""
+
+
+def check(config: TrainConfig) -> TrainConfig:
+    """Refuse option values that would fail later, slowly."""
+    problems = []
+    if config.data is None:
+        problems.append("--data is required")
+    if not config.sizes or any(s < 32 for s in config.sizes):
+        problems.append("--sizes needs one or more sizes of at least 32 pixels")
+    if config.frozen_epochs < 0 or config.unfrozen_epochs < 0 or not config.stages():
+        problems.append("--frozen-epochs and --unfrozen-epochs must be >= 0 and not both 0")
+    if config.batch_size < 1:
+        problems.append("--batch-size must be at least 1")
+    if config.lr is not None and config.lr <= 0:
+        problems.append("--lr must be positive")
+    if config.workers < 0:
+        problems.append("--workers must be >= 0")
+    if problems:
+        raise RecipeError("; ".join(problems))
+    return config
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a wildlife classifier bundle (model.pkl + report.json) from labeled photos.",
+    )
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        _add_option(parser, spec, hints[spec.name])
+    return parser
+
+
+def _add_option(parser: argparse.ArgumentParser, spec: dataclasses.Field, hint: Any) -> None:
+    flag = "--" + spec.name.replace("_", "-")
+    base = _unwrap(hint)
+    shown = spec.metadata.get("shown") or _shown(spec.default)
+    shown = "required" if spec.metadata.get("required") else f"default: {shown}"
+    help_text = f"{spec.metadata['help']} ({shown})"
+    if base is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=help_text)
+        return
+    parse = _list_parser(typing.get_args(base)[0]) if typing.get_origin(base) is tuple else base
+    parser.add_argument(
+        flag,
+        type=parse,
+        default=spec.default,
+        choices=spec.metadata.get("choices"),
+        required=spec.metadata.get("required", False),
+        help=help_text,
+        metavar=spec.name.upper() if not spec.metadata.get("choices") else None,
+    )
+
+
+def _unwrap(hint: Any) -> Any:
+    """`X | None` -> X: the type that parses the option's text."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _list_parser(item: type) -> Any:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected comma-separated {item.__name__} values"
+            ) from None
+
+    parse.__name__ = f"comma-separated {item.__name__}s"
+    return parse
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    args = build_parser().parse_args(argv)
+    return TrainConfig(**vars(args))
