@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/train_intel.py            # the real run: 1,500 training images, ~15-30 min
     .venv/bin/python benchmarks/train_intel.py --smoke    # proves the script works: 10 images a class, 64 px
+    .venv/bin/python benchmarks/train_intel.py --out-dir models --name habitat --title "Habitat types (Intel scenes)"
+                                                          # the same run, keeping the app's habitat bundle
 
 Trains on ../shared/data/intel/train and validates on intel/valid (the dataset's own test split) with
 every recipe option at its default (`python -m train --help`), except in --smoke mode. Target on a 2-core
@@ -45,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         data = _smoke_subset(args.data, Path(scratch) / "intel") if args.smoke else args.data
         out_dir = args.out_dir or Path(scratch) / "models"
         config = TrainConfig(
-            data=data,
-            name="intel",
-            title="Intel scenes",
+            data=_portable(data),
+            name=args.name,
+            title=args.title,
             out_dir=out_dir,
             runs_dir=Path(scratch) / "runs",
             split="folders",
@@ -71,7 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="tiny run to check the script (default: off)")
     parser.add_argument("--data", type=Path, default=INTEL, help=f"Intel scenes root (default: {INTEL})")
     parser.add_argument("--out-dir", type=Path, default=None, help="keep the bundle here (default: discard)")
+    parser.add_argument("--name", default="intel", help="bundle name (default: intel; the app's is habitat)")
+    parser.add_argument("--title", default="Intel scenes", help="bundle title (default: Intel scenes)")
     return parser
+
+
+def _portable(data: Path) -> Path:
+    """The data path relative to the project when it can be, so a kept bundle's report works elsewhere."""
+    os.chdir(REPO)
+    try:
+        return Path(os.path.relpath(data.resolve(), REPO))
+    except ValueError:  # another drive
+        return data
 
 
 def _smoke_options(smoke: bool) -> dict:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 HEADLINE = ("accuracy", "macro_f1", "top3_accuracy", "valid_loss")
 
 
@@ -93,9 +94,13 @@ def compare(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
 def top_loss_images(report: dict[str, Any], data_root: Path | None = None) -> list[dict[str, Any]]:
     """The report's top losses whose image is on this disk, each with its absolute `path` added.
 
-    Paths in the report are relative to the dataset root the training run used (`data.source`).
+    Paths in the report are relative to the dataset root the training run used (`data.root`, else
+    `data.source`); a relative root is relative to the project folder, where training runs.
     """
-    root = Path(data_root or report.get("data", {}).get("source", ""))
+    data = report.get("data", {})
+    root = Path(data_root or data.get("root") or data.get("source") or "")
+    if root.parts and not root.is_absolute():
+        root = PROJECT_DIR / root
     found = []
     for loss in report.get("top_losses", []):
         path = (root / loss["file"]).resolve()

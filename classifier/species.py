@@ -157,6 +157,26 @@ class SpeciesBook:
         return [e for e in self.entries.values() if e.iucn in wanted]
 
 
+def filter_classes(
+    classes: Iterable[str], book: SpeciesBook | None, text: str = "", codes: Iterable[str] = ()
+) -> list[str]:
+    """The classes (in model order) matching a search and an IUCN filter, notes or not.
+
+    A class without notes matches a search by its own name, and never an IUCN filter (its status is
+    unknown to us); with no filter and blank text every class is kept.
+    """
+    needle, wanted = _normalise(text), set(codes)
+    found = {e.key for e in book.search(text)} if book else set()
+    if wanted:
+        found &= {e.key for e in book.by_iucn(wanted)} if book else set()
+    no_notes = (
+        []
+        if wanted
+        else [c for c in classes if (not book or c not in book.entries) and needle in _normalise(c)]
+    )
+    return [c for c in classes if c in found or c in no_notes]
+
+
 def load_species_book(path: Path) -> SpeciesBook:
     """Read and validate one species notes file; any problem raises a one-line `SpeciesInfoError`."""
     path = Path(path)

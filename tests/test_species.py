@@ -415,3 +415,16 @@ def test_any_text_loads_or_raises_species_info_error(tmp_path_factory, text):
         assert len(str(error).splitlines()) == 1
     else:
         assert book.bundle == "demo"
+
+
+def test_filter_classes_keeps_classes_without_notes_for_a_search_but_not_for_an_iucn_filter(tmp_path) -> None:
+    from classifier.species import filter_classes
+
+    book = find_species_book("otters")
+    classes = ["river_otter", "sea_otter", "mink"]
+    assert filter_classes(classes, book) == classes
+    assert filter_classes(classes, book, "otter") == ["river_otter", "sea_otter"]
+    assert filter_classes(classes, book, "MINK") == ["mink"]
+    assert filter_classes(classes, book, "", ["EN"]) == ["sea_otter"]
+    assert filter_classes(classes, None, "sea") == ["sea_otter"]
+    assert filter_classes(classes, None, "", ["LC"]) == []

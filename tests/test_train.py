@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CLASSES, TINY_SIZE, tiny_config, write_tiny_dataset
 
 from classifier.report import read_report
+from conftest import TINY_CLASSES, TINY_SIZE, tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,116 @@
+"""Batch-label photos: many files or a zip in, a table, counts per species and a CSV out."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from classifier.images import thumbnail_data_url
+from classifier.inputs import expand_inputs
+from classifier.predict import CSV_COLUMNS, ERROR, OK
+from classifier.sequences import assign_sequences
+from pages.common import require_bundle, require_predictor
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
+TABLE_COLUMNS = ["thumbnail", "path", "label", "confidence", "status", "error", "datetime", "sequence_id"]
+
+bundle = require_bundle()
+st.title("Batch-label photos")
+st.write(
+    "Upload camera-trap photos (or a zip of them). Every photo gets a label; photos the model is not sure "
+    "about, and files that are not readable photos, are set aside for review. Download the CSV for a "
+    "spreadsheet or your camera-trap tools."
+)
+uploads = st.file_uploader(
+    "Photos or a zip", type=UPLOAD_TYPES, accept_multiple_files=True, key="batch_uploads"
+)
+gap = st.number_input(
+    "Photos taken within this many seconds by the same camera are one sequence",
+    min_value=0,
+    max_value=3600,
+    value=60,
+    key="batch_gap",
+)
+
+
+def save_uploads(folder: Path) -> list[Path]:
+    """Write the uploads into one folder (loose photos then share sequences), keeping names distinct."""
+    paths = []
+    for index, upload in enumerate(uploads):
+        name = Path(upload.name).name or f"upload-{index}"
+        path = folder / name
+        if path.exists():
+            path = folder / f"{Path(name).stem}-{index}{Path(name).suffix}"
+        path.write_bytes(upload.getvalue())
+        paths.append(path)
+    return paths
+
+
+def label_uploads() -> pd.DataFrame:
+    predictor = require_predictor(bundle)
+    progress = st.progress(0.0, text="Reading the files…")
+    with tempfile.TemporaryDirectory(prefix="batch-") as folder:
+        expansion = expand_inputs(save_uploads(Path(folder)))
+        rows, thumbnails, total = [], [], len(expansion.items)
+        # predict_many yields one row per item, in order, so the two can be walked together.
+        for item, row in zip(expansion.items, predictor.predict_many(expansion.items), strict=True):
+            rows.append(row)
+            thumbnails.append(None if row.status == ERROR else thumbnail_data_url(item.read()))
+            progress.progress(len(rows) / max(total, 1), text=f"Labelled {len(rows)} of {total} photos")
+        for row in rows:
+            row.path = os.path.relpath(row.path, folder)  # what the user uploaded, not our temp folder
+    progress.empty()
+    assign_sequences(rows, float(gap))
+    table = pd.DataFrame(
+        [row.to_csv(sequence_label=True) for row in rows], columns=[*CSV_COLUMNS, "sequence_label"]
+    )
+    table["confidence"] = pd.to_numeric(table["confidence"])
+    table.insert(0, "thumbnail", thumbnails)
+    if expansion.skipped_total:
+        st.info(f"Skipped {expansion.skipped_summary()}.")
+    return table
+
+
+if uploads and st.button(f"Label {len(uploads)} file(s)", type="primary"):
+    st.session_state["batch_results"] = (bundle.name, label_uploads())
+
+results = st.session_state.get("batch_results")
+if not results or results[0] != bundle.name:
+    st.stop()
+table = results[1]
+needs_review = table["status"] != OK
+
+counts = st.columns(3)
+counts[0].metric("Photos", len(table))
+counts[1].metric("Labelled", int((~needs_review).sum()))
+counts[2].metric("Needs review", int(needs_review.sum()))
+
+st.subheader("Photos per species")
+per_species = (
+    table.loc[~needs_review, "label"].value_counts().rename_axis("species").reset_index(name="photos")
+)
+if per_species.empty:
+    st.caption("No photo was labelled with confidence.")
+else:
+    st.bar_chart(per_species, x="species", y="photos", horizontal=True)
+
+review_only = st.toggle(
+    "Show only photos that need review (not sure, or unreadable)", key="batch_review_only"
+)
+st.dataframe(
+    (table[needs_review] if review_only else table)[TABLE_COLUMNS],
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "thumbnail": st.column_config.ImageColumn("photo"),
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+    },
+)
+st.download_button(
+    "Download CSV",
+    table[[*CSV_COLUMNS, "sequence_label"]].to_csv(index=False),
+    file_name=f"labels-{bundle.name}.csv",
+    mime="text/csv",
+)

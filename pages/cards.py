@@ -1,0 +1,50 @@
+"""How a species is drawn: the IUCN badge and the card the classify and species pages share."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from classifier.species import IUCN_COLOURS, SpeciesEntry
+
+SPECIES_PAGE = "pages/species.py"
+_DARK_BADGES = {"EX", "EW", "CR"}
+TREND_ARROWS = {"increasing": "↗", "stable": "→", "decreasing": "↘", "unknown": "?"}
+
+
+def iucn_badge(entry: SpeciesEntry) -> str:
+    """An HTML badge in the Red List's colour, or a plain label for groups and habitats."""
+    if not entry.iucn:
+        label = "habitat" if entry.kind == "habitat" else "group of species (no single IUCN status)"
+        return f"<span style='color:#666'>{label}</span>"
+    text_colour = "#fff" if entry.iucn in _DARK_BADGES else "#111"
+    return (
+        f"<span style='background:{IUCN_COLOURS[entry.iucn]};color:{text_colour};border:1px solid #999;"
+        f"border-radius:0.4em;padding:0.1em 0.5em;font-weight:600'>{entry.iucn} · "
+        f"{html.escape(entry.iucn_name or '')}</span>"
+    )
+
+
+def heading(entry: SpeciesEntry) -> str:
+    science = f" · *{entry.scientific_name}*" if entry.scientific_name else ""
+    return f"**{entry.common_name}**{science}"
+
+
+def status_line(entry: SpeciesEntry) -> str:
+    trend = entry.population_trend
+    trend_text = f" &nbsp; population {TREND_ARROWS[trend]} {trend}" if trend else ""
+    return iucn_badge(entry) + trend_text
+
+
+def species_card(entry: SpeciesEntry) -> None:
+    """The short card under a prediction: names, status, description, threats, action, and a link."""
+    with st.container(border=True):
+        st.markdown(heading(entry))
+        st.markdown(status_line(entry), unsafe_allow_html=True)
+        st.write(entry.description)
+        st.markdown(f"**Threats.** {entry.threats}")
+        st.markdown(f"**What is being done.** {entry.conservation}")
+        st.page_link(
+            SPECIES_PAGE, label=f"More about the {entry.common_name}", query_params={"species": entry.key}
+        )

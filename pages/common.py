@@ -1,0 +1,133 @@
+"""What every page shares: the sidebar's model picker and threshold, and the cached loaders.
+
+Models load once per process (`st.cache_resource`, shared by all sessions: the predictor is only read
+from), bundle lists, reports and species notes once per content (`st.cache_data`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from classifier.bundles import MODELS_DIR, Bundle, LoadedModel, find_bundles, load_model, read_bundle
+from classifier.predict import Predictor
+from classifier.species import SpeciesBook, SpeciesInfoError, find_species_book
+
+# Lets tests and self-hosters point the app at another models folder.
+MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
+SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"
+SPECIES_PAGE = "pages/species.py"
+NO_MODEL = (
+    "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
+    "(see the About page), then reload this page."
+)
+
+
+def models_root() -> Path:
+    return Path(os.environ.get(MODELS_DIR_VARIABLE) or MODELS_DIR)
+
+
+@st.cache_data(show_spinner=False)
+def bundles_in(root: str) -> list[Bundle]:
+    return find_bundles(root)
+
+
+@st.cache_resource(show_spinner="Loading the model (once for everyone)…", max_entries=4)
+def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
+    """The bundle's network; the hash is part of the key so a retrained bundle is reloaded."""
+    return load_model(read_bundle(directory))
+
+
+@st.cache_data(show_spinner=False)
+def species_book(bundle_name: str) -> SpeciesBook | None:
+    root = os.environ.get(SPECIES_DIR_VARIABLE)
+    return find_species_book(bundle_name, Path(root)) if root else find_species_book(bundle_name)
+
+
+def working_bundles() -> list[Bundle]:
+    return [b for b in bundles_in(str(models_root())) if b.ok]
+
+
+def sidebar() -> None:
+    """The model picker (default bundle first) and the confidence threshold, shared by every page."""
+    bundles = bundles_in(str(models_root()))
+    for broken in (b for b in bundles if not b.ok):
+        st.sidebar.warning(f"Model '{broken.name}' cannot be used: {broken.error}")
+    working = [b for b in bundles if b.ok]
+    if not working:
+        st.sidebar.info(NO_MODEL)
+        return
+    names = [b.name for b in working]
+    linked = st.query_params.get("model")
+    if linked in names:  # a shared link names its model; the picker below keeps the link up to date
+        st.session_state["model"] = linked
+    elif st.session_state.get("model") not in names:
+        st.session_state["model"] = names[0]
+    st.sidebar.selectbox(
+        "Model",
+        names,
+        key="model",
+        format_func=lambda n: next(b.title for b in working if b.name == n),
+        on_change=_link_model,
+    )
+    bundle = current_bundle()
+    assert bundle is not None
+    key = f"threshold_{bundle.name}"
+    if key not in st.session_state:
+        st.session_state[key] = round(bundle.threshold, 2)
+    st.sidebar.slider(
+        "Confidence threshold",
+        0.0,
+        1.0,
+        step=0.01,
+        key=key,
+        help="Below this confidence a photo is marked 'not sure' and set aside for a person. "
+        f"The model's own default is {bundle.threshold:.2f}.",
+    )
+
+
+def _link_model() -> None:
+    if "model" in st.query_params:
+        st.query_params["model"] = st.session_state["model"]
+
+
+def current_bundle() -> Bundle | None:
+    """The picked bundle; the default one before the sidebar has run (a page opened on its own)."""
+    working = working_bundles()
+    chosen = next((b for b in working if b.name == st.session_state.get("model")), None)
+    return chosen or (working[0] if working else None)
+
+
+def current_threshold(bundle: Bundle) -> float:
+    return float(st.session_state.get(f"threshold_{bundle.name}", bundle.threshold))
+
+
+def require_bundle() -> Bundle:
+    """The chosen bundle, or the 'no model' message and the end of this page's run."""
+    bundle = current_bundle()
+    if bundle is None:
+        st.info(NO_MODEL)
+        st.stop()
+    return bundle
+
+
+def require_predictor(bundle: Bundle) -> Predictor:
+    """A predictor at this session's threshold, or one error line when the model file cannot be used."""
+    try:
+        model = loaded_model(str(bundle.directory), bundle.model_sha256)
+    except ValueError as error:  # BundleError: missing, corrupt or tampered model file
+        st.error(str(error))
+        st.stop()
+    # Cheap: the network is shared; only this session's threshold and top-k are its own.
+    return Predictor(model, threshold=current_threshold(bundle), top_k=5)
+
+
+def species_book_or_warn(bundle: Bundle) -> SpeciesBook | None:
+    """The bundle's species notes; a broken notes file is one warning, the page goes on without notes."""
+    try:
+        return species_book(bundle.name)
+    except SpeciesInfoError as error:
+        st.warning(f"Species notes are unavailable: {error}")
+        return None

@@ -1,0 +1,134 @@
+"""Model performance: how well the chosen model does on images it did not train on."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from classifier import performance
+from pages.common import current_threshold, require_bundle, working_bundles
+
+bundle = require_bundle()
+report = bundle.report
+threshold = current_threshold(bundle)
+data = report.get("data", {})
+
+st.title(f"Model performance · {bundle.title}")
+st.caption(
+    f"Measured on {data.get('n_valid', '?')} images it did not train on "
+    f"({data.get('split', 'held-out split')}); "
+    f"trained on {data.get('n_train', '?')} images. Backbone {report.get('arch', '?')}, "
+    f"{report.get('image_size')} px."
+)
+metrics = report.get("metrics", {})
+for column, (key, label) in zip(
+    st.columns(4),
+    [
+        ("accuracy", "Accuracy"),
+        ("macro_f1", "Macro F1"),
+        ("top3_accuracy", "Top-3 accuracy"),
+        ("valid_loss", "Loss"),
+    ],
+    strict=True,
+):
+    value = metrics.get(key)
+    column.metric(
+        label, "–" if value is None else (f"{value:.3f}" if key == "valid_loss" else f"{value:.1%}")
+    )
+
+st.subheader("Confusion matrix")
+normalise = st.toggle("Share of each actual class (rows add up to 100%)", key="performance_normalise")
+cells = performance.confusion_long(report, normalise=normalise)
+size = max(300, 16 * len(report["classes"]))
+heatmap = (
+    alt.Chart(cells)
+    .mark_rect()
+    .encode(
+        x=alt.X("predicted:N", sort=report["classes"], title="predicted"),
+        y=alt.Y("actual:N", sort=report["classes"], title="actual"),
+        color=alt.Color(
+            "value:Q", scale=alt.Scale(scheme="greens"), title="share" if normalise else "images"
+        ),
+        tooltip=["actual", "predicted", alt.Tooltip("value:Q", format=".0%" if normalise else "d")],
+    )
+    .properties(width=size, height=size)
+)
+st.altair_chart(heatmap, width="content")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Most confused")
+    confused = performance.most_confused(report)
+    if confused.empty:
+        st.write("No mistakes on the validation images.")
+    else:
+        st.dataframe(confused, hide_index=True, width="stretch")
+with right:
+    st.subheader("Per class (weakest first)")
+    st.dataframe(
+        performance.per_class(report),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            name: st.column_config.NumberColumn(format="%.2f") for name in ("precision", "recall", "f1")
+        },
+    )
+
+st.subheader("Auto-labelling: coverage and accuracy per confidence cut-off")
+curve = performance.threshold_curve(report)
+if curve.empty:
+    st.info("This report has no threshold curve.")
+else:
+    lines = curve.melt("threshold", ["coverage", "accuracy"], var_name="measure", value_name="share")
+    chart = (
+        alt.Chart(lines)
+        .mark_line()
+        .encode(x="threshold:Q", y=alt.Y("share:Q", scale=alt.Scale(domain=[0, 1])), color="measure:N")
+    )
+    marker = (
+        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
+        .mark_rule(strokeDash=[4, 4])
+        .encode(x="threshold:Q")
+    )
+    st.altair_chart(chart + marker, width="stretch")
+    point = performance.at_threshold(report, threshold)
+    if point:
+        st.write(
+            f"At the sidebar's threshold {threshold:.2f} the model labels "
+            f"**{point['coverage']:.0%}** of photos on its own, "
+            f"**{point['accuracy']:.0%}** of them correctly; the rest go to a person."
+        )
+
+st.subheader("Training curves")
+epochs = performance.history(report)
+if epochs.empty:
+    st.info("This report has no training history (it was made by `python -m classifier evaluate`).")
+else:
+    losses = epochs.melt(["step", "stage"], ["train_loss", "valid_loss"], var_name="loss", value_name="value")
+    st.altair_chart(
+        alt.Chart(losses)
+        .mark_line(point=True)
+        .encode(x="step:Q", y="value:Q", color="loss:N", shape="stage:N"),
+        width="stretch",
+    )
+    st.line_chart(epochs, x="step", y=[c for c in ("accuracy", "macro_f1") if c in epochs])
+
+st.subheader("Biggest mistakes")
+losses = performance.top_loss_images(report)
+if not losses:
+    st.caption("The images of the top losses are shown when the training data is on this disk.")
+else:
+    columns = st.columns(4)
+    for index, loss in enumerate(losses[:12]):
+        columns[index % 4].image(
+            str(loss["path"]),
+            caption=f"actual {loss['actual']} · predicted {loss['predicted']} ({loss['probability']:.0%})",
+        )
+
+st.subheader("Compare with another model")
+others = [b for b in working_bundles() if b.name != bundle.name]
+if not others:
+    st.caption("Only one model is available.")
+else:
+    chosen = st.selectbox("Other model", [b.name for b in others], key="performance_compare")
+    other = next(b for b in others if b.name == chosen)
+    st.dataframe(performance.compare({bundle.name: report, other.name: other.report}), width="stretch")

@@ -1,0 +1,85 @@
+"""Species: every class of the chosen model, searchable and filterable, with a page per species.
+
+A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes).
+"""
+
+import streamlit as st
+
+from classifier.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
+from pages.cards import SPECIES_PAGE, heading, status_line
+from pages.common import require_bundle, species_book_or_warn
+
+bundle = require_bundle()
+book = species_book_or_warn(bundle)
+chosen = st.query_params.get("species")
+
+
+def detail(book: SpeciesBook | None, key: str) -> None:
+    st.page_link(
+        SPECIES_PAGE, label="All species", icon=":material/arrow_back:", query_params={"model": bundle.name}
+    )
+    entry = book.get(key) if book else None
+    if key not in bundle.classes:
+        st.warning(f"'{key}' is not one of the classes of {bundle.title}.")
+        return
+    if entry is None:
+        st.title(key.replace("-", " ").replace("_", " ").capitalize())
+        st.info("We have no notes about this class yet; the model still recognises it.")
+        return
+    st.title(entry.common_name)
+    if entry.scientific_name:
+        st.markdown(f"*{entry.scientific_name}*")
+    st.markdown(status_line(entry), unsafe_allow_html=True)
+    st.write(entry.description)
+    for title, text in (
+        ("Habitat", entry.habitat),
+        ("Diet", entry.diet),
+        ("Wildlife that depends on it", entry.wildlife),
+        ("Threats", entry.threats),
+        ("What is being done", entry.conservation),
+    ):
+        if text:
+            st.subheader(title)
+            st.write(text)
+    if entry.look_alikes:
+        st.subheader("Look-alikes")
+        for look_alike in entry.look_alikes:
+            other = book.get(look_alike.species) if book else None
+            label = other.common_name if other else look_alike.species
+            st.page_link(
+                SPECIES_PAGE, label=label, query_params={"species": look_alike.species, "model": bundle.name}
+            )
+            st.caption(look_alike.how_to_tell)
+    st.subheader("Sources")
+    st.markdown("\n".join(f"- [{source.title}]({source.url})" for source in entry.sources))
+
+
+def overview(book: SpeciesBook | None) -> None:
+    st.title(f"Species · {bundle.title}")
+    search, status = st.columns([2, 1])
+    text = search.text_input("Search", placeholder="name, scientific name…", key="species_search")
+    codes = status.multiselect(
+        "IUCN status",
+        list(IUCN_CATEGORIES),
+        format_func=lambda c: f"{c} · {IUCN_CATEGORIES[c]}",
+        key="species_iucn",
+    )
+    shown = filter_classes(bundle.classes, book, text, codes)
+    st.caption(f"{len(shown)} of {len(bundle.classes)} classes")
+    columns = st.columns(3)
+    for index, key in enumerate(shown):
+        entry = book.get(key) if book else None
+        with columns[index % 3].container(border=True):
+            if entry is None:
+                st.markdown(f"**{key}**")
+                st.caption("No notes yet.")
+            else:
+                st.markdown(heading(entry))
+                st.markdown(status_line(entry), unsafe_allow_html=True)
+            st.page_link(SPECIES_PAGE, label="Read more", query_params={"species": key, "model": bundle.name})
+
+
+if chosen:
+    detail(book, chosen)
+else:
+    overview(book)

@@ -1,0 +1,22 @@
+"""The app's entry: navigation over the pages and the sidebar every page shares.
+
+Run with `make run` (or `streamlit run streamlit_app.py`).
+"""
+
+import streamlit as st
+
+from pages.common import sidebar
+
+st.set_page_config(page_title="Wildlife classifier", page_icon="🦓", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True),
+        st.Page("pages/batch.py", title="Batch-label photos", icon=":material/photo_library:"),
+        st.Page("pages/species.py", title="Species", icon=":material/pets:"),
+        st.Page("pages/performance.py", title="Model performance", icon=":material/analytics:"),
+        st.Page("pages/about.py", title="About the models", icon=":material/info:"),
+    ]
+)
+sidebar()
+navigation.run()

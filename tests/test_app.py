@@ -1,0 +1,161 @@
+"""Every page of the app, driven by Streamlit's AppTest on a tiny bundle trained in the test session."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from conftest import TINY_CLASSES
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+PAGES = ["pages/classify.py", "pages/batch.py", "pages/species.py", "pages/performance.py", "pages/about.py"]
+
+
+def jpeg(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("app_models")
+    shutil.copytree(tiny_bundle, root / "tiny")
+    return root
+
+
+@pytest.fixture(scope="module")
+def species_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Notes for two of the three tiny classes, so a class without notes is shown too."""
+    root = tmp_path_factory.mktemp("species")
+    entry = {
+        "kind": "habitat",
+        "common_name": "Red field",
+        "description": "A field that is mostly red.",
+        "wildlife": "Ladybirds.",
+        "threats": "Fading.",
+        "conservation": "Shade.",
+        "sources": [{"title": "Red", "url": "https://en.wikipedia.org/wiki/Red"}],
+    }
+    green = {
+        **entry,
+        "common_name": "Green field",
+        "look_alikes": [{"species": "red", "how_to_tell": "Colour."}],
+    }
+    book = {"bundle": "tiny", "title": "Tiny colours", "species": {"red": entry, "green": green}}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(book))
+    return root
+
+
+@pytest.fixture
+def app(models_dir: Path, species_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(species_dir))
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def test_app_without_any_model_shows_navigation_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("No model bundled yet" in info.value for info in at.info)
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app: AppTest, page: str) -> None:
+    app.switch_page(page).run()
+    assert not app.exception
+    assert app.title, f"{page} shows a title"
+
+
+def test_sidebar_offers_the_model_and_its_threshold(app: AppTest) -> None:
+    assert app.sidebar.selectbox[0].options == ["Tiny colours"]
+    assert app.sidebar.slider[0].label == "Confidence threshold"
+
+
+def test_classify_an_uploaded_photo_shows_the_label_bars_and_card(app: AppTest, tiny_image) -> None:
+    app.sidebar.slider[0].set_value(0.0).run()
+    app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("red", seed=7)), "image/jpeg"
+    )
+    app.run()
+    assert not app.exception and not app.error
+    assert app.subheader[0].value == "Red field"  # the label, by its common name from the notes
+    bars = [bar.proto.text for bar in app.get("progress")]
+    assert len(bars) == len(TINY_CLASSES) and bars[0].startswith("Red field · ")
+    assert "A field that is mostly red." in [m.value for m in app.markdown]
+
+
+def test_a_photo_under_the_threshold_is_not_sure(app: AppTest, tiny_image) -> None:
+    app.sidebar.slider[0].set_value(1.0).run()
+    app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("blue", seed=3)), "image/jpeg"
+    )
+    app.run()
+    assert app.subheader[0].value == "Not sure"
+
+
+def test_truncated_upload_shows_one_error_line_and_the_page_still_works(app: AppTest, tiny_image) -> None:
+    data = jpeg(tiny_image("green", seed=2).resize((400, 400)))
+    app.file_uploader(key="classify_upload").upload("cut.jpg", data[: len(data) // 2], "image/jpeg")
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "cut.jpg: the file is truncated (an incomplete download or copy); copy it again."
+    ]
+    app.file_uploader(key="classify_upload").upload("ok.jpg", jpeg(tiny_image("green", seed=2)), "image/jpeg")
+    app.session_state["threshold_tiny"] = 0.0
+    app.run()
+    assert not app.error and app.subheader[0].value == "Green field"
+
+
+def test_species_page_lists_every_class_and_says_when_notes_are_missing(app: AppTest) -> None:
+    app.switch_page("pages/species.py").run()
+    assert app.caption[0].value == f"{len(TINY_CLASSES)} of {len(TINY_CLASSES)} classes"
+    texts = [m.value for m in app.markdown]
+    assert "**Red field**" in texts and "**blue**" in texts
+    assert "No notes yet." in [c.value for c in app.caption]
+
+
+def test_species_deep_link_opens_the_species_with_its_look_alikes(app: AppTest) -> None:
+    app.query_params["species"] = "green"
+    app.switch_page("pages/species.py").run()
+    assert app.title[0].value == "Green field"
+    assert "Colour." in [c.value for c in app.caption]
+
+
+def test_performance_page_shows_metrics_and_the_confusion_matrix(app: AppTest) -> None:
+    app.switch_page("pages/performance.py").run()
+    assert [m.label for m in app.metric][:2] == ["Accuracy", "Macro F1"]
+    assert app.get("vega_lite_chart"), "the confusion matrix heatmap is drawn"
+    assert app.toggle(key="performance_normalise").set_value(True).run() and not app.exception
+
+
+def test_batch_labels_photos_and_a_zip_and_lists_the_broken_file(app: AppTest, tiny_image) -> None:
+    app.session_state["threshold_tiny"] = 0.0
+    app.switch_page("pages/batch.py").run()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("trap/a.jpg", jpeg(tiny_image("blue", seed=11)))
+        zf.writestr("trap/notes.txt", "not a photo")
+    uploader = app.file_uploader(key="batch_uploads")
+    uploader.upload("red.jpg", jpeg(tiny_image("red", seed=12)), "image/jpeg")
+    uploader.upload("broken.jpg", b"not a jpeg at all", "image/jpeg")
+    uploader.upload("trap.zip", archive.getvalue(), "application/zip")
+    app.run()
+    app.button[0].click().run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert sorted(table["path"]) == ["broken.jpg", "red.jpg", "trap.zip/trap/a.jpg"]
+    broken = table[table["path"] == "broken.jpg"].iloc[0]
+    assert broken["status"] == "error" and "not an image" in broken["error"]
+    assert [m.value for m in app.metric] == ["3", "2", "1"]  # photos, labelled, needs review
