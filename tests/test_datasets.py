@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from classifier.datasets import (
     read_dataset,
     split_dataset,
 )
+from conftest import make_tiny_image
 
 SERENGETI_COCO = (
     "camera_traps/_coco_camera_traps_fixtures/tf_models_snapshot_serengeti_context_rcnn_demo_metadata.json"
