@@ -1,0 +1,427 @@
+"""Prediction speed and memory, each measured side by side in one run on full-size camera-trap JPEGs.
+
+    .venv/bin/python benchmarks/predict_speed.py                      # the full run, ~15 min on 2 cores
+    .venv/bin/python benchmarks/predict_speed.py --quick              # proves the script works, ~2 min
+    .venv/bin/python benchmarks/predict_speed.py --model DIR|NAME     # another bundle (default: serengeti)
+
+Figures (targets from issue 4, for a 2-core CPU with the cores to itself):
+0. the network alone by batch size (why the CPU default batch is small).
+1. throughput of `Predictor.predict_many` over a folder of the 1.5-8 MP frames in
+   ../shared/data/camera_traps (symlinked into a temporary folder, repeated to a few hundred) against the
+   same network's forward pass alone on pre-decoded tensors at the same batch size: >= 0.7 of that ceiling.
+   The ceiling is run two ways, one stream on torch's threads and one stream per core on one thread
+   each, before and after each pipeline; the better way's mean is the ceiling. Decoding on threads (the
+   default) and in DataLoader worker processes are both measured.
+2. against fastai's `learn.predict` called image by image (what the source apps did), with torch's default
+   threads and with one thread, the faster as the baseline: >= 10x.
+3. single-photo latency, decode + predict, of a 12 MP JPEG (a real frame upscaled to 4000x3000 in a
+   temporary folder), with torch's default threads and with one: median <= 80 ms.
+4. peak resident memory of `python -m classifier predict` writing a CSV for 10,000 images (the frames
+   repeated by symlinks; --quick: 500): <= 1.5 GB.
+On a loaded machine torch's default (OpenMP) threads can run 30-100x slower than one thread; the
+figures for both are printed side by side, so check the load averages the JSON records.
+Prints the figures and writes them with the machine to benchmarks/results/predict_speed[-quick]-<time>.json
+(gitignored). No image is ever copied into the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CAMERA_TRAPS = REPO.parent / "shared" / "data" / "camera_traps"
+RESULTS = REPO / "benchmarks" / "results"
+MIN_PIXELS = 1_500_000
+TARGETS = {"ceiling_ratio": 0.7, "speedup_vs_learn_predict": 10.0, "latency_ms": 80.0, "peak_rss_gb": 1.5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from classifier.bundles import BundleError, load_model, resolve_bundle
+
+    try:
+        bundle = resolve_bundle(args.model)
+    except BundleError as exc:
+        print(
+            f"error: {exc} (before models/serengeti exists, pass --model with any bundle folder)",
+            file=sys.stderr,
+        )
+        return 2
+    frames = _full_size_frames(CAMERA_TRAPS)
+    if not frames:
+        print(
+            f"error: no full-size frames under {CAMERA_TRAPS} (see ../shared/data/README.md)", file=sys.stderr
+        )
+        return 2
+    n_images = args.images or (96 if args.quick else 480)
+    n_baseline = 8 if args.quick else 40
+    n_memory = args.memory_images or (500 if args.quick else 10_000)
+    from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+
+    model = load_model(bundle)
+    args.batch_size = args.batch_size or (CPU_BATCH_SIZE if model.device.type == "cpu" else GPU_BATCH_SIZE)
+    print(
+        f"model {bundle.name} ({bundle.directory}), {bundle.image_size} px, {len(bundle.classes)} classes; "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"{len(frames)} distinct frames",
+        flush=True,
+    )
+    results: dict = {
+        "benchmark": "predict_speed",
+        "quick": args.quick,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "model": {
+            "name": bundle.name,
+            "arch": bundle.report.get("arch"),
+            "image_size": bundle.image_size,
+            "classes": len(bundle.classes),
+        },
+        "batch_size": args.batch_size,
+        "targets": TARGETS,
+    }
+    with tempfile.TemporaryDirectory(prefix="predict_speed_") as scratch:
+        scratch = Path(scratch)
+        folder = _repeat(frames, n_images, scratch / "frames")
+        results["batch_sizes"] = _batch_sizes(model, (1, 4, 8, 16, 32), 64 if args.quick else 256)
+        results["throughput"] = _throughput(model, folder, args.batch_size, args.workers)
+        results["learn_predict"] = _learn_predict(model, folder, n_baseline, results["throughput"])
+        results["latency"] = _latency(model, frames, scratch, runs=10 if args.quick else 30)
+        memory_folder = _repeat(frames, n_memory, scratch / "memory")
+        results["memory"] = _peak_memory(bundle.directory, memory_folder, n_memory, scratch, args.batch_size)
+    results["met"] = {
+        "ceiling_ratio": results["throughput"]["ratio_threads"] >= TARGETS["ceiling_ratio"],
+        "speedup_vs_learn_predict": results["learn_predict"]["speedup"]
+        >= TARGETS["speedup_vs_learn_predict"],
+        "latency_ms": results["latency"]["median_ms"] <= TARGETS["latency_ms"],
+        "peak_rss_gb": results["memory"]["peak_rss_gb"] <= TARGETS["peak_rss_gb"],
+    }
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"predict_speed{'-quick' if args.quick else ''}-{stamp}.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\ntargets met: {results['met']}\nwritten to {out.relative_to(REPO)}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        default="serengeti",
+        help="bundle name under models/ or a bundle folder (default: serengeti)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts: proves the script works")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="photos per forward pass (default: the predictor's default for the device)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: one per core)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="throughput folder size (default: 480, quick 96)"
+    )
+    parser.add_argument(
+        "--memory-images",
+        type=int,
+        default=None,
+        help="images for the memory run (default: 10,000, quick 500)",
+    )
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def _full_size_frames(root: Path) -> list[Path]:
+    """Every decodable JPEG of at least MIN_PIXELS under `root` (the deliberately truncated copy is left out)."""
+    from PIL import Image
+
+    frames = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg") or "truncated" in path.name:
+            continue
+        with Image.open(path) as im:
+            if im.width * im.height >= MIN_PIXELS:
+                frames.append(path)
+    return frames
+
+
+def _repeat(frames: list[Path], n: int, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        frame = frames[i % len(frames)]
+        (folder / f"{i:05d}_{frame.name}").symlink_to(frame)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------ measurements
+
+
+def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> dict:
+    import torch
+
+    from classifier.inputs import expand_inputs
+    from classifier.predict import PROCESSES, THREADS, Predictor, decode_item, default_workers
+
+    items = expand_inputs([folder]).items
+    size = model.bundle.image_size
+    streams = workers or default_workers()
+    # The ceiling: the network alone on tensors decoded beforehand, in batches of the same size, run the
+    # better of two ways: one stream using torch's threads, or one stream per core with one thread each.
+    distinct = {item.location: item for item in items}
+    decoded = {
+        loc: torch.from_numpy(decode_item(item, size).pixels).permute(2, 0, 1)
+        for loc, item in distinct.items()
+    }
+    batches = [
+        torch.stack([decoded[item.location] for item in items[i : i + batch_size]])
+        .float()
+        .div_(255)
+        .contiguous(memory_format=torch.channels_last)
+        for i in range(0, len(items), batch_size)
+    ]
+
+    def forward(selected: list) -> None:
+        with torch.inference_mode():
+            for batch in selected:
+                torch.softmax(model.network(batch), dim=1)
+
+    def ceiling() -> tuple[float, float]:
+        start = time.perf_counter()
+        forward(batches)
+        one_stream = len(items) / (time.perf_counter() - start)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            start = time.perf_counter()
+            with ThreadPoolExecutor(streams) as pool:
+                list(pool.map(forward, [batches[k::streams] for k in range(streams)]))
+            per_core = len(items) / (time.perf_counter() - start)
+        finally:
+            torch.set_num_threads(threads)
+        return one_stream, per_core
+
+    def pipeline(parallel: str) -> float:
+        predictor = Predictor(model, batch_size=batch_size, workers=workers, parallel=parallel)
+        start = time.perf_counter()
+        rows = sum(1 for row in predictor.predict_many(items) if row.status != "error")
+        assert rows == len(items), "every benchmark frame should decode"
+        return len(items) / (time.perf_counter() - start)
+
+    forward(batches[:2])  # warm-up: first-call allocations and oneDNN kernel selection
+    figures: dict = {
+        "images": len(items),
+        "distinct_frames": len(distinct),
+        "batch_size": batch_size,
+        "workers": streams,
+    }
+    for parallel in (THREADS, PROCESSES):
+        before, speed, after = ceiling(), pipeline(parallel), ceiling()
+        best = (max(before) + max(after)) / 2
+        figures[parallel] = {
+            "predict_images_per_s": round(speed, 2),
+            "ceiling_one_stream_images_per_s": [round(before[0], 2), round(after[0], 2)],
+            "ceiling_stream_per_core_images_per_s": [round(before[1], 2), round(after[1], 2)],
+            "ceiling_images_per_s": round(best, 2),
+            "ratio": round(speed / best, 3),
+        }
+        print(
+            f"throughput, decoding on {parallel:9s}: predict_many {speed:6.1f} img/s; forward alone "
+            f"{before[0]:.1f}/{after[0]:.1f} (one stream), {before[1]:.1f}/{after[1]:.1f} (stream per core) "
+            f"img/s -> {speed / best:.2f} of the best (target >= {TARGETS['ceiling_ratio']})",
+            flush=True,
+        )
+    figures["ratio_threads"] = figures[THREADS]["ratio"]
+    figures["predict_images_per_s"] = figures[THREADS]["predict_images_per_s"]
+    return figures
+
+
+def _batch_sizes(model, sizes: tuple[int, ...], n: int) -> dict:
+    """Forward-alone speed by batch size, one stream per core: why the default batch is small on a CPU."""
+    import torch
+
+    from classifier.predict import default_workers
+
+    s = model.bundle.image_size
+    streams = default_workers()
+    figures = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for size in sizes:
+            batch = torch.rand(size, 3, s, s).contiguous(memory_format=torch.channels_last)
+            repeats = max(1, n // size // streams)
+
+            def run(_: int, batch=batch, repeats=repeats) -> None:
+                with torch.inference_mode():
+                    for _ in range(repeats):
+                        model.network(batch)
+
+            run(0)
+            start = time.perf_counter()
+            with ThreadPoolExecutor(streams) as pool:
+                list(pool.map(run, range(streams)))
+            figures[size] = round(size * repeats * streams / (time.perf_counter() - start), 1)
+    finally:
+        torch.set_num_threads(threads)
+    print(
+        "forward alone by batch size (img/s): " + ", ".join(f"{k}: {v}" for k, v in figures.items()),
+        flush=True,
+    )
+    return figures
+
+
+def _learn_predict(model, folder: Path, n: int, throughput: dict) -> dict:
+    """fastai's learn.predict one image at a time, with torch's default threads and with one thread:
+    the faster of the two is the baseline (on a loaded machine the default can be 30x slower)."""
+    import warnings
+
+    import torch
+
+    from classifier.inputs import expand_inputs
+
+    items = expand_inputs([folder]).items[:n]
+    learner = model.learner
+    default_threads = torch.get_num_threads()
+    rates = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for threads in sorted({default_threads, 1}, reverse=True):
+            torch.set_num_threads(threads)
+            learner.predict(str(items[0].location))  # warm-up
+            start = time.perf_counter()
+            for item in items:
+                learner.predict(str(item.location))
+            rates[threads] = n / (time.perf_counter() - start)
+    torch.set_num_threads(default_threads)
+    baseline = max(rates.values())
+    speedup = throughput["predict_images_per_s"] / baseline
+    shown = ", ".join(f"{rate:.2f} img/s with {threads} thread(s)" for threads, rate in rates.items())
+    print(
+        f"learn.predict one by one on {n} frames: {shown}; predict_many is {speedup:.1f}x the faster "
+        f"(target >= {TARGETS['speedup_vs_learn_predict']:g}x)",
+        flush=True,
+    )
+    return {
+        "images": n,
+        "learn_predict_images_per_s": {str(k): round(v, 3) for k, v in rates.items()},
+        "speedup": round(speedup, 2),
+    }
+
+
+def _latency(model, frames: list[Path], scratch: Path, runs: int) -> dict:
+    import torch
+    from PIL import Image
+
+    from classifier.images import load_photo
+    from classifier.predict import Predictor
+
+    source = max(frames, key=lambda p: p.stat().st_size)
+    big = scratch / "twelve_megapixels.jpg"
+    with Image.open(source) as im:
+        im.convert("RGB").resize((4000, 3000), Image.BICUBIC).save(big, quality=92)
+    predictor = Predictor(model)
+    figures: dict = {"megapixels": 12.0, "runs": runs, "source": source.name}
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        for _ in range(3):
+            predictor.predict_file(big)
+        times, decode_times = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            predictor.predict_file(big)
+            times.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            load_photo(big, target_size=model.bundle.image_size)
+            decode_times.append((time.perf_counter() - start) * 1000)
+        figures[f"torch_threads_{threads}"] = {
+            "median_ms": round(statistics.median(times), 1),
+            "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 1),
+            "decode_median_ms": round(statistics.median(decode_times), 1),
+        }
+        print(
+            f"single 12 MP photo ({big.stat().st_size / 1e6:.1f} MB, from {source.name}), torch threads "
+            f"{threads}: decode + predict median {statistics.median(times):.1f} ms, p90 "
+            f"{figures[f'torch_threads_{threads}']['p90_ms']:.1f} ms (decode alone "
+            f"{statistics.median(decode_times):.1f} ms; target <= {TARGETS['latency_ms']:g} ms)",
+            flush=True,
+        )
+    torch.set_num_threads(default_threads)
+    figures["median_ms"] = min(v["median_ms"] for k, v in figures.items() if k.startswith("torch_threads"))
+    return figures
+
+
+# Runs the real command, then writes its own peak resident set (VmHWM) to a file. Read from inside: on
+# Linux a child's ru_maxrss also counts the copy of this (big) process it was forked from before exec.
+_MEASURED_RUN = """
+import runpy, sys
+peak_file, sys.argv = sys.argv[1], ["classifier", *sys.argv[2:]]
+try:
+    runpy.run_module("classifier", run_name="__main__")
+finally:
+    status = open("/proc/self/status").read()
+    peak_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    open(peak_file, "w").write(str(peak_kib))
+"""
+
+
+def _peak_memory(bundle_dir: Path, folder: Path, n: int, scratch: Path, batch_size: int) -> dict:
+    """Run `python -m classifier predict` in a fresh process over `n` images; its peak RSS from the kernel."""
+    out, peak_file = scratch / "memory.csv", scratch / "peak_kib.txt"
+    command = [
+        sys.executable,
+        "-c",
+        _MEASURED_RUN,
+        str(peak_file),
+        "predict",
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch_size),
+        str(folder),
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if not peak_file.exists() or not out.exists():
+        raise SystemExit(f"memory run failed ({done.returncode}): {done.stderr[-2000:]}")
+    with open(out) as handle:
+        rows = sum(1 for _ in handle) - 1
+    peak_gb = int(peak_file.read_text()) * 1024 / 1e9
+    print(
+        f"peak memory: python -m classifier predict on {n:,} images -> {rows:,} CSV rows in {seconds:.0f} s, "
+        f"peak RSS {peak_gb:.2f} GB (target <= {TARGETS['peak_rss_gb']:g} GB)",
+        flush=True,
+    )
+    return {"images": n, "rows": rows, "seconds": round(seconds, 1), "peak_rss_gb": round(peak_gb, 3)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""`python -m classifier predict|evaluate|models`: label photos into a CSV, score a model, list models.
+
+    python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
+    python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
+    python -m classifier models
+
+Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
+for a missing or broken model, no inputs, or unusable evaluation data; 2 for wrong options; 130 after
+Ctrl-C (the output then holds every row that finished, and is valid CSV or JSON).
+
+Test-only switch: with the environment variable `CLASSIFIER_TEST_ALLOW_LOOPBACK=1`, URLs may point at this
+machine's loopback address (127.0.0.1 / ::1), so tests can serve photos from a local HTTP server. Never
+set it on a machine that serves the app: it is what stops a URL from reaching local services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
+from classifier.inputs import Expansion, expand_inputs, item_for_path
+from classifier.predict import (
+    CPU_BATCH_SIZE,
+    CSV_COLUMNS,
+    ERROR,
+    GPU_BATCH_SIZE,
+    SEQUENCE_LABEL,
+    Predictor,
+    Row,
+)
+from classifier.sequences import DEFAULT_GAP_SECONDS, SequenceStream
+
+LOOPBACK_SWITCH = "CLASSIFIER_TEST_ALLOW_LOOPBACK"
+PROG = "python -m classifier"
+
+
+class CommandError(Exception):
+    """A problem the user fixes; printed as one line, exit status 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (CommandError, BundleError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # before any row was written (loading the model, listing folders)
+        print(f"{PROG} {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `... | head`: the reader has all it wants
+        sys.stderr.close()
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Label wildlife photos with a trained model bundle."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict",
+        help="label photos: files, folders, .zip archives, URLs",
+        description="Write one row per photo: " + ",".join(CSV_COLUMNS) + ". `top_k` is 'label:p;label:p'. "
+        "Inside folders and zips, files without an image extension are skipped and counted.",
+    )
+    _model_options(predict, required=False)
+    predict.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), .zip, URLs"
+    )
+    predict.add_argument(
+        "--top-k", type=_positive_int, default=3, help="labels per row in top_k (default: 3)"
+    )
+    predict.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="confidence below which a row is 'uncertain' (default: the bundle's threshold.value)",
+    )
+    predict.add_argument(
+        "--out",
+        default="-",
+        help="output file, .csv or .json, written as rows finish (default: CSV on standard output)",
+    )
+    predict.add_argument(
+        "--sequence-gap",
+        type=_non_negative_float,
+        default=DEFAULT_GAP_SECONDS,
+        metavar="SECONDS",
+        help="photos of one folder and camera taken at most this far apart share a sequence_id "
+        f"(default: {DEFAULT_GAP_SECONDS:g}; 0 turns sequences off and every row is written at once)",
+    )
+    predict.add_argument(
+        "--sequence-label",
+        action="store_true",
+        help="add a sequence_label column: the sequence's majority label",
+    )
+    _speed_options(predict)
+    predict.set_defaults(run=run_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a model on labeled data (the training report's numbers)",
+        description="Predict every labeled photo in DATA and write the metrics, per-class scores, confusion "
+        "matrix and threshold curve in the schema of models/<name>/report.json.",
+    )
+    _model_options(evaluate, required=True)
+    evaluate.add_argument(
+        "data", metavar="DATA", help="a class-per-folder tree, a .csv, or a COCO / iNat .json"
+    )
+    evaluate.add_argument(
+        "--format",
+        choices=("folder", "csv", "coco", "inat"),
+        default=None,
+        help="dataset format (default: guessed from DATA)",
+    )
+    evaluate.add_argument(
+        "--image-root", default=None, help="where paths in a .csv/.json start (default: the file's folder)"
+    )
+    evaluate.add_argument("--out", default=None, help="write the report as JSON here (default: summary only)")
+    _speed_options(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
+
+    models = commands.add_parser("models", help="list the model bundles (name, classes, accuracy)")
+    models.add_argument(
+        "--models-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help=f"where bundles live; repeat for several (default: {MODELS_DIR})",
+    )
+    models.set_defaults(run=run_models)
+    return parser
+
+
+def _model_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--model",
+        required=required,
+        metavar="NAME|DIR",
+        help="bundle name under the models folder, or a bundle folder"
+        + ("" if required else " (default: serengeti, else the first bundle found)"),
+    )
+    parser.add_argument(
+        "--models-dir",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help=f"where named bundles live; repeat for several (default: {MODELS_DIR})",
+    )
+
+
+def _speed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help=f"photos per forward pass (default: {CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=None,
+        help="threads that each decode and predict a batch; 0 does all in the main thread "
+        "(default: one per CPU core)",
+    )
+
+
+# ----------------------------------------------------------------------------------------------- predict
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    bundle = _bundle(args)
+    if not args.inputs:
+        raise CommandError("no inputs; name image files, folders, .zip archives or http(s) URLs.")
+    expansion = expand_inputs(args.inputs, allow_loopback=os.environ.get(LOOPBACK_SWITCH) == "1")
+    if not expansion.items:
+        raise CommandError(f"no photos found in the inputs ({_skipped_text(expansion) or 'they are empty'}).")
+    started = time.perf_counter()
+    predictor = Predictor(
+        load_model(bundle),
+        threshold=args.threshold,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    output = _open_output(args.out)
+    writer = (JsonRows if _is_json(args.out) else CsvRows)(output.stream, args.sequence_label)
+    stream = (
+        SequenceStream([i.group for i in expansion.items], args.sequence_gap) if args.sequence_gap else None
+    )
+    counts: Counter[str] = Counter()
+    errors: list[str] = []
+
+    def write(row: Row) -> None:
+        writer.write(row)
+        counts[row.status] += 1
+        if row.status == ERROR and len(errors) < 5:
+            errors.append(row.error)
+
+    interrupted = False
+    progress = _progress(len(expansion.items))
+    try:
+        rows = _counted(predictor.predict_many(expansion.items), progress, keep_probabilities=False)
+        for row in stream.feed(rows) if stream else rows:
+            write(row)
+    except KeyboardInterrupt:
+        interrupted = True
+        for row in stream.flush() if stream else ():
+            write(row)
+    finally:
+        progress.close()
+        writer.close()
+        output.close()
+    seconds = time.perf_counter() - started
+    _print_summary(expansion, counts, errors, args.out, seconds, interrupted)
+    return 130 if interrupted else 0
+
+
+def _counted(rows: Any, progress: Any, keep_probabilities: bool = True) -> Any:
+    for row in rows:
+        progress.update(1)
+        if not keep_probabilities:
+            row.probabilities = ()  # not written; held rows (sequences) then stay small with many classes
+        yield row
+
+
+def _progress(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="photo", file=sys.stderr, disable=None, mininterval=0.5, dynamic_ncols=True)
+
+
+def _print_summary(
+    expansion: Expansion, counts: Counter[str], errors: list[str], out: str, seconds: float, interrupted: bool
+) -> None:
+    done = sum(counts.values())
+    states = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", ERROR))
+    where = "standard output" if out == "-" else out
+    rate = f" ({done / seconds:.1f} photos/s)" if seconds > 0 and done else ""
+    lead = f"Interrupted: {done} of {len(expansion.items)} photos" if interrupted else f"{done} photos"
+    lines = [f"{lead}: {states}; written to {where} in {seconds:.1f} s{rate}."]
+    if expansion.skipped_total:
+        lines.append(f"Skipped {expansion.skipped_total} files: {_skipped_text(expansion)}.")
+    if errors:
+        lines.append("Errors" + (" (first 5)" if counts[ERROR] > len(errors) else "") + ":")
+        lines += [f"  {message}" for message in errors]
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _skipped_text(expansion: Expansion) -> str:
+    return expansion.skipped_summary()
+
+
+class _Output:
+    def __init__(self, stream: IO[str], owned: bool) -> None:
+        self.stream, self.owned = stream, owned
+
+    def close(self) -> None:
+        if self.owned:
+            self.stream.close()
+        else:
+            self.stream.flush()
+
+
+def _open_output(out: str) -> _Output:
+    if out == "-":
+        return _Output(sys.stdout, owned=False)
+    path = Path(out)
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise CommandError(f"--out {out}: name a .csv or .json file.")
+    if path.is_dir():
+        raise CommandError(f"--out {out}: is a folder; name a .csv or .json file.")
+    try:
+        return _Output(open(path, "w", encoding="utf-8", newline=""), owned=True)
+    except OSError as exc:
+        raise CommandError(f"--out {out}: cannot be written ({exc.strerror or exc}).") from None
+
+
+def _is_json(out: str) -> bool:
+    return out.lower().endswith(".json")
+
+
+class CsvRows:
+    """CSV with a header, flushed per row so an interrupted run leaves a valid file."""
+
+    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
+        self.stream, self.sequence_label = stream, sequence_label
+        columns = [*CSV_COLUMNS, SEQUENCE_LABEL] if sequence_label else list(CSV_COLUMNS)
+        self.writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+        self.writer.writeheader()
+        stream.flush()
+
+    def write(self, row: Row) -> None:
+        self.writer.writerow(row.to_csv(self.sequence_label))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonRows:
+    """A JSON array of row objects, one per line; `close` ends the array, also after Ctrl-C."""
+
+    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
+        self.stream, self.sequence_label, self.first = stream, sequence_label, True
+        stream.write("[")
+
+    def write(self, row: Row) -> None:
+        self.stream.write(("\n" if self.first else ",\n") + json.dumps(row.to_json(self.sequence_label)))
+        self.stream.flush()
+        self.first = False
+
+    def close(self) -> None:
+        self.stream.write("\n]\n" if not self.first else "]\n")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from classifier.datasets import DatasetError, read_dataset
+    from classifier.report import EVALUATION_SCHEMA, evaluate, write_report
+
+    bundle = _bundle(args)
+    try:
+        dataset = read_dataset(args.data, args.format, image_root=args.image_root)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    known = {name: index for index, name in enumerate(bundle.classes)}
+    records = [r for r in dataset.records if r.label in known]
+    skipped = list(dataset.skipped)
+    unknown = Counter(r.label for r in dataset.records if r.label not in known)
+    skipped += [
+        {"file": r.file, "reason": f"class {r.label!r} is not one the model predicts"}
+        for r in dataset.records
+        if r.label not in known
+    ]
+    if not records:
+        raise CommandError(
+            f"{args.data}: none of its {len(dataset.records)} labeled photos has a class of model "
+            f"{bundle.name!r} (its classes: {', '.join(bundle.classes[:8])}{', ...' if len(bundle.classes) > 8 else ''})."
+        )
+    predictor = Predictor(load_model(bundle), batch_size=args.batch_size, workers=args.workers)
+    items = [item_for_path(dataset.path(r)) for r in records]
+    probabilities, targets, files = [], [], []
+    progress = _progress(len(items))
+    try:
+        for record, row in zip(records, _counted(predictor.predict_many(items), progress), strict=True):
+            if row.status == ERROR:
+                skipped.append({"file": record.file, "reason": row.error})
+                continue
+            probabilities.append(row.probabilities)
+            targets.append(known[record.label])
+            files.append(record.file)
+    finally:
+        progress.close()
+    if not probabilities:
+        raise CommandError(f"{args.data}: no photo could be decoded (first problem: {skipped[0]['reason']}).")
+    report = evaluate(probabilities, targets, bundle.classes, files)
+    report.update(
+        name=bundle.name,
+        title=bundle.title,
+        model_sha256=bundle.model_sha256 or "",
+        image_size=bundle.image_size,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        data={
+            "source": str(args.data),
+            "format": dataset.format,
+            "n_images": len(files),
+            "n_skipped": len(skipped),
+        },
+        skipped=skipped,
+    )
+    metrics = report["metrics"]
+    print(
+        f"{bundle.name} on {args.data}: {len(files)} photos, accuracy {metrics['accuracy']:.3f}, "
+        f"macro F1 {metrics['macro_f1']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
+        f"threshold {report['threshold']['value']:.2f}"
+    )
+    if unknown:
+        print(
+            f"Left out {sum(unknown.values())} photos of classes the model does not predict: "
+            + ", ".join(f"{name} ({n})" for name, n in unknown.most_common(5)),
+            file=sys.stderr,
+        )
+    if len(skipped) > sum(unknown.values()):
+        print(
+            f"Skipped {len(skipped) - sum(unknown.values())} unreadable photos (listed in the report).",
+            file=sys.stderr,
+        )
+    if args.out:
+        write_report(report, args.out, schema=EVALUATION_SCHEMA)
+        print(f"Report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+def run_models(args: argparse.Namespace) -> int:
+    roots = args.models_dir or [MODELS_DIR]
+    bundles = find_bundles(*roots)
+    if not bundles:
+        print(
+            f"No model bundles in {', '.join(map(str, roots))}; train one with `python -m train`.",
+            file=sys.stderr,
+        )
+        return 0
+    print(format_table(bundles))
+    return 0
+
+
+def format_table(bundles: list[Bundle]) -> str:
+    rows = [("name", "classes", "accuracy", "title")]
+    for b in bundles:
+        if b.error:
+            rows.append((b.name, "-", "-", f"BROKEN: {b.error}"))
+        else:
+            accuracy = "-" if b.accuracy is None else f"{b.accuracy:.3f}"
+            rows.append((b.name, str(len(b.classes)), accuracy, b.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _bundle(args: argparse.Namespace) -> Bundle:
+    model = args.model
+    if model and Path(model).is_file() and Path(model).name == "model.pkl":
+        model = str(Path(model).parent)
+    return resolve_bundle(model, *(args.models_dir or [MODELS_DIR]))
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more: {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
+    return value

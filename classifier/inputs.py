@@ -1,0 +1,323 @@
+"""Turn what a user typed (files, folders, zip archives, URLs) into an ordered list of photos to predict.
+
+Rules, as the CLI documents them:
+* a file named on the command line is always tried, whatever its extension; if it fails it is an error row;
+* inside folders (recursive, sorted) and zips, only files with an image extension are taken; the others
+  are skipped and counted by reason, so the closing summary can say what was left out;
+* zips are read in place (nothing is extracted to disk). Entries with absolute or `../` names, symlink
+  entries and entries over the size caps become error rows; archives with too many entries or too many
+  bytes in all are refused; archives inside archives are skipped, not opened;
+* http(s) URLs are fetched by `classifier.urlfetch` when the photo is decoded (in parallel with others).
+
+Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from classifier.images import has_image_extension
+
+FILE, ZIP_ENTRY, URL, INVALID = "file", "zip", "url", "invalid"
+
+
+class InputError(ValueError):
+    """An input that cannot be read, with a one-line reason."""
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Caps against zip bombs, checked against the archive's directory before anything is decompressed.
+
+    Python's zipfile never returns more bytes than an entry declares (it fails the CRC check instead),
+    so capping the declared sizes caps what is actually decompressed.
+    """
+
+    max_entries: int = 200_000
+    max_entry_bytes: int = 256 * 2**20  # one photo; load_photo's pixel limit refuses larger images anyway
+    max_total_bytes: int = 64 * 2**30  # all image entries together (about 10,000 12-MP frames)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One photo to predict. `path` is what the output shows; `read()` gives bytes or a file path."""
+
+    path: str
+    kind: str = FILE
+    location: str = ""  # the file, or the zip archive holding `member`, or the URL
+    member: str | None = None
+    error: str | None = None  # known before reading: a refused zip entry, a missing file
+    group: str = ""  # folder (or folder inside a zip) the photo sits in: sequences never span groups
+    mtime: float | None = None  # file (or zip entry) time, the fallback when a photo has no EXIF time
+    allow_loopback: bool = field(default=False, repr=False)  # URL fetch test switch, see urlfetch
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path.rstrip("/")).name or self.path
+
+    def read(self) -> bytes | Path:
+        if self.error:
+            raise InputError(self.error)
+        if self.kind == FILE:
+            return Path(self.location)
+        if self.kind == ZIP_ENTRY:
+            return _read_member(self.location, self.member or "", self.name)
+        if self.kind == URL:
+            from classifier.urlfetch import fetch_image
+
+            return fetch_image(self.location, allow_loopback=self.allow_loopback).content
+        raise InputError(f"{self.path}: cannot be read.")
+
+
+@dataclass
+class Expansion:
+    items: list[InputItem] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> files left out
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def skipped_summary(self) -> str:
+        return ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
+
+
+def is_url(text: str) -> bool:
+    return text[:8].lower().startswith(("http://", "https://"))
+
+
+def item_for_path(path: str | Path) -> InputItem:
+    """An item for one file, named by the caller (tried whatever its extension)."""
+    text = str(path)
+    return InputItem(path=text, location=text, group=str(Path(text).parent), mtime=_mtime(Path(text)))
+
+
+def expand_inputs(
+    inputs: Iterable[str | Path], *, zip_limits: ZipLimits = ZipLimits(), allow_loopback: bool = False
+) -> Expansion:
+    """Expand `inputs` in the order given; folders and zips contribute their photos in sorted order."""
+    expansion = Expansion()
+    for raw in inputs:
+        text = str(raw)
+        if is_url(text):
+            expansion.items.append(
+                InputItem(
+                    path=text, kind=URL, location=text, group=_url_group(text), allow_loopback=allow_loopback
+                )
+            )
+        elif "://" in text and not Path(text).exists():
+            expansion.items.append(_invalid(text, "only http:// and https:// URLs can be fetched."))
+        else:
+            _expand_path(Path(text), text, expansion, zip_limits)
+    return expansion
+
+
+def _expand_path(path: Path, text: str, expansion: Expansion, limits: ZipLimits) -> None:
+    if path.is_dir():
+        _expand_folder(path, expansion, limits)
+    elif path.suffix.lower() == ".zip" and path.is_file():
+        _expand_zip(path, text, expansion, limits)
+    elif path.exists():
+        expansion.items.append(item_for_path(text))
+    elif path.is_symlink():
+        expansion.items.append(_invalid(text, "a symbolic link to a file that does not exist."))
+    else:
+        expansion.items.append(_invalid(text, "file not found; check the path."))
+
+
+def _expand_folder(root: Path, expansion: Expansion, limits: ZipLimits) -> None:
+    # os.walk does not descend into symlinked folders (no loops); symlinked files are followed.
+    for folder, subfolders, files in os.walk(root, onerror=lambda exc: _unreadable(exc, expansion)):
+        subfolders.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            reason = _skip_reason(name)
+            if name.lower().endswith(".zip"):
+                expansion.skipped["zip archives inside folders (name them to read them)"] += 1
+            elif reason:
+                expansion.skipped[reason] += 1
+            elif path.is_file():
+                expansion.items.append(item_for_path(path))
+            else:
+                expansion.skipped["broken links or special files"] += 1
+
+
+def _unreadable(exc: OSError, expansion: Expansion) -> None:
+    expansion.items.append(_invalid(str(exc.filename), f"folder cannot be read ({exc.strerror})."))
+
+
+def _skip_reason(name: str) -> str | None:
+    if name.startswith("._"):
+        return "macOS metadata files (._*)"
+    if not has_image_extension(name):
+        return "files without an image extension"
+    return None
+
+
+def _expand_zip(archive: Path, text: str, expansion: Expansion, limits: ZipLimits) -> None:
+    def too_many(entries: int) -> bool:
+        if entries <= limits.max_entries:
+            return False
+        expansion.items.append(
+            _invalid(
+                text, f"{entries:,} entries is more than the {limits.max_entries:,}-entry limit; split it."
+            )
+        )
+        return True
+
+    try:
+        if too_many(_entry_count(archive)):
+            return
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        expansion.items.append(_invalid(text, f"not a readable zip archive ({_short(exc)}); copy it again."))
+        return
+    if too_many(len(infos)):
+        return
+    total = 0
+    for info in sorted(infos, key=lambda i: i.filename):
+        name = info.filename
+        shown = f"{text}/{name}"
+        if info.is_dir():
+            continue
+        problem = _unsafe_member(info)
+        if problem:
+            expansion.items.append(_invalid(shown, problem))
+            continue
+        base = PurePosixPath(name).name
+        reason = _skip_reason(base) or (
+            "macOS metadata files (._*)" if name.startswith("__MACOSX/") else None
+        )
+        if base.lower().endswith(".zip"):
+            reason = "archives inside archives (not opened)"
+        if reason:
+            expansion.skipped[reason] += 1
+            continue
+        if info.file_size > limits.max_entry_bytes:
+            expansion.items.append(
+                _invalid(
+                    shown,
+                    f"{_size(info.file_size)} uncompressed is more than the "
+                    f"{_size(limits.max_entry_bytes)} limit for one photo in an archive.",
+                )
+            )
+            continue
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            expansion.items.append(
+                _invalid(
+                    shown,
+                    f"the archive's photos add up to more than {_size(limits.max_total_bytes)} "
+                    "uncompressed; split the archive.",
+                )
+            )
+            continue
+        expansion.items.append(
+            InputItem(
+                path=shown,
+                kind=ZIP_ENTRY,
+                location=str(archive),
+                member=name,
+                group=f"{text}/{PurePosixPath(name).parent}",
+                mtime=_zip_time(info),
+            )
+        )
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "refused: an absolute path inside the archive (a malicious or broken zip)."
+    if ".." in parts:
+        return "refused: a '../' path inside the archive points outside it (a malicious or broken zip)."
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "refused: a symbolic link inside the archive."
+    if info.flag_bits & 0x1:
+        return "refused: the entry is encrypted; unzip it with its password first."
+    return None
+
+
+def _entry_count(archive: Path) -> int:
+    """Entries the archive declares, read from its end record before the directory is parsed."""
+    try:
+        with open(archive, "rb") as handle:
+            end = zipfile._EndRecData(handle)  # stable for decades; avoids parsing a huge directory first
+    except AttributeError:  # a future Python without it: zipfile's own parse below still works
+        return 0
+    if end is None:
+        raise zipfile.BadZipFile("no end-of-archive record")
+    return int(end[zipfile._ECD_ENTRIES_TOTAL])
+
+
+_open_archives = threading.local()
+
+
+def _read_member(archive: str, member: str, label: str) -> bytes:
+    # One open ZipFile per thread and archive: reopening would re-parse the directory for every photo.
+    cache: dict[str, zipfile.ZipFile] = getattr(_open_archives, "files", None) or {}
+    _open_archives.files = cache
+    try:
+        zf = cache.get(archive)
+        if zf is None:
+            zf = cache[archive] = zipfile.ZipFile(archive)
+        with zf.open(member) as handle:
+            return handle.read()
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{label}: damaged inside the archive ({_short(exc)}).") from None
+    except NotImplementedError as exc:
+        raise InputError(f"{label}: compressed with a method Python cannot read ({_short(exc)}).") from None
+    except (OSError, EOFError, KeyError, RuntimeError, ValueError) as exc:
+        raise InputError(f"{label}: cannot be read from the archive ({_short(exc)}).") from None
+
+
+def close_archives() -> None:
+    """Close the archives this thread opened (pool threads' archives close when the threads end)."""
+    for zf in (getattr(_open_archives, "files", None) or {}).values():
+        zf.close()
+    _open_archives.files = {}
+
+
+def _invalid(path: str, reason: str) -> InputItem:
+    shown = path if "://" in path else PurePosixPath(path).name or path
+    return InputItem(path=path, kind=INVALID, error=f"{shown}: {reason}")
+
+
+def _url_group(url: str) -> str:
+    return url.split("?", 1)[0].rsplit("/", 1)[0]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    try:
+        return datetime(*info.date_time).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]

@@ -1,0 +1,337 @@
+"""Predict species for one photo, or stream predictions for thousands with parallel decoding.
+
+The network is called directly (eval mode, `torch.inference_mode`, fixed-size batches); fastai's data
+pipeline is not used here. Every photo is decoded the way the bundle's training data was resized: RGB,
+squished to `image_size` x `image_size` with bilinear resampling, scaled to [0, 1] (the network normalises
+inside). Large JPEGs are decoded at a reduced scale first (`Image.draft`), which is most of the speed.
+
+`Predictor.predict_many` yields one `Row` per input, in input order, as soon as its batch is done: a photo
+that cannot be read or decoded is a row with `status="error"` and a one-line reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from classifier.bundles import LoadedModel
+from classifier.images import ImageError, Source, load_photo
+from classifier.inputs import InputError, InputItem, close_archives, item_for_path
+
+OK, UNCERTAIN, ERROR = "ok", "uncertain", "error"
+CSV_COLUMNS = ("path", "label", "confidence", "status", "error", "top_k", "datetime", "camera", "sequence_id")
+SEQUENCE_LABEL = "sequence_label"
+# On a CPU, small batches that stay in cache run fastest: 2 cores, EfficientNet-Lite0 at 224 px, full-size
+# JPEGs, predict_many at batch 1/4/8 = 73/67/61 photos/s (benchmarks/predict_speed.py). A GPU wants big ones.
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 4, 64
+THREADS, PROCESSES = "threads", "processes"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    status: str  # ok | uncertain (confidence below the threshold)
+    top_k: tuple[tuple[str, float], ...]  # best first
+    probabilities: tuple[float, ...] = field(repr=False, default=())  # every class, in the bundle's order
+
+
+@dataclass
+class Row:
+    """One output row; the CSV columns are `CSV_COLUMNS` (+ `sequence_label` when asked for)."""
+
+    path: str
+    label: str = ""
+    confidence: float | None = None
+    status: str = ERROR
+    error: str = ""
+    top_k: tuple[tuple[str, float], ...] = ()
+    datetime: datetime | None = None  # EXIF DateTimeOriginal (or DateTime) when the photo has one
+    camera: str = ""
+    sequence_id: str = ""
+    sequence_label: str = ""
+    # Not written out: what sequences.py groups by.
+    group: str = field(default="", repr=False)
+    time: float | None = field(default=None, repr=False)  # EXIF time (as if UTC), else the file's mtime
+    probabilities: tuple[float, ...] = field(default=(), repr=False)  # every class: for evaluation
+
+    def to_csv(self, sequence_label: bool = False) -> dict[str, str]:
+        values = {
+            "path": self.path,
+            "label": self.label,
+            "confidence": "" if self.confidence is None else f"{self.confidence:.4f}",
+            "status": self.status,
+            "error": self.error,
+            "top_k": ";".join(f"{label}:{p:.4f}" for label, p in self.top_k),
+            "datetime": self.datetime.isoformat() if self.datetime else "",
+            "camera": self.camera,
+            "sequence_id": self.sequence_id,
+        }
+        if sequence_label:
+            values[SEQUENCE_LABEL] = self.sequence_label
+        return values
+
+    def to_json(self, sequence_label: bool = False) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "path": self.path,
+            "label": self.label or None,
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "status": self.status,
+            "error": self.error or None,
+            "top_k": [{"label": label, "confidence": round(p, 6)} for label, p in self.top_k],
+            "datetime": self.datetime.isoformat() if self.datetime else None,
+            "camera": self.camera or None,
+            "sequence_id": self.sequence_id or None,
+        }
+        if sequence_label:
+            values[SEQUENCE_LABEL] = self.sequence_label or None
+        return values
+
+
+@dataclass
+class _Decoded:
+    pixels: Any = None  # HWC uint8 array (threads) or CHW uint8 tensor (processes); None on error
+    taken: datetime | None = None
+    camera: str | None = None
+    error: str = ""
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Predictor:
+    """Wraps a loaded bundle; thread-safe for concurrent `predict_image` calls (the app shares one)."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        threshold: float | None = None,
+        top_k: int = 3,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        parallel: str = THREADS,
+    ) -> None:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
+        if batch_size is None:
+            batch_size = CPU_BATCH_SIZE if model.device.type == "cpu" else GPU_BATCH_SIZE
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if parallel not in (THREADS, PROCESSES):
+            raise ValueError(f"parallel must be {THREADS!r} or {PROCESSES!r}, not {parallel!r}")
+        self.model = model
+        self.network = model.network.eval()
+        self.device = model.device
+        self.classes = model.bundle.classes
+        self.image_size = model.bundle.image_size
+        self.threshold = model.bundle.threshold if threshold is None else float(threshold)
+        self.top_k = min(top_k, len(self.classes))
+        self.batch_size = batch_size
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self.parallel = parallel
+
+    # --- one photo -----------------------------------------------------------------------------------
+
+    def predict_image(self, image: Image.Image) -> Prediction:
+        """Top-k for one decoded image (any mode; converted to RGB here)."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return self.predict_arrays([np.array(self._squish(rgb))])[0]
+
+    def predict_file(self, source: Source, *, name: str | None = None) -> Prediction:
+        """Decode (reduced-size for JPEGs) and predict; raises `ImageError` for a photo that cannot be used."""
+        photo = load_photo(source, name=name, target_size=self.image_size)
+        return self.predict_arrays([np.array(self._squish(photo.image))])[0]
+
+    def predict_arrays(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> list[Prediction]:
+        """Predictions for already squished images: HWC uint8 arrays or CHW uint8 tensors."""
+        if not arrays:
+            return []
+        tensors = [torch.from_numpy(a).permute(2, 0, 1) if isinstance(a, np.ndarray) else a for a in arrays]
+        batch = torch.stack(tensors).to(self.device, non_blocking=True).float().div_(255.0)
+        # The layout load_model gives the network: oneDNN's fast one for convolutions on a CPU.
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            probabilities = torch.softmax(self.network(batch).float(), dim=1).cpu()
+        top_p, top_i = probabilities.topk(self.top_k, dim=1)
+        results = []
+        for row, p, i in zip(probabilities.tolist(), top_p.tolist(), top_i.tolist(), strict=True):
+            top = tuple((self.classes[k], float(v)) for k, v in zip(i, p, strict=True))
+            label, confidence = top[0]
+            status = OK if confidence >= self.threshold else UNCERTAIN
+            results.append(Prediction(label, confidence, status, top, tuple(row)))
+        return results
+
+    def _squish(self, image: Image.Image) -> Image.Image:
+        size = (self.image_size, self.image_size)
+        return image if image.size == size else image.resize(size, Image.BILINEAR)
+
+    # --- many photos ---------------------------------------------------------------------------------
+
+    def predict_many(self, items: Iterable[InputItem | str | Path]) -> Iterator[Row]:
+        """One row per item, in input order, streamed batch by batch; bad photos become error rows.
+
+        With threads (the default), each of `workers` threads decodes a batch and runs the network on it,
+        with torch's own intra-op threads set to 1 meanwhile (restored afterwards). On a CPU shared with
+        other processes, torch's OpenMP threads spin at a barrier for every operation waiting for a thread
+        the OS has paused: measured here, a 2-thread forward fell from 145 to 3 photos/s under load while
+        one thread per batch kept 66 (benchmarks/predict_speed.py).
+        """
+        chunks = _chunks(self._items(items), self.batch_size)
+        if self.parallel == PROCESSES and self.workers > 0:
+            with _torch_threads(1 if self.device.type == "cpu" else None):
+                for batch in _decode_with_processes(chunks, self.image_size, self.batch_size, self.workers):
+                    yield from self._rows(batch)
+        elif self.workers == 0:
+            try:
+                for chunk in chunks:
+                    yield from self._predict_chunk(chunk)
+            finally:
+                close_archives()
+        else:
+            yield from self._predict_on_threads(chunks)
+
+    def _predict_on_threads(self, chunks: Iterator[list[InputItem]]) -> Iterator[Row]:
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="predict")
+        pending: deque[Future[list[Row]]] = deque()
+        finished = False
+        try:
+            with _torch_threads(1 if self.device.type == "cpu" else None):
+                for chunk in chunks:
+                    pending.append(pool.submit(self._predict_chunk, chunk))
+                    if len(pending) > self.workers:  # every worker busy, one batch queued behind them
+                        yield from pending.popleft().result()
+                while pending:
+                    yield from pending.popleft().result()
+            finished = True
+        finally:
+            # Done: join the idle threads. Interrupted or abandoned: drop queued batches, don't wait.
+            pool.shutdown(wait=finished, cancel_futures=True)
+
+    def _predict_chunk(self, chunk: list[InputItem]) -> list[Row]:
+        return self._rows([(item, decode_item(item, self.image_size)) for item in chunk])
+
+    def _rows(self, batch: list[tuple[InputItem, _Decoded]]) -> list[Row]:
+        good = [decoded.pixels for _, decoded in batch if decoded.pixels is not None]
+        predictions = iter(self.predict_arrays(good))
+        return [
+            _row(item, decoded, None if decoded.pixels is None else next(predictions))
+            for item, decoded in batch
+        ]
+
+    @staticmethod
+    def _items(items: Iterable[InputItem | str | Path]) -> Iterator[InputItem]:
+        for item in items:
+            yield item if isinstance(item, InputItem) else item_for_path(item)
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for a while (a process-wide setting: restored afterwards)."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _row(item: InputItem, decoded: _Decoded, prediction: Prediction | None) -> Row:
+    time = decoded.taken.replace(tzinfo=UTC).timestamp() if decoded.taken else item.mtime
+    row = Row(
+        path=item.path, datetime=decoded.taken, camera=decoded.camera or "", group=item.group, time=time
+    )
+    if prediction is None:
+        row.error = decoded.error or f"{item.name}: could not be decoded."
+        return row
+    row.label, row.confidence, row.status = prediction.label, prediction.confidence, prediction.status
+    row.top_k, row.probabilities = prediction.top_k, prediction.probabilities
+    return row
+
+
+def decode_item(item: InputItem, size: int) -> _Decoded:
+    """Read and decode one item to a squished HWC uint8 array; every failure becomes `_Decoded.error`."""
+    try:
+        photo = load_photo(item.read(), name=item.name, target_size=size)
+        image = (
+            photo.image
+            if photo.image.size == (size, size)
+            else photo.image.resize((size, size), Image.BILINEAR)
+        )
+        return _Decoded(np.array(image), photo.taken, photo.camera)  # a writable copy torch can share
+    except (ImageError, InputError) as exc:
+        return _Decoded(error=_one_line(str(exc)))
+    except ValueError as exc:  # FetchError and friends: already one line for the user
+        return _Decoded(error=_one_line(str(exc)))
+    except MemoryError:
+        return _Decoded(error=f"{item.name}: not enough memory to decode this photo.")
+    except Exception as exc:  # a row per photo, whatever Pillow or the network throws
+        return _Decoded(error=_one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+
+
+class _ItemDataset(torch.utils.data.Dataset):
+    def __init__(self, items: list[InputItem], size: int) -> None:
+        self.items, self.size = items, size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> _Decoded:
+        decoded = decode_item(self.items[index], self.size)
+        if decoded.pixels is not None:  # a tensor travels between processes through shared memory
+            decoded.pixels = torch.from_numpy(decoded.pixels).permute(2, 0, 1)
+        return decoded
+
+
+def _decode_with_processes(
+    chunks: Iterator[list[InputItem]], size: int, batch_size: int, workers: int
+) -> Iterator[list[tuple[InputItem, _Decoded]]]:
+    """Decode in torch DataLoader worker processes, predict in this one: the alternative to threads,
+    measured side by side in benchmarks/predict_speed.py. Needs the whole item list up front."""
+    listed = [item for chunk in chunks for item in chunk]
+    loader = torch.utils.data.DataLoader(
+        _ItemDataset(listed, size),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=list,
+        prefetch_factor=2,
+    )
+    start = 0
+    for decoded in loader:
+        yield list(zip(listed[start : start + len(decoded)], decoded, strict=True))
+        start += len(decoded)
+
+
+def _chunks(items: Iterator[InputItem], size: int) -> Iterator[list[InputItem]]:
+    chunk: list[InputItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
