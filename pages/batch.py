@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from classifier.images import thumbnail_data_url
-from classifier.inputs import expand_inputs
+from classifier.inputs import close_archives, expand_inputs
 from classifier.predict import CSV_COLUMNS, ERROR, OK
 from classifier.sequences import assign_sequences
 from pages.common import require_bundle, require_predictor
@@ -59,6 +59,7 @@ def label_uploads() -> pd.DataFrame:
             rows.append(row)
             thumbnails.append(None if row.status == ERROR else thumbnail_data_url(item.read()))
             progress.progress(len(rows) / max(total, 1), text=f"Labelled {len(rows)} of {total} photos")
+        close_archives()  # the thumbnails opened the uploaded zips on this thread
         for row in rows:
             row.path = os.path.relpath(row.path, folder)  # what the user uploaded, not our temp folder
     progress.empty()
