@@ -153,7 +153,7 @@ def test_command_line_options_are_the_dataclass_fields_with_their_defaults() -> 
 
     parser = build_parser()
     help_text = " ".join(parser.format_help().split())
-    assert "(default: 160,224)" in help_text and "--no-augment" in help_text
+    assert "(default: 224)" in help_text and "--no-augment" in help_text
     assert "--balance {none,weighted,oversample}" in help_text
     config = config_from_args(["--data", "x"])
     defaults = TrainConfig(data=Path("x"))
