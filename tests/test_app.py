@@ -159,3 +159,13 @@ def test_batch_labels_photos_and_a_zip_and_lists_the_broken_file(app: AppTest, t
     broken = table[table["path"] == "broken.jpg"].iloc[0]
     assert broken["status"] == "error" and "not an image" in broken["error"]
     assert [m.value for m in app.metric] == ["3", "2", "1"]  # photos, labelled, needs review
+
+
+def test_a_loopback_url_is_refused_with_one_line_and_nothing_is_fetched(app: AppTest) -> None:
+    app.text_input(key="classify_url").input("http://127.0.0.1:8501/photo.jpg")
+    app.button[0].click().run()
+    assert not app.exception
+    assert len(app.error) == 1
+    assert app.error[0].value.startswith(
+        "Refused http://127.0.0.1:8501/photo.jpg: it points at a loopback address"
+    )
