@@ -81,6 +81,29 @@ def tiny_config(data: Path, out_dir: Path, **changes):
     return TrainConfig(**options)
 
 
+def write_tiny_species_notes(root: Path) -> Path:
+    """`root/tiny.yaml`: notes for red and green (green names red as a look-alike), none for blue."""
+    import yaml
+
+    red = {
+        "kind": "habitat",
+        "common_name": "Red field",
+        "description": "A field that is mostly red.",
+        "wildlife": "Ladybirds.",
+        "threats": "Fading.",
+        "conservation": "Shade.",
+        "sources": [{"title": "Red", "url": "https://en.wikipedia.org/wiki/Red"}],
+    }
+    green = {
+        **red,
+        "common_name": "Green field",
+        "look_alikes": [{"species": "red", "how_to_tell": "Colour."}],
+    }
+    book = {"bundle": "tiny", "title": "Tiny colours", "species": {"red": red, "green": green}}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(book), encoding="utf-8")
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder dataset of generated photos: one sub-folder per class in TINY_CLASSES."""

@@ -8,10 +8,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 from streamlit.testing.v1 import AppTest
 
-from conftest import TINY_CLASSES
+from conftest import TINY_CLASSES, write_tiny_species_notes
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = ["pages/classify.py", "pages/batch.py", "pages/species.py", "pages/performance.py", "pages/about.py"]
@@ -33,24 +32,7 @@ def models_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="module")
 def species_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Notes for two of the three tiny classes, so a class without notes is shown too."""
-    root = tmp_path_factory.mktemp("species")
-    entry = {
-        "kind": "habitat",
-        "common_name": "Red field",
-        "description": "A field that is mostly red.",
-        "wildlife": "Ladybirds.",
-        "threats": "Fading.",
-        "conservation": "Shade.",
-        "sources": [{"title": "Red", "url": "https://en.wikipedia.org/wiki/Red"}],
-    }
-    green = {
-        **entry,
-        "common_name": "Green field",
-        "look_alikes": [{"species": "red", "how_to_tell": "Colour."}],
-    }
-    book = {"bundle": "tiny", "title": "Tiny colours", "species": {"red": entry, "green": green}}
-    (root / "tiny.yaml").write_text(yaml.safe_dump(book))
-    return root
+    return write_tiny_species_notes(tmp_path_factory.mktemp("species"))
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import make_tiny_image
+from conftest import make_tiny_image, write_tiny_species_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -57,19 +56,7 @@ def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) ->
 def app_url(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     models = tmp_path_factory.mktemp("browser_models")
     shutil.copytree(tiny_bundle, models / "tiny")
-    species = tmp_path_factory.mktemp("browser_species")
-    entry = {
-        "kind": "habitat",
-        "common_name": "Red field",
-        "description": "A field that is mostly red.",
-        "wildlife": "Ladybirds.",
-        "threats": "Fading.",
-        "conservation": "Shade.",
-        "sources": [{"title": "Red", "url": "https://en.wikipedia.org/wiki/Red"}],
-    }
-    (species / "tiny.yaml").write_text(
-        yaml.safe_dump({"bundle": "tiny", "title": "Tiny", "species": {"red": entry}})
-    )
+    species = write_tiny_species_notes(tmp_path_factory.mktemp("browser_species"))
     port = free_port()
     env = {**os.environ, "WILDLIFE_MODELS_DIR": str(models), "WILDLIFE_SPECIES_DIR": str(species)}
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
