@@ -1,6 +1,6 @@
 """What every page shares: the sidebar's model picker and threshold, and the cached loaders.
 
-Models load once per process (`st.cache_resource`, shared by all sessions: the predictor is only read
+Models load once per process (`st.cache_resource`, shared by all sessions: the network is only read
 from), bundle lists, reports and species notes once per content (`st.cache_data`).
 """
 
@@ -18,7 +18,6 @@ from classifier.species import SpeciesBook, SpeciesInfoError, find_species_book
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
 SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"
-SPECIES_PAGE = "pages/species.py"
 NO_MODEL = (
     "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
     "(see the About page), then reload this page."
