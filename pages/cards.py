@@ -37,7 +37,7 @@ def status_line(entry: SpeciesEntry) -> str:
     return iucn_badge(entry) + trend_text
 
 
-def species_card(entry: SpeciesEntry) -> None:
+def species_card(entry: SpeciesEntry, bundle_name: str) -> None:
     """The short card under a prediction: names, status, description, threats, action, and a link."""
     with st.container(border=True):
         st.markdown(heading(entry))
@@ -46,5 +46,7 @@ def species_card(entry: SpeciesEntry) -> None:
         st.markdown(f"**Threats.** {entry.threats}")
         st.markdown(f"**What is being done.** {entry.conservation}")
         st.page_link(
-            SPECIES_PAGE, label=f"More about the {entry.common_name}", query_params={"species": entry.key}
+            SPECIES_PAGE,
+            label=f"More about the {entry.common_name}",
+            query_params={"species": entry.key, "model": bundle_name},
         )

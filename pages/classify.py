@@ -71,6 +71,6 @@ with verdict:
 
 entry = book.get(prediction.label) if book else None
 if prediction.status == "ok" and entry is not None:
-    species_card(entry)
+    species_card(entry, bundle.name)
 elif prediction.status == "ok":
     st.caption(f"No species notes for '{prediction.label}' yet.")
