@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import socket
@@ -29,8 +28,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from record import write_results
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_PHOTO = REPO.parent / "shared/data/intel/valid/forest"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_FIRST_S, TARGET_TRIP_S = 15.0, 1.0
@@ -78,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         f"classify round trip median {figures['round_trip_median_s']:.2f} s, p90 {figures['round_trip_p90_s']:.2f} s "
         f"over {len(trips)} photos (target <= {TARGET_TRIP_S:g} s)"
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"app_latency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {out.relative_to(REPO)}")
+    write_results("app_latency", figures)
     return 0
 
 

@@ -27,7 +27,6 @@ Prints the figures and writes them with the machine to benchmarks/results/predic
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -39,9 +38,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from record import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 CAMERA_TRAPS = REPO.parent / "shared" / "data" / "camera_traps"
-RESULTS = REPO / "benchmarks" / "results"
 MIN_PIXELS = 1_500_000
 TARGETS = {"ceiling_ratio": 0.7, "speedup_vs_learn_predict": 10.0, "latency_ms": 80.0, "peak_rss_gb": 1.5}
 
@@ -118,11 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_gb": results["memory"]["peak_rss_gb"] <= TARGETS["peak_rss_gb"],
     }
     results["machine"]["load_average_at_end"] = os.getloadavg()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"predict_speed{'-quick' if args.quick else ''}-{stamp}.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\ntargets met: {results['met']}\nwritten to {out.relative_to(REPO)}")
+    print(f"\ntargets met: {results['met']}")
+    write_results(f"predict_speed{'-quick' if args.quick else ''}", results)
     return 0
 
 

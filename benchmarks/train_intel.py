@@ -15,7 +15,6 @@ the bundle goes to a temporary folder unless --out-dir is given.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -25,9 +24,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from record import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 INTEL = REPO.parent / "shared" / "data" / "intel"
-RESULTS = REPO / "benchmarks" / "results"
 TARGET_ACCURACY, TARGET_MINUTES = 0.92, 30
 SMOKE_PER_CLASS = 10
 
@@ -60,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - started
     figures = _figures(result, wall, config, args.smoke)
     _print(figures)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"train_intel{'-smoke' if args.smoke else ''}-{stamp}.json"
-    path.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(REPO)}")
+    write_results(f"train_intel{'-smoke' if args.smoke else ''}", figures)
     return 0
 
 
