@@ -448,6 +448,15 @@ def _bundle(args: argparse.Namespace) -> Bundle:
     return resolve_bundle(model, *(args.models_dir or [MODELS_DIR]))
 
 
+def _number(text: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a {'whole number' if kind is int else 'number'}: {text!r}"
+        ) from None
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value < 1:
@@ -456,30 +465,21 @@ def _positive_int(text: str) -> int:
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text, float)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more: {text}")
     return value
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number(text, float)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text}")
     return value
