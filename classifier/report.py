@@ -81,6 +81,7 @@ def evaluate(
     files: Sequence[str | Path],
     root: str | Path | None = None,
     top_losses: int = TOP_LOSSES,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """The report's numbers for `probabilities` (N x C, rows sum to 1) against integer `targets`.
 
@@ -111,7 +112,7 @@ def evaluate(
         },
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
-        "threshold": threshold_report(probs, truth),
+        "threshold": threshold_report(probs, truth, fixed=threshold),
         "top_losses": _top_losses(probs, truth, classes, files, root, top_losses),
     }
 
@@ -130,11 +131,13 @@ def top_k_accuracy(probs: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float((top == truth[:, None]).any(axis=1).mean())
 
 
-def threshold_report(probs: np.ndarray, truth: np.ndarray, target: float = TARGET_ACCURACY) -> dict[str, Any]:
+def threshold_report(
+    probs: np.ndarray, truth: np.ndarray, target: float = TARGET_ACCURACY, fixed: float | None = None
+) -> dict[str, Any]:
     """Coverage and accuracy of the auto-labelled share at each cut-off, and the default cut-off.
 
     An image is auto-labelled at cut-off t when its top probability is >= t. Cut-offs where nothing is
-    left are not listed. Coverage never rises with the cut-off.
+    left are not listed. Coverage never rises with the cut-off. `fixed`: the cut-off a recipe chose.
     """
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == truth
@@ -148,9 +151,16 @@ def threshold_report(probs: np.ndarray, truth: np.ndarray, target: float = TARGE
         )
     good = [point for point in curve if point["accuracy"] >= target]
     chosen = good[0] if good else max(curve, key=lambda p: (p["coverage"] * p["accuracy"], -p["threshold"]))
+    if fixed is not None:
+        kept = confidence >= fixed
+        chosen = {
+            "threshold": fixed,
+            "coverage": float(kept.mean()),
+            "accuracy": float(correct[kept].mean()) if kept.any() else 0.0,
+        }
     return {
         "value": chosen["threshold"],
-        "rule": THRESHOLD_RULE,
+        "rule": THRESHOLD_RULE if fixed is None else "set by the training recipe (--threshold)",
         "target_accuracy": target,
         "coverage": chosen["coverage"],
         "accuracy": chosen["accuracy"],

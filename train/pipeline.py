@@ -33,6 +33,8 @@ from classifier.network import body_head_splitter, build_network
 from classifier.report import evaluate, write_report
 from train.checkpoint import EpochRecorder, RunState, start_run
 from train.data import TrainingData, load_training_data, make_dataloaders
+from train.imagenet_prior import read_prior
+from train.probe import fit_probe
 from train.recipe import TrainConfig, check
 
 FALLBACK_LR = 1e-3  # used when the finder's curve gives no usable suggestion (tiny or odd data)
@@ -55,8 +57,11 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     run = start_run(Path(config.runs_dir) / config.name, config.as_dict(), data.classes, config.resume)
     learn = build_learner(data, config, run.folder)
     with _quiet(learn, quiet):
-        fit_stages(learn, data, config, run, resuming=config.resume)
-        report = finish(learn, data, config, run)
+        if config.linear_probe:
+            report = finish_probe(learn, data, config, run)
+        else:
+            fit_stages(learn, data, config, run, resuming=config.resume)
+            report = finish(learn, data, config, run)
     seconds = time.perf_counter() - started
     train_seconds = sum(row.get("train_seconds", 0.0) for row in run.history)
     seen = len(data.split.train) * len(run.history)
@@ -67,8 +72,14 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
 def build_learner(data: TrainingData, config: TrainConfig, folder: Path) -> Learner:
     folder.mkdir(parents=True, exist_ok=True)
     dls = make_dataloaders(data, config, config.sizes[0])
+    groups = read_prior(config.imagenet_prior, data.classes) if config.imagenet_prior else None
     model = build_network(
-        config.backbone, len(data.classes), pretrained=config.pretrained, dropout=config.dropout
+        config.backbone,
+        len(data.classes),
+        pretrained=config.pretrained,
+        dropout=config.dropout,
+        head=config.head,
+        imagenet_groups=groups,
     )
     learn = Learner(
         dls,
@@ -175,10 +186,40 @@ def finish(learn: Learner, data: TrainingData, config: TrainConfig, run: RunStat
     """Evaluate on the validation images, export the learner, write the report; returns the report."""
     probs, targets = learn.get_preds(ds_idx=1)
     files = list(learn.dls.valid.items["file"])
-    report = evaluate(probs.numpy(), targets.numpy(), data.classes, files)
+    evaluation = evaluate(probs.numpy(), targets.numpy(), data.classes, files, threshold=config.threshold)
+    return _write_bundle(learn, data, config, run, evaluation)
+
+
+def finish_probe(learn: Learner, data: TrainingData, config: TrainConfig, run: RunState) -> dict[str, Any]:
+    """The few-shot path: fit the linear head (see train/probe.py), report on held-out photos, export."""
+    result = fit_probe(learn, data, config)
+    run.history = result.history
+    report = evaluate(
+        result.probabilities, result.targets, data.classes, result.files, threshold=config.threshold
+    )
+    # Cross-validated: every photo trained the shipped head and every photo was predicted without it.
+    facts = {
+        "n_train": len(data.frame),
+        "n_valid": len(data.frame),
+        "split": result.split,
+        "train_counts": data.frame["label"].value_counts().sort_index().to_dict(),
+    }
+    return _write_bundle(learn, data, config, run, report, facts if config.cv_folds else None)
+
+
+def _write_bundle(
+    learn: Learner,
+    data: TrainingData,
+    config: TrainConfig,
+    run: RunState,
+    evaluation: dict[str, Any],
+    data_facts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     bundle = Path(config.out_dir) / config.name
     model_file = export(learn, data, config, bundle)
-    report = {**_header(config, data, run, model_file), **report}
+    header = _header(config, data, run, model_file)
+    header["data"].update(data_facts or {})
+    report = {**header, **evaluation}
     write_report(report, bundle / "report.json")
     return report
 

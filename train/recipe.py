@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.datasets import FORMATS, MULTI_LABEL, SPLITS
+from classifier.network import HEADS
 
 BALANCE = ("none", "weighted", "oversample")
 
@@ -128,6 +129,37 @@ class TrainConfig:
     pct_start: float = field(default=0.25, metadata=_help("share of each one-cycle spent warming up"))
     weight_decay: float | None = field(default=None, metadata=_help("weight decay", shown="fastai's 0.01"))
     dropout: float = field(default=0.5, metadata=_help("dropout in the new head"))
+    head: str = field(
+        default="mlp",
+        metadata=_help("new head: fastai's two-layer mlp, or one linear layer (few-shot)", choices=HEADS),
+    )
+    imagenet_prior: Path | None = field(
+        default=None,
+        metadata=_help(
+            "YAML naming the ImageNet classes that show each class; adds their ImageNet score to the "
+            "linear head (see train/imagenet_prior.py)",
+            shown="none",
+        ),
+    )
+    # --- few-shot: a linear probe instead of SGD epochs
+    linear_probe: bool = field(
+        default=False,
+        metadata=_help("fit the linear head on frozen features by L-BFGS instead of training epochs"),
+    )
+    probe_views: int = field(
+        default=0, metadata=_help("augmented copies of each photo the probe sees, besides it and its mirror")
+    )
+    probe_l2: float = field(default=0.3, metadata=_help("L2 penalty of the probe on standardised features"))
+    cv_folds: int = field(
+        default=0,
+        metadata=_help(
+            "probe only: report K-fold cross-validation over all photos, then fit on all (0: use the split)"
+        ),
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata=_help("confidence cut-off below which a photo is 'uncertain'", shown="report.py's rule"),
+    )
     batch_size: int = field(default=32, metadata=_help("images per batch"))
     workers: int = field(
         default=default_workers(),
@@ -198,6 +230,14 @@ def check(config: TrainConfig) -> TrainConfig:
         problems.append("--lr must be positive")
     if config.workers < 0:
         problems.append("--workers must be >= 0")
+    if (config.imagenet_prior or config.linear_probe) and config.head != "linear":
+        problems.append("--imagenet-prior and --linear-probe need --head linear")
+    if config.cv_folds and (not config.linear_probe or config.cv_folds < 2):
+        problems.append("--cv-folds needs --linear-probe and at least 2 folds")
+    if config.probe_views < 0 or config.probe_l2 < 0:
+        problems.append("--probe-views and --probe-l2 must be >= 0")
+    if config.threshold is not None and not 0 <= config.threshold < 1:
+        problems.append("--threshold must be in [0, 1)")
     if problems:
         raise RecipeError("; ".join(problems))
     return config

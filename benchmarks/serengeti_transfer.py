@@ -1,0 +1,162 @@
+"""How the serengeti bundle does on camera-trap frames it was not trained on, from other places.
+
+    python benchmarks/serengeti_transfer.py [--model serengeti] [--data ../shared/data/camera_traps]
+
+The field-guide photos it was trained on are left out. Every other frame in `labels.csv` is either
+- *known*: its animal is one of the bundle's classes, perhaps as a group (a Wisconsin chipmunk is
+  `rodents`, a Chicago goose `other-bird`, a SpeciesNet elephant `elephant`); `KNOWN` lists the mapping.
+  Figures: top-1 and top-3, and how many right answers stay `ok` (not `uncertain`);
+- *unknown*: a species (or a blank frame) the bundle has no class for: bear, capybara, ocelot, Bornean
+  and North American species. Figure: the share that comes out `uncertain`, as it should.
+Deliberately broken copies and photos flagged `photo_or_uncertain` are left out. A sweep over cut-offs
+shows the trade-off the bundle's threshold makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.record import REPO, write_results
+from classifier.bundles import load_model, resolve_bundle
+from classifier.predict import Predictor
+
+# The bundle's class -> labels in labels.csv whose animal it is (perhaps as part of a group).
+RIGHT_ANSWERS: dict[str, tuple[str, ...]] = {
+    "cheetah": ("cheetah",),
+    "elephant": ("african_elephant",),
+    "cattle": ("domestic_cattle", "livestock"),
+    "human": ("human",),
+    "reptiles": ("amphibians_and_reptiles",),
+    "porcupine": ("porcupine_north_american",),
+    "other-bird": (
+        "birds",
+        "bird",
+        "canada_goose",
+        "crane_sandhill",
+        "crane_whooping",
+        "turkey_wild",
+        "grouse",
+        "pheasant_ring_necked",
+    ),
+    "hare": ("cottontail_eastern", "hare_snowshoe", "jackrabbit_white_tailed", "rabbit"),
+    "rodents": (
+        "chipmunks_and_squirrels",
+        "chipmunk",
+        "squirrel",
+        "gray_squirrel",
+        "fox_squirrel",
+        "mouse",
+        "rat",
+        "flying_squirrel",
+        "melanistic_gray_squirrel",
+        "woodchuck",
+        "muskrat",
+        "beaver",
+        "beaver_american",
+    ),
+}
+# Label in labels.csv -> the bundle's classes that are a right answer for it.
+KNOWN: dict[str, set[str]] = {
+    "wildebeest;zebra": {"wildebeest", "zebra"},
+    **{label: {name} for name, labels in RIGHT_ANSWERS.items() for label in labels},
+}
+# Not animals the bundle could name, but not a wrong species either: left out of both sets.
+NEITHER = {"unknown", "unidentified", "other_domestic"}
+SKIPPED_SUBSETS = {"snapshot_serengeti_fieldguide"}
+SWEEP = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+
+
+def frames(data: Path) -> list[dict[str, str]]:
+    rows = csv.DictReader((data / "labels.csv").open(encoding="utf-8"))
+    return [
+        row
+        for row in rows
+        if row["subset"] not in SKIPPED_SUBSETS
+        and row["image_type"] == "camera_trap"
+        and row["label"] not in NEITHER
+    ]
+
+
+def measure(model_name: str, data: Path) -> dict:
+    model = load_model(resolve_bundle(model_name, REPO / "models"))
+    predictor = Predictor(model, top_k=3)
+    rows = frames(data)
+    predictions = {row.path: row for row in predictor.predict_many([data / r["path"] for r in rows])}
+    known, unknown = [], []
+    for row in rows:
+        result = predictions[str(data / row["path"])]
+        if not result.label:
+            continue  # a file that does not decode is not a judgement of the model
+        answers = KNOWN.get(row["label"])
+        guesses = [label for label, _ in result.top_k]
+        entry = {
+            "file": row["path"],
+            "truth": row["label"],
+            "top_k": guesses,
+            "confidence": result.confidence,
+        }
+        if answers is None:
+            unknown.append(entry)
+        else:
+            known.append({**entry, "right": guesses[0] in answers, "top3": bool(answers & set(guesses))})
+    return summarise(known, unknown, predictor.threshold, model.bundle.name)
+
+
+def summarise(known: list[dict], unknown: list[dict], threshold: float, name: str) -> dict:
+    def at(cut: float) -> dict:
+        right = [k for k in known if k["right"]]
+        return {
+            "threshold": cut,
+            "right_answers_ok": _share([k["confidence"] >= cut for k in right]),
+            "wrong_answers_uncertain": _share([k["confidence"] < cut for k in known if not k["right"]]),
+            "unknown_uncertain": _share([u["confidence"] < cut for u in unknown]),
+        }
+
+    return {
+        "model": name,
+        "known_frames": len(known),
+        "unknown_frames": len(unknown),
+        "top1": _share([k["right"] for k in known]),
+        "top3": _share([k["top3"] for k in known]),
+        "at_bundle_threshold": at(threshold),
+        "sweep": [at(cut) for cut in SWEEP],
+        "known": known,
+        "unknown": unknown,
+    }
+
+
+def _share(flags: list[bool]) -> float:
+    return round(sum(flags) / len(flags), 3) if flags else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="serengeti")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "camera_traps")
+    args = parser.parse_args()
+    figures = measure(args.model, args.data)
+    t = figures["at_bundle_threshold"]
+    print(
+        f"{figures['model']}: {figures['known_frames']} known frames: top-1 {figures['top1']:.1%}, "
+        f"top-3 {figures['top3']:.1%}; at its threshold {t['threshold']:.2f}: right answers ok "
+        f"{t['right_answers_ok']:.1%}, wrong answers uncertain {t['wrong_answers_uncertain']:.1%}; "
+        f"{figures['unknown_frames']} unknown-species frames uncertain {t['unknown_uncertain']:.1%}"
+    )
+    for point in figures["sweep"]:
+        print(
+            f"  cut-off {point['threshold']:.2f}: right ok {point['right_answers_ok']:.1%}, "
+            f"wrong uncertain {point['wrong_answers_uncertain']:.1%}, "
+            f"unknown uncertain {point['unknown_uncertain']:.1%}"
+        )
+    write_results(f"serengeti_transfer-{figures['model']}", figures)
+
+
+if __name__ == "__main__":
+    main()
