@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,12 @@ DEFAULT_MAX_PIXELS = 64_000_000
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".jpe"}
 )
+# The formats photos come in. Pillow can open some forty more; each is parsing code that only a hostile
+# file would reach (EPS even hands the file to Ghostscript), so those are never tried.
+READABLE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")  # JPEG includes MPO (phones)
+# No photo file is bigger (an uncompressed 64-megapixel TIFF is 192 MB): a cap so that a named
+# /dev/zero or a huge non-photo cannot fill the memory.
+MAX_FILE_BYTES = 256 * 2**20
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -59,15 +66,15 @@ def load_photo(
     `target_size` lets JPEGs decode at a reduced scale (never below that size on either side): a 12 MP
     camera-trap frame fed to a 224-pixel model needs a fraction of the decoding work.
     """
-    label = name or (Path(source).name if isinstance(source, str | Path) else "the photo")
+    label = display_name(name or (Path(source).name if isinstance(source, str | Path) else "the photo"))
     data = _read_bytes(source, label)
-    with _open(data, label) as im:
+    with _open(data, label, max_pixels) as im:
         original_size = im.size
         _refuse_bombs(im, label, max_pixels)
         if target_size and im.format == "JPEG":
             im.draft("RGB", (target_size, target_size))
         taken, camera = _exif_facts(im)
-        rgb = _decode_rgb(im, label)
+        rgb = _decode_rgb(im, label, max_pixels)
     return Photo(image=rgb, taken=taken, camera=camera, original_size=original_size)
 
 
@@ -88,38 +95,70 @@ def thumbnail_data_url(source: Source, size: int = 96) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def display_name(name: str) -> str:
+    """`name` as messages show it: on one line, whatever characters a file or archive entry name holds."""
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
 def _read_bytes(source: Source, label: str) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
     else:
         try:
-            data = Path(source).read_bytes()
+            data = _read_file(Path(source), label)
         except FileNotFoundError:
             raise ImageError(f"{label}: file not found; check the path.") from None
-        except IsADirectoryError:
-            raise ImageError(f"{label}: is a folder, not a photo.") from None
         except OSError as exc:
             raise ImageError(
                 f"{label}: cannot be read ({exc.strerror or exc}); check its permissions."
             ) from None
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes); copy it again from its source.")
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big(label)
     return data
 
 
-def _open(data: bytes, label: str) -> Image.Image:
+def _read_file(path: Path, label: str) -> bytes:
+    # Judged by stat before opening: opening a FIFO blocks until something writes to it.
+    facts = path.stat()
+    if stat.S_ISDIR(facts.st_mode):
+        raise ImageError(f"{label}: is a folder, not a photo.")
+    if not stat.S_ISREG(facts.st_mode):
+        raise ImageError(f"{label}: not a regular file (a device, pipe or socket); name a photo file.")
+    if facts.st_size > MAX_FILE_BYTES:
+        raise _too_big(label)
+    with open(path, "rb") as handle:
+        return handle.read(MAX_FILE_BYTES + 1)  # a file still growing cannot get past the cap either
+
+
+def _too_big(label: str) -> ImageError:
+    return ImageError(
+        f"{label}: larger than {MAX_FILE_BYTES // 2**20} MB, more than any photo file; "
+        "save the photo as a JPEG first."
+    )
+
+
+def _open(data: bytes, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            raise ImageError(
-                f"{label}: not an image Pillow can read; use a JPEG, PNG, WebP, BMP or TIFF photo."
-            ) from None
-        raise ImageError(f"{label}: the image declares too many pixels to decode safely.") from None
+            return Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{label}: not an image this app reads; use a JPEG, PNG, WebP, GIF, BMP or TIFF photo."
+        ) from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _bomb(label, max_pixels) from None
     except Exception as exc:  # malformed headers raise many kinds of errors inside Pillow's plugins
         raise ImageError(f"{label}: not a readable image ({_short(exc)}); use another copy.") from None
+
+
+def _bomb(label: str, max_pixels: int) -> ImageError:
+    return ImageError(
+        f"{label}: the image declares far more pixels than the {max_pixels:,}-pixel limit "
+        "(a decompression bomb, or a damaged header); downscale the photo first."
+    )
 
 
 def _refuse_bombs(im: Image.Image, label: str, max_pixels: int) -> None:
@@ -133,7 +172,7 @@ def _refuse_bombs(im: Image.Image, label: str, max_pixels: int) -> None:
         )
 
 
-def _decode_rgb(im: Image.Image, label: str) -> Image.Image:
+def _decode_rgb(im: Image.Image, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -148,8 +187,8 @@ def _decode_rgb(im: Image.Image, label: str) -> Image.Image:
             ) from None
         raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageError(f"{label}: the image declares too many pixels to decode safely.") from None
-    except (ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, MemoryError) as exc:
+        raise _bomb(label, max_pixels) from None
+    except Exception as exc:  # each plugin fails its own way; any one escaping would end a page's run
         raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
 
 
@@ -206,4 +245,4 @@ def _parse_exif_time(stamp: object) -> datetime | None:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
+    return display_name(text[:120])

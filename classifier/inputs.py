@@ -4,9 +4,10 @@ Rules, as the CLI documents them:
 * a file named on the command line is always tried, whatever its extension; if it fails it is an error row;
 * inside folders (recursive, sorted) and zips, only files with an image extension are taken; the others
   are skipped and counted by reason, so the closing summary can say what was left out;
-* zips are read in place (nothing is extracted to disk). Entries with absolute or `../` names, symlink
-  entries and entries over the size caps become error rows; archives with too many entries or too many
-  bytes in all are refused; archives inside archives are skipped, not opened;
+* zips are read in place (nothing is extracted to disk). Entries with absolute, `../` or empty names,
+  symlink entries, entries over the size caps and entries packed far tighter than photos pack (zip
+  bombs) become error rows; archives with too many entries or too many bytes in all are refused;
+  archives inside archives are skipped, not opened;
 * http(s) URLs are fetched by `classifier.urlfetch` when the photo is decoded (in parallel with others).
 
 Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
@@ -14,17 +15,19 @@ Nothing is read here beyond folder listings and zip directories: reading happens
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import threading
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from classifier.images import has_image_extension
+from classifier.images import MAX_FILE_BYTES, display_name, has_image_extension
 
 FILE, ZIP_ENTRY, URL, INVALID = "file", "zip", "url", "invalid"
 
@@ -42,8 +45,14 @@ class ZipLimits:
     """
 
     max_entries: int = 200_000
-    max_entry_bytes: int = 256 * 2**20  # one photo; load_photo's pixel limit refuses larger images anyway
+    max_entry_bytes: int = MAX_FILE_BYTES  # one photo; load_photo refuses larger files anyway
     max_total_bytes: int = 64 * 2**30  # all image entries together (about 10,000 12-MP frames)
+    # Photos barely compress (JPEG, PNG and WebP already are); an uncompressed TIFF or BMP of a photo
+    # packs 2-5:1. Entries over 1 MiB packed tighter than this are bombs, refused before inflating.
+    max_ratio: float = 100.0
+
+
+_RATIO_FROM_BYTES = 2**20  # below this, however tightly packed, an entry costs nothing to inflate
 
 
 @dataclass(frozen=True)
@@ -163,79 +172,88 @@ def _skip_reason(name: str) -> str | None:
 
 
 def _expand_zip(archive: Path, text: str, expansion: Expansion, limits: ZipLimits) -> None:
-    def too_many(entries: int) -> bool:
-        if entries <= limits.max_entries:
-            return False
-        expansion.items.append(
-            _invalid(
-                text, f"{entries:,} entries is more than the {limits.max_entries:,}-entry limit; split it."
-            )
-        )
-        return True
-
-    try:
-        if too_many(_entry_count(archive)):
-            return
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        expansion.items.append(_invalid(text, f"not a readable zip archive ({_short(exc)}); copy it again."))
-        return
-    if too_many(len(infos)):
-        return
+    infos = _zip_directory(archive, text, expansion, limits)
     total = 0
     for info in sorted(infos, key=lambda i: i.filename):
         name = info.filename
         shown = f"{text}/{name}"
-        if info.is_dir():
-            continue
         problem = _unsafe_member(info)
-        if problem:
-            expansion.items.append(_invalid(shown, problem))
-            continue
-        base = PurePosixPath(name).name
-        reason = _skip_reason(base) or (
-            "macOS metadata files (._*)" if name.startswith("__MACOSX/") else None
-        )
-        if base.lower().endswith(".zip"):
-            reason = "archives inside archives (not opened)"
+        if name.endswith("/") and not problem:
+            continue  # a folder entry
+        reason = None if problem else _zip_skip_reason(name)
         if reason:
             expansion.skipped[reason] += 1
             continue
-        if info.file_size > limits.max_entry_bytes:
-            expansion.items.append(
-                _invalid(
-                    shown,
-                    f"{_size(info.file_size)} uncompressed is more than the "
-                    f"{_size(limits.max_entry_bytes)} limit for one photo in an archive.",
-                )
-            )
-            continue
-        total += info.file_size
-        if total > limits.max_total_bytes:
-            expansion.items.append(
-                _invalid(
-                    shown,
+        problem = problem or _oversized(info, limits)
+        if not problem:
+            total += info.file_size
+            if total > limits.max_total_bytes:
+                problem = (
                     f"the archive's photos add up to more than {_size(limits.max_total_bytes)} "
-                    "uncompressed; split the archive.",
+                    "uncompressed; split the archive."
                 )
-            )
-            continue
-        expansion.items.append(
-            InputItem(
-                path=shown,
-                kind=ZIP_ENTRY,
-                location=str(archive),
-                member=name,
-                group=f"{text}/{PurePosixPath(name).parent}",
-                mtime=_zip_time(info),
-            )
+        expansion.items.append(_invalid(shown, problem) if problem else _zip_item(archive, text, info))
+
+
+def _zip_directory(
+    archive: Path, text: str, expansion: Expansion, limits: ZipLimits
+) -> list[zipfile.ZipInfo]:
+    """The archive's entries, or none (and an error row) when it is unreadable or has too many."""
+    try:
+        entries = _entry_count(archive)  # from the end record: a huge directory is never parsed
+        if entries <= limits.max_entries:
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+            entries = len(infos)
+    except Exception as exc:  # a damaged directory fails in many ways inside zipfile (even NotImplemented)
+        expansion.items.append(_invalid(text, f"not a readable zip archive ({_short(exc)}); copy it again."))
+        return []
+    if entries > limits.max_entries:
+        problem = f"{entries:,} entries is more than the {limits.max_entries:,}-entry limit; split it."
+        expansion.items.append(_invalid(text, problem))
+        return []
+    return infos
+
+
+def _zip_skip_reason(name: str) -> str | None:
+    base = PurePosixPath(name).name
+    if base.lower().endswith(".zip"):
+        return "archives inside archives (not opened)"
+    if name.startswith("__MACOSX/"):
+        return "macOS metadata files (._*)"
+    return _skip_reason(base)
+
+
+def _oversized(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
+    if info.file_size > limits.max_entry_bytes:
+        return (
+            f"{_size(info.file_size)} uncompressed is more than the "
+            f"{_size(limits.max_entry_bytes)} limit for one photo in an archive."
         )
+    if info.file_size > _RATIO_FROM_BYTES and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        return (
+            f"refused: {_size(info.compress_size)} unpacks to {_size(info.file_size)}, "
+            f"more than {limits.max_ratio:g} times its size, which no photo does (a zip bomb)."
+        )
+    return None
+
+
+def _zip_item(archive: Path, text: str, info: zipfile.ZipInfo) -> InputItem:
+    return InputItem(
+        path=f"{text}/{info.filename}",
+        kind=ZIP_ENTRY,
+        location=str(archive),
+        member=info.filename,
+        group=f"{text}/{PurePosixPath(info.filename).parent}",
+        mtime=_zip_time(info),
+    )
 
 
 def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
     name = info.filename
     parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not name:
+        return "refused: an entry without a name (a malicious or broken zip)."
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "refused: an absolute path inside the archive (a malicious or broken zip)."
     if ".." in parts:
@@ -264,6 +282,7 @@ _open_archives = threading.local()
 
 def _read_member(archive: str, member: str, label: str) -> bytes:
     # One open ZipFile per thread and archive: reopening would re-parse the directory for every photo.
+    shown = display_name(label)
     cache: dict[str, zipfile.ZipFile] = getattr(_open_archives, "files", None) or {}
     _open_archives.files = cache
     try:
@@ -272,12 +291,12 @@ def _read_member(archive: str, member: str, label: str) -> bytes:
             zf = cache[archive] = zipfile.ZipFile(archive)
         with zf.open(member) as handle:
             return handle.read()
-    except zipfile.BadZipFile as exc:
-        raise InputError(f"{label}: damaged inside the archive ({_short(exc)}).") from None
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
+        raise InputError(f"{shown}: damaged inside the archive ({_short(exc)}).") from None
     except NotImplementedError as exc:
-        raise InputError(f"{label}: compressed with a method Python cannot read ({_short(exc)}).") from None
-    except (OSError, EOFError, KeyError, RuntimeError, ValueError) as exc:
-        raise InputError(f"{label}: cannot be read from the archive ({_short(exc)}).") from None
+        raise InputError(f"{shown}: compressed with a method Python cannot read ({_short(exc)}).") from None
+    except Exception as exc:  # OSError, RuntimeError (encrypted), KeyError, ...: one row, never a crash
+        raise InputError(f"{shown}: cannot be read from the archive ({_short(exc)}).") from None
 
 
 def close_archives() -> None:
@@ -289,7 +308,7 @@ def close_archives() -> None:
 
 def _invalid(path: str, reason: str) -> InputItem:
     shown = path if "://" in path else PurePosixPath(path).name or path
-    return InputItem(path=path, kind=INVALID, error=f"{shown}: {reason}")
+    return InputItem(path=path, kind=INVALID, error=f"{display_name(shown)}: {reason}")
 
 
 def _url_group(url: str) -> str:
@@ -320,4 +339,4 @@ def _size(n: int) -> str:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:120]
+    return display_name(text[:120])

@@ -13,6 +13,8 @@ three colours, so prediction and app tests can load a true `model.pkl` + `report
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 # Sleeping, not spinning, OpenMP threads: on these shared cores spinning made a 3-second training run
@@ -40,6 +42,21 @@ def make_tiny_image(label: str, seed: int = 0, size: int = 96) -> Image.Image:
     side = int(rng.integers(size // 6, size // 3))
     canvas[y : y + side, x : x + side] *= 0.55
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), mode="RGB")
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_declaring(width: int, height: int, *, extra: bytes = b"", idat: bytes | None = None) -> bytes:
+    """A small PNG whose header claims `width` x `height` RGB pixels (a decompression bomb when huge).
+
+    `extra` chunks go before the pixel data; `idat` is that data, zlib-compressed (default: a few zeros).
+    """
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 64) if idat is None else idat
+    body = png_chunk(b"IHDR", header) + extra + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def write_tiny_dataset(root: Path, per_class: int = TINY_PER_CLASS) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier.images import ImageError, has_image_extension, load_photo, open_image, thumbnail_data_url
+from conftest import png_declaring
 
 SPECIESNET = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camera_traps" / "speciesnet_test_data"
@@ -136,17 +135,6 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="file not found"):
         open_image(tmp_path / "nowhere.jpg")
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge size: a decompression bomb."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + header
-    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    body = zlib.compress(b"\x00" * 64)
-    idat = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
-    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-    return b"\x89PNG\r\n\x1a\n" + ihdr + idat + end
 
 
 def test_decompression_bomb_is_refused_before_decoding() -> None:
