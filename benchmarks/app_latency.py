@@ -117,22 +117,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_app(port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
+def start_app(port: int, python: str = sys.executable, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`streamlit run` on 127.0.0.1:`port` with `python`, its environment updated with `env`."""
+    command = [python, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
     command += ["--server.headless", "true", "--server.address", "127.0.0.1"]
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_health(url: str, deadline: float) -> None:
+    """Return once the server at `url` answers its health check; the server needs a moment to start."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+                return
+        except OSError:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"the app at {url} did not start in time") from None
+            time.sleep(0.1)
 
 
 def first_prediction(page, url: str, query: str, photo: Path, started: float) -> float:
-    deadline = started + 120
-    while True:  # the server needs a moment before it accepts connections
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
-                break
-        except OSError:
-            if time.perf_counter() > deadline:
-                raise TimeoutError("the app did not start within 120 s") from None
-            time.sleep(0.1)
+    wait_for_health(url, started + 120)
     page.goto(url + query, timeout=60_000)
     page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
     page.locator("input[type=file]").first.set_input_files(str(photo))

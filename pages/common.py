@@ -1,12 +1,18 @@
 """What every page shares: the sidebar's model picker and threshold, and the cached loaders.
 
-Models load once per process (`st.cache_resource`, shared by all sessions: the network is only read
-from), bundle lists, reports and species notes once per content (`st.cache_data`).
+A model loads when a page first needs it, once per process (`st.cache_resource`, shared by all sessions:
+the network is only read from), and only one stays loaded: a free host (Streamlit Community Cloud) gives
+the whole app about 1 GB, and the libraries alone take most of it (benchmarks/app_memory.py). Bundle
+lists, reports and species notes load once per content (`st.cache_data`). A model that fails to load on
+this host is set aside for everyone, with its reason in the sidebar, and the other models stay usable.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -33,10 +39,36 @@ def bundles_in(root: str) -> list[Bundle]:
     return find_bundles(root)
 
 
-@st.cache_resource(show_spinner="Loading the model (once for everyone)…", max_entries=4)
+@st.cache_resource(show_spinner="Loading the model (once for everyone)…", max_entries=1)
 def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
-    """The bundle's network; the hash is part of the key so a retrained bundle is reloaded."""
+    """The bundle's network; the hash is part of the key so a retrained bundle is reloaded.
+
+    The model loaded before is dropped, and its memory handed back, before this one loads: the process
+    keeps one model, not every model a visitor ever picked.
+    """
+    loaded_model.clear()
+    _release_free_memory()
     return load_model(read_bundle(directory))
+
+
+@st.cache_resource(show_spinner=False)
+def failed_loads() -> dict[str, str]:
+    """Models that could not be loaded in this process: their `_load_key` -> the one-line reason."""
+    return {}
+
+
+def _release_free_memory() -> None:
+    """Free unreachable objects and return freed heap pages to the system.
+
+    A fastai Learner holds reference cycles, so a dropped model waits for the cycle collector; glibc then
+    keeps the freed pages for later unless trimmed. Measured: without both, every switch of model added
+    20-60 MB to the app's resident memory.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not musl)
+        if trim is not None:
+            trim(0)
 
 
 @st.cache_data(show_spinner=False)
@@ -45,16 +77,26 @@ def species_book(bundle_name: str) -> SpeciesBook | None:
     return find_species_book(bundle_name, Path(root)) if root else find_species_book(bundle_name)
 
 
+def _load_key(bundle: Bundle) -> str:
+    return f"{bundle.directory}:{bundle.model_sha256}"  # a re-exported bundle gets another try
+
+
+def _problem(bundle: Bundle) -> str | None:
+    """Why the bundle cannot be used (an unreadable report, or a model that failed to load), or None."""
+    return bundle.error or failed_loads().get(_load_key(bundle))
+
+
 def working_bundles() -> list[Bundle]:
-    return [b for b in bundles_in(str(models_root())) if b.ok]
+    return [b for b in bundles_in(str(models_root())) if _problem(b) is None]
 
 
 def sidebar() -> None:
     """The model picker (default bundle first) and the confidence threshold, shared by every page."""
     bundles = bundles_in(str(models_root()))
-    for broken in (b for b in bundles if not b.ok):
-        st.sidebar.warning(f"Model '{broken.name}' cannot be used: {broken.error}")
-    working = [b for b in bundles if b.ok]
+    for bundle in bundles:
+        if reason := _problem(bundle):
+            st.sidebar.warning(f"Model '{bundle.name}' cannot be used: {reason}")
+    working = [b for b in bundles if _problem(b) is None]
     if not working:
         st.sidebar.info(NO_MODEL)
         return
@@ -113,11 +155,20 @@ def require_bundle() -> Bundle:
 
 
 def require_predictor(bundle: Bundle) -> Predictor:
-    """A predictor at this session's threshold, or one error line when the model file cannot be used."""
+    """A predictor at this session's threshold, or one error line when the model cannot be loaded here.
+
+    Any failure counts, not only a `BundleError` (missing, corrupt or tampered file): on a host, a
+    library that differs or memory that runs out fails in its own way. The model is then set aside for
+    everyone (the sidebar says why) and the visitor picks another.
+    """
     try:
         model = loaded_model(str(bundle.directory), bundle.model_sha256)
-    except ValueError as error:  # BundleError: missing, corrupt or tampered model file
-        st.error(str(error))
+    except Exception as error:
+        reason = str(error).split("\n", 1)[0].rstrip(".") or type(error).__name__
+        failed_loads()[_load_key(bundle)] = reason
+        st.error(
+            f"Model '{bundle.title}' cannot be loaded here ({reason}); pick another model in the sidebar."
+        )
         st.stop()
     # Cheap: the network is shared; only this session's threshold and top-k are its own.
     return Predictor(model, threshold=current_threshold(bundle), top_k=5)
