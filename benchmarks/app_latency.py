@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -26,13 +25,13 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from load_test import CHROMIUM, CHROMIUM_FLAGS
 from PIL import Image
 
 from record import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = REPO.parent / "shared/data/intel/valid/forest"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_FIRST_S, TARGET_TRIP_S = 15.0, 1.0
 
 
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = variants(Path(photo), args.trips + 1, Path(scratch))
         port = free_port()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
-            )
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             started = time.perf_counter()
             server = start_app(port)

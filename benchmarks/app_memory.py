@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from load_test import CHROMIUM, CHROMIUM_FLAGS
 from PIL import Image
 
-from app_latency import CHROMIUM_FLAGS, free_port, start_app, wait_for_health
+from app_latency import free_port, start_app, wait_for_health
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_MIB = 1024
@@ -124,7 +124,7 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
         visits.append(("default bundle again", url))
     steps = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             for label, address in visits:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
