@@ -202,7 +202,7 @@ def finish_probe(learn: Learner, data: TrainingData, config: TrainConfig, run: R
         "n_train": len(data.frame),
         "n_valid": len(data.frame),
         "split": result.split,
-        "train_counts": data.frame["label"].value_counts().sort_index().to_dict(),
+        "train_counts": dict(sorted(_counts(data.split.train + data.split.valid).items())),
     }
     return _write_bundle(learn, data, config, run, report, facts if config.cv_folds else None)
 

@@ -23,6 +23,7 @@ from fasttransform import Pipeline
 from torch import nn
 
 from classifier.network import LinearHead
+from classifier.report import evaluate
 from train.data import TrainingData, augmentations
 from train.recipe import TrainConfig
 
@@ -59,13 +60,10 @@ def fit_probe(learn: Learner, data: TrainingData, config: TrainConfig) -> ProbeR
         raise ValueError("the linear probe needs the linear head (--head linear)")
     frame = data.frame.reset_index(drop=True)
     views = extract_views(learn, frame, config)
-    if config.cv_folds > 1:
-        result = _cross_validate(head, views, frame, data.classes, config)
-        everything = np.arange(len(frame))
-    else:
-        result = _held_out(head, views, frame, data.classes, config)
-        everything = np.flatnonzero(~frame["is_valid"].to_numpy())
-    fit_head(head, *views.take(everything), config.probe_l2, config.label_smoothing)
+    if config.cv_folds <= 1:
+        return _held_out(head, views, frame, data.classes, config)  # the head is fitted: training photos
+    result = _cross_validate(head, views, frame, data.classes, config)
+    fit_head(head, *views.take(np.arange(len(frame))), config.probe_l2, config.label_smoothing)
     return result
 
 
@@ -152,9 +150,10 @@ def _cross_validate(
         started = time.perf_counter()
         held = np.flatnonzero(fold == k)
         fit_head(head, *views.take(np.flatnonzero(fold != k)), config.probe_l2, config.label_smoothing)
-        features, _ = views.take(held, plain_only=True)
+        features, targets = views.take(held, plain_only=True)
         probabilities[held] = predict_head(head, features)
-        history.append(_history_row(k, probabilities[held], views, held, config, started))
+        files = list(frame["file"][held])
+        history.append(_history_row(k, probabilities[held], targets, files, classes, config, started))
     return ProbeResult(
         probabilities,
         views.take(np.arange(len(frame)), plain_only=True)[1].numpy(),
@@ -174,30 +173,29 @@ def _held_out(
     fit_head(head, *views.take(np.flatnonzero(~valid)), config.probe_l2, config.label_smoothing)
     features, targets = views.take(held, plain_only=True)
     probabilities = predict_head(head, features)
-    history = [_history_row(0, probabilities, views, held, config, started)]
-    return ProbeResult(probabilities, targets.numpy(), list(frame["file"][held]), history, "")
+    files = list(frame["file"][held])
+    history = [_history_row(0, probabilities, targets, files, classes, config, started)]
+    return ProbeResult(probabilities, targets.numpy(), files, history, "")
 
 
 def _history_row(
-    k: int, probabilities: np.ndarray, views: Views, held: np.ndarray, config: TrainConfig, started: float
+    k: int,
+    probabilities: np.ndarray,
+    targets: torch.Tensor,
+    files: list[str],
+    classes: list[str],
+    config: TrainConfig,
+    started: float,
 ) -> dict[str, Any]:
-    """One history row per fitted head, in the report's epoch format."""
-    targets = views.take(held, plain_only=True)[1].numpy()
-    predicted = probabilities.argmax(1)
-    loss = -np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, None)).mean()
-    f1 = [_f1(predicted == c, targets == c) for c in np.unique(targets)]
+    """One history row per fitted head, in the report's epoch format, with the report's own metrics."""
+    metrics = evaluate(probabilities, targets.numpy(), classes, files, top_losses=0)["metrics"]
     return {
         "stage": "frozen",
         "epoch": k,
         "image_size": config.sizes[-1],
         "train_loss": None,
-        "valid_loss": float(loss),
-        "accuracy": float((predicted == targets).mean()),
-        "macro_f1": float(np.mean(f1)),
+        "valid_loss": metrics["valid_loss"],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def _f1(predicted: np.ndarray, actual: np.ndarray) -> float:
-    hits = float((predicted & actual).sum())
-    return 2 * hits / (predicted.sum() + actual.sum()) if hits else 0.0
