@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from classifier.images import error_line
+
 DEFAULT_BUNDLE = "serengeti"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_FILE = "model.pkl"
@@ -86,7 +88,7 @@ def read_bundle(directory: str | Path) -> Bundle:
             f"{report_path}: not found; a bundle folder needs report.json beside model.pkl."
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{report_path}: cannot be read ({_short(exc)}).") from None
+        raise BundleError(f"{report_path}: cannot be read ({error_line(exc, 160)}).") from None
     try:
         report = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -196,7 +198,7 @@ def load_model(bundle: Bundle, device: str | torch.device | None = None, verify:
             f"{path}: model file not found; the bundle needs the model.pkl its training wrote."
         ) from None
     except OSError as exc:
-        raise BundleError(f"{path}: cannot be read ({_short(exc)}).") from None
+        raise BundleError(f"{path}: cannot be read ({error_line(exc, 160)}).") from None
     if verify:
         _check_hash(bundle, path, data)
     learner = _unpickle(path)
@@ -252,7 +254,7 @@ def _unpickle(path: Path) -> Any:
         ) from None
     except AttributeError as exc:
         raise BundleError(
-            f"{path}: the learner refers to something this code no longer has ({_short(exc)}); "
+            f"{path}: the learner refers to something this code no longer has ({error_line(exc, 160)}); "
             "re-export it with this version."
         ) from None
     except (
@@ -265,10 +267,12 @@ def _unpickle(path: Path) -> Any:
         OSError,
     ) as exc:
         raise BundleError(
-            f"{path}: not a readable fastai export (truncated or corrupt: {_short(exc)}); copy the bundle again."
+            f"{path}: not a readable fastai export (truncated or corrupt: {error_line(exc, 160)}); copy the bundle again."
         ) from None
     except Exception as exc:  # a damaged pickle can fail in any constructor it calls
-        raise BundleError(f"{path}: cannot be loaded ({type(exc).__name__}: {_short(exc)}).") from None
+        raise BundleError(
+            f"{path}: cannot be loaded ({type(exc).__name__}: {error_line(exc, 160)})."
+        ) from None
 
 
 def _check_classes(bundle: Bundle, path: Path, learner: Any, network: nn.Module) -> None:
@@ -306,8 +310,3 @@ def _default_device() -> torch.device:
 
 def _looks_like_bundle(directory: Path) -> bool:
     return (directory / REPORT_FILE).exists() or (directory / MODEL_FILE).exists()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]

@@ -151,7 +151,7 @@ def _open(data: bytes, label: str, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise _bomb(label, max_pixels) from None
     except Exception as exc:  # malformed headers raise many kinds of errors inside Pillow's plugins
-        raise ImageError(f"{label}: not a readable image ({_short(exc)}); use another copy.") from None
+        raise ImageError(f"{label}: not a readable image ({error_line(exc)}); use another copy.") from None
 
 
 def _bomb(label: str, max_pixels: int) -> ImageError:
@@ -185,11 +185,15 @@ def _decode_rgb(im: Image.Image, label: str, max_pixels: int) -> Image.Image:
             raise ImageError(
                 f"{label}: the file is truncated (an incomplete download or copy); copy it again."
             ) from None
-        raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
+        raise ImageError(
+            f"{label}: the image data is damaged ({error_line(exc)}); use another copy."
+        ) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise _bomb(label, max_pixels) from None
     except Exception as exc:  # each plugin fails its own way; any one escaping would end a page's run
-        raise ImageError(f"{label}: the image data is damaged ({_short(exc)}); use another copy.") from None
+        raise ImageError(
+            f"{label}: the image data is damaged ({error_line(exc)}); use another copy."
+        ) from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -243,6 +247,7 @@ def _parse_exif_time(stamp: object) -> datetime | None:
         return None
 
 
-def _short(exc: BaseException) -> str:
+def error_line(exc: BaseException, limit: int = 120) -> str:
+    """An exception as a short part of a one-line message: its first line, or its type when it has none."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return display_name(text[:120])
+    return display_name(text[:limit])

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from classifier.images import MAX_FILE_BYTES, display_name, has_image_extension
+from classifier.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
 
 FILE, ZIP_ENTRY, URL, INVALID = "file", "zip", "url", "invalid"
 
@@ -206,7 +206,9 @@ def _zip_directory(
                 infos = zf.infolist()
             entries = len(infos)
     except Exception as exc:  # a damaged directory fails in many ways inside zipfile (even NotImplemented)
-        expansion.items.append(_invalid(text, f"not a readable zip archive ({_short(exc)}); copy it again."))
+        expansion.items.append(
+            _invalid(text, f"not a readable zip archive ({error_line(exc)}); copy it again.")
+        )
         return []
     if entries > limits.max_entries:
         problem = f"{entries:,} entries is more than the {limits.max_entries:,}-entry limit; split it."
@@ -292,11 +294,13 @@ def _read_member(archive: str, member: str, label: str) -> bytes:
         with zf.open(member) as handle:
             return handle.read()
     except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
-        raise InputError(f"{shown}: damaged inside the archive ({_short(exc)}).") from None
+        raise InputError(f"{shown}: damaged inside the archive ({error_line(exc)}).") from None
     except NotImplementedError as exc:
-        raise InputError(f"{shown}: compressed with a method Python cannot read ({_short(exc)}).") from None
+        raise InputError(
+            f"{shown}: compressed with a method Python cannot read ({error_line(exc)})."
+        ) from None
     except Exception as exc:  # OSError, RuntimeError (encrypted), KeyError, ...: one row, never a crash
-        raise InputError(f"{shown}: cannot be read from the archive ({_short(exc)}).") from None
+        raise InputError(f"{shown}: cannot be read from the archive ({error_line(exc)}).") from None
 
 
 def close_archives() -> None:
@@ -335,8 +339,3 @@ def _size(n: int) -> str:
             return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} bytes"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return display_name(text[:120])
