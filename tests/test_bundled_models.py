@@ -13,13 +13,16 @@ from conftest import SHARED_DATA
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 BUNDLES = ("serengeti", "habitat", "otters")
-# Where each bundle's own photos are, under ../shared/data: one photo of each class is checked.
+# Where each bundle's own photos are, under ../shared/data: the first photos of each class are checked.
 OWN_DATA = {
     "serengeti": "camera_traps/snapshot_serengeti_fieldguide",
     "habitat": "intel/valid",  # never trained on
     "otters": "otters",
 }
 MAX_MODEL_BYTES = 30 * 1024 * 1024
+# A model right 93% of the time misses a single photo of some class in one bundle out of three by
+# chance; most of a class's first five is what a working model must get right, and a broken one cannot.
+PHOTOS_PER_CLASS = 5
 
 
 @pytest.mark.parametrize("name", BUNDLES)
@@ -39,16 +42,17 @@ def test_serengeti_is_the_default_bundle() -> None:
 
 @pytest.mark.shared
 @pytest.mark.parametrize("name", BUNDLES)
-def test_bundle_names_one_photo_of_each_class_from_its_own_data(name: str) -> None:
+def test_bundle_names_most_photos_of_each_class_from_its_own_data(name: str) -> None:
     data = SHARED_DATA / OWN_DATA[name]
     if not data.is_dir():
         pytest.skip(f"no {data}")
     bundle = read_bundle(MODELS / name)
     predictor = Predictor(load_model(bundle))
-    wrong = {}
+    missed = {}
     for label in bundle.classes:
-        photo = sorted(p for p in (data / label).iterdir() if p.is_file())[0]
-        predicted = predictor.predict_file(photo).label
-        if predicted != label:
-            wrong[photo.name] = predicted
-    assert not wrong, f"{name}: {wrong}"
+        photos = sorted(p for p in (data / label).iterdir() if p.is_file())[:PHOTOS_PER_CLASS]
+        wrong = {p.name: predictor.predict_file(p).label for p in photos}
+        wrong = {photo: predicted for photo, predicted in wrong.items() if predicted != label}
+        if len(wrong) * 2 >= len(photos):
+            missed[label] = wrong
+    assert not missed, f"{name}: {missed}"
