@@ -105,7 +105,15 @@ def test_ctrl_c_during_a_run_leaves_a_valid_csv_of_exactly_what_finished(
     command = [sys.executable, "-m", "classifier", "predict", "--model", str(tiny_bundle), "--out", str(out)]
     command += ["--workers", "1", "--batch-size", "1", str(root)]
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+        # As in a terminal: a shell's background job (`make test &`) ignores SIGINT, and its children
+        # would inherit that and never see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
