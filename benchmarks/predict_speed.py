@@ -190,16 +190,21 @@ def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> di
     items = expand_inputs([folder]).items
     size = model.bundle.image_size
     streams = workers or default_workers()
+
+    # The folder repeats the frames by symlinks: each distinct frame is decoded (and timed) once.
+    def frame(item) -> Path:
+        return Path(item.location).resolve()
+
     # The ceiling: the network alone on tensors decoded beforehand, in batches of the same size, run the
     # better of two ways: one stream using torch's threads, or one stream per core with one thread each.
-    distinct = {item.location: item for item in items}
+    distinct = {frame(item): item for item in items}
     decoded = {
-        loc: torch.from_numpy(decode_item(item, size).pixels).permute(2, 0, 1)
-        for loc, item in distinct.items()
+        path: torch.from_numpy(decode_item(item, size).pixels).permute(2, 0, 1)
+        for path, item in distinct.items()
     }
     decode_ms = _decode_ms(list(distinct.values()), size)
     batches = [
-        torch.stack([decoded[item.location] for item in items[i : i + batch_size]])
+        torch.stack([decoded[frame(item)] for item in items[i : i + batch_size]])
         .float()
         .div_(255)
         .contiguous(memory_format=torch.channels_last)
