@@ -5,7 +5,8 @@ three colours, so prediction and app tests can load a true `model.pkl` + `report
 
 - classes (sorted, as the model's vocab): `TINY_CLASSES` = ("blue", "green", "red");
 - `make_tiny_image(label, seed=0, size=96)` draws a fresh photo of that class (a noisy field of its
-  colour with a darker square); the bundle predicts `label` for it. Also a fixture, `tiny_image`.
+  colour, in its own pattern of bands, with a darker square); the bundle predicts `label` for it. Also a
+  fixture, `tiny_image`.
 - images are 96 px JPEG and PNG files, 20 per class, in `tiny_dataset` (class sub-folders, so
   `python -m classifier evaluate --model DIR tiny_dataset` works too); the bundle's size is 64.
 """
@@ -41,7 +42,19 @@ def make_tiny_image(label: str, seed: int = 0, size: int = 96) -> Image.Image:
     x, y = rng.integers(0, size // 2, 2)
     side = int(rng.integers(size // 6, size // 3))
     canvas[y : y + side, x : x + side] *= 0.55
-    return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), mode="RGB")
+    return Image.fromarray(np.clip(canvas * _stripes(label, size), 0, 255).astype(np.uint8), mode="RGB")
+
+
+def _stripes(label: str, size: int) -> np.ndarray:
+    """Each class's own pattern of darker bands (blue: rows, green: columns, red: checks), 1/8 of the side.
+
+    Colour alone is not enough: ImageNet backbones are trained to look past hue, and on plain colour
+    fields the frozen MobileNetV2's features of two classes lay barely apart (between/within-class
+    distance 1.5), so a five-epoch run landed anywhere from 0.73 to 0.93 by seed. With the bands: 4.2.
+    """
+    rows, columns = np.mgrid[0:size, 0:size] // max(1, size // 8)
+    band = {"blue": rows, "green": columns, "red": rows + columns}[label] % 2
+    return np.where(band, 1.0, 0.6)[..., None]
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -83,15 +96,18 @@ def tiny_config(data: Path, out_dir: Path, **changes):
         "sizes": (TINY_SIZE,),
         "frozen_epochs": 4,
         "unfrozen_epochs": 1,
-        "lr": 1e-2,
+        # Measured over seeds 0-11 and 1-2 torch threads: with these three settings every run reached
+        # 1.0 on its 15 held-out photos and on 60 fresh ones. With the ones before (lr 1e-2, dropout 0.5,
+        # batch-norm statistics re-estimated from 8-photo batches) the same code gave 0.73-0.93 by seed,
+        # so a library update, which changes the random stream, failed the bundle on a fresh machine.
+        "lr": 1e-3,
+        "dropout": 0.0,
+        "freeze_bn": True,
         "lr_find_iters": 12,
         "batch_size": 8,
         "workers": 0,
         "valid_pct": 0.25,
         "patience": 0,
-        # Fields of one colour are far from ImageNet's statistics: here adapting batch norm is what lets
-        # five tiny epochs separate the classes.
-        "freeze_bn": False,
         "lr_mult": 100.0,
         **changes,
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from classifier.report import read_report
-from conftest import TINY_CLASSES, TINY_SIZE, tiny_config, write_tiny_dataset
+from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image, tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +63,33 @@ def test_tiny_bundle_has_model_and_complete_report(tiny_bundle: Path, tiny_datas
     for loss in report["top_losses"]:  # named by their path in the dataset, never copied
         assert (tiny_dataset / loss["file"]).is_file()
     assert sorted(p.name for p in tiny_bundle.iterdir()) == ["model.pkl", "report.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "threads"), [(1, 1), (5, 2)])
+def test_tiny_recipe_separates_the_colours_whatever_the_seed_and_thread_count(
+    tmp_path: Path, seed: int, threads: int
+) -> None:
+    """A library update changes the random stream as a new seed does: the fixture must not hang on one."""
+    import torch
+
+    from classifier.bundles import load_model, read_bundle
+    from classifier.predict import Predictor
+    from train import train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        data = write_tiny_dataset(tmp_path / "data")
+        result = train(tiny_config(data, tmp_path, seed=seed), quiet=True)
+    finally:
+        torch.set_num_threads(before)
+    assert result.report["metrics"]["accuracy"] == 1.0
+    predictor = Predictor(load_model(read_bundle(result.bundle)))
+    for label in TINY_CLASSES:
+        for photo in range(5):
+            prediction = predictor.predict_image(make_tiny_image(label, seed=photo))
+            assert prediction.label == label and prediction.confidence >= 0.5, (label, photo, prediction)
 
 
 def test_exported_learner_loads_and_predicts_in_a_fresh_process(tiny_bundle: Path, tmp_path: Path) -> None:
