@@ -8,7 +8,7 @@ PORT ?= 8501
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test chromium lint clean
+.PHONY: run test install install-test lock chromium lint clean
 
 run: $(VENV)/.runtime-installed
 	@echo "Starting the app: open http://localhost:$(PORT) in your browser (Ctrl-C stops it)."
@@ -27,14 +27,24 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime-installed: requirements.txt requirements-nodeps.txt | $(VENV)/bin/python
-	$(PY) -m pip install -r requirements.txt
-	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
+# Exact versions with their hashes, from the lock files (`make lock` writes them from pyproject.toml's ranges).
+$(VENV)/.runtime-installed: requirements.lock requirements-nodeps.lock | $(VENV)/bin/python
+	$(PY) -m pip install --require-hashes -r requirements.lock
+	$(PY) -m pip install --require-hashes --no-deps -r requirements-nodeps.lock
 	touch $@
 
-$(VENV)/.test-installed: requirements-test.txt $(VENV)/.runtime-installed
-	$(PY) -m pip install -r requirements-test.txt
+$(VENV)/.test-installed: requirements-test.lock $(VENV)/.runtime-installed
+	$(PY) -m pip install --require-hashes -r requirements-test.lock
 	touch $@
+
+# Refresh the locks: the newest versions pyproject.toml's ranges allow, for Python 3.11 on any platform,
+# then requirements.txt (what hosts install: the same versions, CPU-only PyTorch).
+UV_COMPILE = $(PY) -m uv pip compile --universal --python-version 3.11 --generate-hashes --upgrade --quiet
+lock: $(VENV)/.test-installed
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra test -c requirements.lock -o requirements-test.lock
+	$(UV_COMPILE) requirements-nodeps.in --no-deps -o requirements-nodeps.lock
+	$(PY) tools/cloud_requirements.py
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download is never used.
 chromium:
