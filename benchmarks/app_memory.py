@@ -5,10 +5,11 @@
 
 Starts the app and, in Debian's Chromium, classifies a photo on the default bundle, then on every other
 bundle (`?model=NAME`, a new visitor each), then on the default bundle again; after each step it reads
-/proc/PID/status and /proc/PID/smaps. Streamlit keeps a visitor's session (uploads included) for two
+/proc/PID/status and /proc/PID/smaps; then it opens the batch, species, performance and about pages
+with each bundle. Streamlit keeps a visitor's session (uploads included) for two
 minutes after they leave, so each step also holds the visitors before it, as a busy host does.
 
-Streamlit Community Cloud gives an app about 1 GB: the target is a resident set under `LIMIT_MIB` at
+Streamlit Community Cloud gives an app about 1 GB: the target is a resident set under `LIMIT_MIB` (900) at
 every step with the CPU-only PyTorch a host installs. A CUDA build of PyTorch maps a few hundred MB of
 GPU libraries that a CPU-only one does not have, so their pages are counted apart (`gpu_libraries`).
 Prints the figures and writes them to benchmarks/results/app_memory-<time>.json. The photo is a
@@ -33,10 +34,11 @@ from PIL import Image
 from app_latency import free_port, start_app, wait_for_health
 
 REPO = Path(__file__).resolve().parents[1]
-LIMIT_MIB = 1024
+LIMIT_MIB = 900
 # /proc/PID/status: anonymous memory has to stay resident; file pages (the mapped libraries) can be
 # dropped and read again under pressure. VmHWM is the peak resident set since the start.
 STATUS_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file", "VmHWM": "peak_rss"}
+PAGES = ("batch", "species", "performance", "about")
 GPU_LIBRARY = re.compile(
     r"/nvidia/|/triton/|_cuda|cudnn|cublas|cufft|curand|cusolver|cusparse|nccl|nvrtc|nvJitLink"
 )
@@ -116,7 +118,8 @@ def measure(
 
 
 def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> list[dict]:
-    """A visitor per step classifies `photo`: the default bundle, every other one, the default again."""
+    """A visitor per step classifies `photo`: the default bundle, every other one, the default again;
+    then a visitor per bundle opens every other page."""
     from playwright.sync_api import sync_playwright
 
     visits = [("default bundle", url)] + [(f"bundle {name}", f"{url}/?model={name}") for name in names[1:]]
@@ -132,6 +135,14 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
                 page.locator("input[type=file]").first.set_input_files(str(photo), timeout=60_000)
                 page.locator("[data-testid=stProgress]").first.wait_for(timeout=120_000)
                 steps.append({"step": f"{label}, a photo classified", **memory(pid)})
+                page.close()
+            for name in names:  # then every other page, once per bundle
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                for path in PAGES:
+                    page.goto(f"{url}/{path}?model={name}", timeout=60_000)
+                    page.locator("[data-testid=stMainBlockContainer]").first.wait_for(timeout=60_000)
+                    page.wait_for_timeout(1500)  # the page's charts and tables render after the frame
+                steps.append({"step": f"bundle {name}: {', '.join(PAGES)} pages", **memory(pid)})
                 page.close()
         finally:
             browser.close()

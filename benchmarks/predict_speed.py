@@ -342,7 +342,9 @@ def _learn_predict(model, folder: Path, n: int, throughput: dict) -> dict:
 
     paths = [str(item.location) for item in expand_inputs([folder]).items[:n]]
     ways = {"source_apps": lambda path: PILImage.create(path), "path": lambda path: path}
-    learner = model.learner
+    from classifier.bundles import load_learner
+
+    learner = load_learner(model.bundle)
     default_threads = torch.get_num_threads()
     speed = throughput["predict_images_per_s"]
     ceiling = throughput["ceiling_images_per_s"]

@@ -1,10 +1,12 @@
 """Find model bundles (`models/<name>/model.pkl` + `report.json`) and load them safely.
 
 A bundle is listed from its `report.json` alone, so the app and `python -m classifier models` can show
-every model without unpickling any. Loading checks the file's SHA-256 against the report before
-unpickling (unpickling runs code, so only the file the training run wrote is trusted), then checks that
-the learner holds a `WildlifeNet` whose classes are the report's. Every problem is a `BundleError` whose
-message is one line naming the file; never a pickle traceback.
+every model without unpickling any (nor importing torch). Loading checks the file's SHA-256 against the
+report before unpickling (unpickling runs code, so only the file the training run wrote is trusted), then
+checks that the learner holds a `WildlifeNet` whose classes are the report's. Prediction runs the network
+compiled from that learner (`classifier.runtimes`), so only training, evaluation and the compile step
+unpickle the learner itself. Every problem is a `BundleError` whose message is one line naming the file;
+never a pickle traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from classifier.images import error_line
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 DEFAULT_BUNDLE = "serengeti"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -65,12 +68,11 @@ class Bundle:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A bundle's network in eval mode on `device`, ready for `classifier.predict.Predictor`."""
+    """A bundle's compiled network on `device`, ready for `classifier.predict.Predictor`."""
 
     bundle: Bundle
     network: nn.Module
     device: torch.device
-    learner: Any = field(repr=False)  # the fastai Learner, kept for baselines and evaluation
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -183,24 +185,29 @@ def resolve_bundle(name_or_dir: str | Path | None, *roots: str | Path) -> Bundle
     raise BundleError(f"no model named {str(name_or_dir)!r} (available: {names}); or pass a bundle folder.")
 
 
-def load_model(bundle: Bundle, device: str | torch.device | None = None, verify: bool = True) -> LoadedModel:
-    """Unpickle the bundle's learner (after checking its SHA-256) onto `device` (GPU when present).
+def load_model(
+    bundle: Bundle, device: str | torch.device | None = None, verify: bool = True, isolate: bool = False
+) -> LoadedModel:
+    """The bundle's network, compiled for this machine (`classifier.runtimes`), on `device` (GPU if any).
 
+    The model file's SHA-256 is checked against the report first. `isolate`: when the network is not
+    compiled yet, compile it in a child process, so this one never imports fastai (the app's memory).
     `verify=False` skips the hash check; only for files you made yourself in this process (tests).
     """
-    if bundle.error:
-        raise BundleError(bundle.error)
+    import torch
+
+    from classifier import runtimes
+
+    sha256 = _checked_sha256(bundle, verify)
+    target = torch.device(device) if device is not None else _default_device()
+    network = runtimes.load_network(bundle, sha256, target, isolate=isolate)
+    return LoadedModel(bundle=bundle, network=network, device=target)
+
+
+def load_learner(bundle: Bundle, verify: bool = True) -> Any:
+    """Unpickle the bundle's fastai Learner (after checking its SHA-256) and check what it holds."""
+    _checked_sha256(bundle, verify)
     path = bundle.model_path
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BundleError(
-            f"{path}: model file not found; the bundle needs the model.pkl its training wrote."
-        ) from None
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot be read ({error_line(exc, 160)}).") from None
-    if verify:
-        _check_hash(bundle, path, data)
     learner = _unpickle(path)
     network = getattr(learner, "model", None)
     from classifier.network import WildlifeNet
@@ -212,10 +219,26 @@ def load_model(bundle: Bundle, device: str | torch.device | None = None, verify:
             "export it with `python -m train`."
         )
     _check_classes(bundle, path, learner, network)
-    target = torch.device(device) if device is not None else _default_device()
-    # channels_last: oneDNN's fast layout for convolutions on a CPU (and tensor cores on a GPU).
-    network = network.to(target).to(memory_format=torch.channels_last).eval()
-    return LoadedModel(bundle=bundle, network=network, device=target, learner=learner)
+    return learner
+
+
+def _checked_sha256(bundle: Bundle, verify: bool) -> str:
+    """The model file's SHA-256, checked against the report's unless `verify` is off."""
+    if bundle.error:
+        raise BundleError(bundle.error)
+    path = bundle.model_path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(
+            f"{path}: model file not found; the bundle needs the model.pkl its training wrote."
+        ) from None
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot be read ({error_line(exc, 160)}).") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if verify:
+        _check_hash(bundle, path, actual)
+    return actual
 
 
 def file_sha256(path: str | Path) -> str:
@@ -226,13 +249,12 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _check_hash(bundle: Bundle, path: Path, data: bytes) -> None:
+def _check_hash(bundle: Bundle, path: Path, actual: str) -> None:
     if not bundle.model_sha256:
         raise BundleError(
             f"{bundle.report_path}: has no model_sha256, so {path.name} cannot be checked before loading "
             f"({_TRUST}); re-export the bundle."
         )
-    actual = hashlib.sha256(data).hexdigest()
     if actual != bundle.model_sha256:
         raise BundleError(
             f"{path}: SHA-256 {actual[:12]}... differs from report.json's {bundle.model_sha256[:12]}... "
@@ -241,6 +263,8 @@ def _check_hash(bundle: Bundle, path: Path, data: bytes) -> None:
 
 
 def _unpickle(path: Path) -> Any:
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fastai's and torch's pickle warnings: the hash was checked
@@ -292,6 +316,8 @@ def _check_classes(bundle: Bundle, path: Path, learner: Any, network: nn.Module)
 
 
 def _output_count(network: nn.Module) -> int | None:
+    from torch import nn
+
     last = None
     for module in network.modules():
         if isinstance(module, nn.Linear):
@@ -305,6 +331,8 @@ def _preview(classes: list[str] | tuple[str, ...]) -> str:
 
 
 def _default_device() -> torch.device:
+    import torch
+
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 

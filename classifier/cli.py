@@ -1,8 +1,9 @@
-"""`python -m classifier predict|evaluate|models`: label photos into a CSV, score a model, list models.
+"""`python -m classifier predict|evaluate|models|compile`: label photos, score a model, list or compile models.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
     python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
     python -m classifier models
+    python -m classifier compile            # every bundle's network, for prediction (classifier.runtimes)
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
 for a missing or broken model, no inputs, or unusable evaluation data; 2 for wrong options; 130 after
@@ -29,15 +30,8 @@ from typing import IO, Any
 
 from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
 from classifier.inputs import Expansion, expand_inputs, item_for_path
-from classifier.predict import (
-    CPU_BATCH_SIZE,
-    CSV_COLUMNS,
-    ERROR,
-    GPU_BATCH_SIZE,
-    SEQUENCE_LABEL,
-    Predictor,
-    Row,
-)
+from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
+from classifier.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
 from classifier.sequences import DEFAULT_GAP_SECONDS, SequenceStream
 
 LOOPBACK_SWITCH = "CLASSIFIER_TEST_ALLOW_LOOPBACK"
@@ -142,16 +136,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where bundles live; repeat for several (default: {MODELS_DIR})",
     )
     models.set_defaults(run=run_models)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile bundles' networks for prediction, once per model file (done on first use otherwise)",
+        description="Trace and freeze each bundle's network into the runtime cache "
+        "(classifier/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
+    )
+    _model_options(compile_, required=False, every=True)
+    compile_.add_argument("--force", action="store_true", help="compile again even when cached")
+    compile_.set_defaults(run=run_compile)
     return parser
 
 
-def _model_options(parser: argparse.ArgumentParser, required: bool) -> None:
+def _model_options(parser: argparse.ArgumentParser, required: bool, every: bool = False) -> None:
+    default = " (default: every bundle)" if every else " (default: serengeti, else the first bundle found)"
     parser.add_argument(
         "--model",
         required=required,
         metavar="NAME|DIR",
-        help="bundle name under the models folder, or a bundle folder"
-        + ("" if required else " (default: serengeti, else the first bundle found)"),
+        help="bundle name under the models folder, or a bundle folder" + ("" if required else default),
     )
     parser.add_argument(
         "--models-dir",
@@ -436,6 +440,21 @@ def format_table(bundles: list[Bundle]) -> str:
     return "\n".join(
         f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip() for r in rows
     )
+
+
+# ----------------------------------------------------------------------------------------------- compile
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from classifier.runtimes import compile_bundle
+
+    roots = args.models_dir or [MODELS_DIR]
+    bundles = [_bundle(args)] if args.model else [b for b in find_bundles(*roots) if b.ok]
+    for bundle in bundles:
+        started = time.perf_counter()
+        path = compile_bundle(bundle, force=args.force)
+        print(f"{bundle.name}: {path} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from classifier.predict import ERROR, Row
+from classifier.rows import ERROR, Row
 
 DEFAULT_GAP_SECONDS = 60.0
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from classifier.images import thumbnail_data_url
 from classifier.inputs import close_archives, expand_inputs
-from classifier.predict import CSV_COLUMNS, ERROR, OK
+from classifier.rows import CSV_COLUMNS, ERROR, OK
 from classifier.sequences import assign_sequences
 from pages.common import require_bundle, require_predictor
 

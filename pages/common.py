@@ -2,7 +2,9 @@
 
 A model loads when a page first needs it, once per process (`st.cache_resource`, shared by all sessions:
 the network is only read from), and only one stays loaded: a free host (Streamlit Community Cloud) gives
-the whole app about 1 GB, and the libraries alone take most of it (benchmarks/app_memory.py). Bundle
+the whole app about 1 GB, and the libraries alone take most of it (benchmarks/app_memory.py). The app
+runs the compiled network (classifier/runtimes.py) and never imports fastai: a model file not compiled
+yet is compiled once in a child process. Bundle
 lists, reports and species notes load once per content (`st.cache_data`). A model that fails to load on
 this host is set aside for everyone, with its reason in the sidebar, and the other models stay usable.
 """
@@ -14,12 +16,15 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from classifier.bundles import MODELS_DIR, Bundle, LoadedModel, find_bundles, load_model, read_bundle
-from classifier.predict import Predictor
 from classifier.species import SpeciesBook, SpeciesInfoError, find_species_book
+
+if TYPE_CHECKING:
+    from classifier.predict import Predictor
 
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
@@ -48,7 +53,7 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     """
     loaded_model.clear()
     _release_free_memory()
-    return load_model(read_bundle(directory))
+    return load_model(read_bundle(directory), isolate=True)  # a first compile runs in a child process
 
 
 @st.cache_resource(show_spinner=False)
@@ -170,6 +175,8 @@ def require_predictor(bundle: Bundle) -> Predictor:
             f"Model '{bundle.title}' cannot be loaded here ({reason}); pick another model in the sidebar."
         )
         st.stop()
+    from classifier.predict import Predictor  # torch comes with the first model a page needs
+
     # Cheap: the network is shared; only this session's threshold and top-k are its own.
     return Predictor(model, threshold=current_threshold(bundle), top_k=5)
 

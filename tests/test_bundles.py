@@ -13,6 +13,7 @@ from classifier.bundles import (
     DEFAULT_BUNDLE,
     BundleError,
     find_bundles,
+    load_learner,
     load_model,
     read_bundle,
     resolve_bundle,
@@ -56,9 +57,9 @@ def test_tiny_bundle_loads_with_its_classes(tiny_bundle):
     loaded = load_model(bundle)
     assert bundle.classes == ("blue", "green", "red")
     assert bundle.image_size == 64
-    assert isinstance(loaded.network, WildlifeNet)
     assert not loaded.network.training
     assert str(loaded.device) == "cpu"
+    assert isinstance(load_learner(bundle).model, WildlifeNet)
 
 
 def test_find_bundles_lists_default_first_then_by_name_and_broken_ones(tmp_path):

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from classifier import cli
-from classifier.predict import CSV_COLUMNS, Predictor
+from classifier.predict import Predictor
+from classifier.rows import CSV_COLUMNS
 from conftest import TINY_CLASSES, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.bundles import MODELS_DIR, find_bundles, load_model, read_bundle
+from classifier.bundles import MODELS_DIR, find_bundles, load_learner, load_model, read_bundle
 from classifier.inputs import expand_inputs
-from classifier.predict import CSV_COLUMNS, ERROR, OK, PROCESSES, UNCERTAIN, Predictor, Row
+from classifier.predict import PROCESSES, Predictor
+from classifier.rows import CSV_COLUMNS, ERROR, OK, UNCERTAIN, Row
 from conftest import TINY_CLASSES, make_tiny_image
 
 SPECIESNET = "camera_traps/speciesnet_test_data"
@@ -73,12 +74,14 @@ def test_generated_photos_get_their_label(predictor):
     assert right >= 15
 
 
-def test_same_probabilities_as_fastai_learn_predict(loaded, predictor, tmp_path):
-    """The hand-made pipeline (reduced JPEG decoding, squish, [0, 1]) is the one the learner was trained with."""
+def test_same_probabilities_as_fastai_learn_predict(tiny_bundle, predictor, tmp_path):
+    """The hand-made pipeline (reduced JPEG decoding, squish, [0, 1]) and the compiled network are the
+    ones the learner was trained with."""
+    learner = load_learner(read_bundle(tiny_bundle))
     for label in TINY_CLASSES:
         path = save(make_tiny_image(label, seed=9, size=300), tmp_path / f"{label}.jpg")
         ours = predictor.predict_file(path)
-        _, _, theirs = loaded.learner.predict(str(path))
+        _, _, theirs = learner.predict(str(path))
         np.testing.assert_allclose(ours.probabilities, theirs.numpy(), atol=2e-3)
 
 

@@ -11,7 +11,8 @@ from PIL import Image
 
 from classifier.bundles import load_model, read_bundle
 from classifier.inputs import expand_inputs
-from classifier.predict import ERROR, OK, Predictor, Row
+from classifier.predict import Predictor
+from classifier.rows import ERROR, OK, Row
 from classifier.sequences import SequenceStream, assign_sequences, majority_label
 from conftest import make_tiny_image
 
