@@ -101,7 +101,11 @@ SAMPLING_DESIGNS = (
     "simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted", "opportunistic",
 )  # fmt: skip
 _RANKS = ("species", "genus", "family", "order", "class")
-_MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg"}
+_MEDIA_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
+    ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp",
+    ".tif": "image/tiff", ".tiff": "image/tiff",
+}  # fmt: skip
 _EPS = 1e-3  # how far a normalised box may stray outside [0, 1] (rounding) before it is refused
 
 
@@ -264,7 +268,17 @@ def parse_predictions(data: bytes | str, *, name: str = "predictions") -> Predic
 
 
 def _parse_csv(text: str, name: str) -> Predictions:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # A spreadsheet saved in a European locale writes ';' (or a tab) between the columns.
+    first = text.split("\n", 1)[0]
+    delimiter = next(
+        (
+            d
+            for d in (",", ";", "\t")
+            if set(REQUIRED_COLUMNS) <= {c.strip().strip('"') for c in first.split(d)}
+        ),
+        ",",
+    )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
     except csv.Error as exc:
@@ -559,8 +573,9 @@ def megadetector_results(
 
     Error rows become `failure`s (with `detections: null`); a detector's empty list stays an empty
     `detections` (a blank photo); a whole-frame answer is an empty `detections` with an image-level
-    `classifications` list (see the module's docstring). Human-reviewed rows carry the reviewer's label at
-    confidence 1.0 as their only classification.
+    `classifications` list (see the module's docstring). A human-reviewed row's label, at confidence 1.0,
+    is the only classification of its frame, or of its animal boxes when they all had one label (a
+    reviewer names the frame; with two species in it, each box keeps its own ranking).
     """
     warnings = warnings if warnings is not None else []
     categories: dict[str, str] = {}
@@ -585,15 +600,15 @@ def megadetector_results(
             continue
         detections = []
         boxes = record.boxes
-        species = {d.label for d in boxes if _md_category(d) == "1"}
         for box in boxes:
             det: dict[str, Any] = {
                 "category": _md_category(box),
                 "conf": round(float(box.detector_conf), 4),
-                "bbox": [round(min(max(v, 0.0), 1.0), 4) for v in box.bbox],
+                "bbox": [round(v, 4) for v in _clamped(box.bbox)],
             }
-            if record.reviewed and record.label and det["category"] == "1" and len(species) <= 1:
-                det["classifications"] = classifications([(record.label, 1.0)])
+            reviewed = _reviewed_label(record, box)
+            if reviewed:
+                det["classifications"] = classifications([(reviewed, 1.0)])
             elif box.top_k or box.label:
                 det["classifications"] = classifications(box.top_k or [(box.label, box.confidence or 0.0)])
             if not det.get("classifications"):
@@ -644,6 +659,20 @@ def write_megadetector(results: dict[str, Any], stream: IO[str]) -> None:
     for i, image in enumerate(results["images"]):
         stream.write(("\n  " if i == 0 else ",\n  ") + json.dumps(image, ensure_ascii=False))
     stream.write("\n ]\n}\n")
+
+
+def _reviewed_label(record: Record, box: Detection) -> str:
+    """The reviewer's label for an animal box ('' when the box keeps its own): see `megadetector_results`."""
+    if not (record.reviewed and record.label) or _md_category(box) != "1":
+        return ""
+    labels = {d.label for d in record.boxes if _md_category(d) == "1"}
+    return record.label if len(labels) <= 1 else ""
+
+
+def _clamped(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    """A normalised box moved inside the image (rounding can push an edge a hair past it)."""
+    x, y = min(max(bbox[0], 0.0), 1.0), min(max(bbox[1], 0.0), 1.0)
+    return x, y, max(min(bbox[2], 1.0 - x), 1e-6), max(min(bbox[3], 1.0 - y), 1e-6)
 
 
 def _md_category(detection: Detection) -> str:
@@ -970,6 +999,7 @@ def write_camtrap_dp(
     classified_at: datetime | None = None,
     created: datetime | None = None,
     capture_method: str = "activityDetection",
+    classifier: str | None = None,
 ) -> ExportResult:
     """Write a Camtrap DP 1.0 zip (`datapackage.json` + three CSVs) to `out`.
 
@@ -977,7 +1007,8 @@ def write_camtrap_dp(
     package needs each deployment's coordinates. `metadata` is merged over the generated
     `datapackage.json` (title, contributors, project, licenses, ...; `project` is merged key by key).
     `classified_at` is the time of the machine's classification when a row has none (the CLI passes
-    the predictions file's mtime). A photo without a time (no EXIF date) cannot be a Camtrap DP media
+    the predictions file's mtime); `classifier` names the model in `classifiedBy` (default: the rows'
+    `classified_by`, else "wildlife-classifier": predictions files do not name their model). A photo without a time (no EXIF date) cannot be a Camtrap DP media
     row: it is left out and counted in a warning.
     """
     result = ExportResult(out=str(out))
@@ -1007,7 +1038,7 @@ def write_camtrap_dp(
     unnamed: Counter[str] = Counter()
     seen_ids: dict[str, str] = {}
     duplicates = 0
-    classifier = _classifier_name(records)
+    classifier = classifier or _classifier_name(records)
     for record in records:
         deployment = match(record)
         if deployment is None:
@@ -1137,7 +1168,7 @@ def _media_row(
         "timestamp": _timestamp(when),
         "filePath": path,
         "filePublic": "true" if path.lower().startswith(("http://", "https://")) else "false",
-        "fileName": path.rstrip("/").rpartition("/")[2],
+        "fileName": path.split("?")[0].rstrip("/").rpartition("/")[2],
         "fileMediatype": _media_type(path),
         "mediaComments": record.error if record.status == ERROR else "",
     }
@@ -1199,10 +1230,8 @@ def _observation_rows(
     rows = []
     for n, box in enumerate(record.boxes, start=1):
         box_kind = {"1": "animal", "2": "human", "3": "vehicle"}[_md_category(box)]
-        label = box.label or record.label
-        if human and len(record.boxes) == 1 and box_kind == "animal":
-            label = record.label
-        x, y, w, h = (min(max(v, 0.0), 1.0) for v in box.bbox)
+        label = _reviewed_label(record, box) or box.label or record.label
+        x, y, w, h = _clamped(box.bbox)
         rows.append(
             observation(
                 n,
@@ -1212,8 +1241,8 @@ def _observation_rows(
                 count=1,
                 bboxX=_decimal(x),
                 bboxY=_decimal(y),
-                bboxWidth=_decimal(max(min(w, 1.0 - x), 1e-6)),
-                bboxHeight=_decimal(max(min(h, 1.0 - y), 1e-6)),
+                bboxWidth=_decimal(w),
+                bboxHeight=_decimal(h),
             )
         )
     return rows
@@ -1389,6 +1418,9 @@ class atomic_output:
         self.stream.close()
         if kind is None:
             try:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self.temp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from others
                 os.replace(self.temp, self.out)
                 return
             except OSError as error:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 import zipfile
 from datetime import datetime
@@ -623,3 +624,35 @@ def test_record_from_row_matches_the_file(tmp_path):
     assert [r.path for r in in_memory] == [r.path for r in from_file]
     assert [r.kind() for r in in_memory] == [r.kind() for r in from_file]
     assert isinstance(in_memory[0], Record)
+
+
+def test_a_spreadsheet_saved_with_semicolons_is_read(tmp_path):
+    source = write_predict_csv(tmp_path / "p.csv", predict_rows())
+    with open(source, encoding="utf-8", newline="") as stream:
+        table = list(csv.reader(stream))
+    semicolons = tmp_path / "excel.csv"
+    with open(semicolons, "w", encoding="utf-8-sig", newline="") as stream:
+        csv.writer(stream, delimiter=";", lineterminator="\r\n").writerows(table)
+    assert read_predictions(semicolons).records == read_predictions(source).records
+
+
+def test_a_reviewers_label_wins_in_both_formats(tmp_path, deployments, species_dir):
+    """A reviewer renamed the frame (zebra -> wildebeest); the boxes still carry the machine's label."""
+    row = {**SECOND_WAVE[0], "label": "wildebeest", "path": "traps/A/IMG_0201.JPG"}
+    path = tmp_path / "reviewed.csv"
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(row)
+    records = read_predictions(path).records
+    results = megadetector_results(records)
+    names = results["classification_categories"]
+    assert {names[d["classifications"][0][0]] for d in results["images"][0]["detections"]} == {"wildebeest"}
+    taxa, _ = load_taxa(["wildebeest"], root=species_dir)
+    write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(deployments), taxa=taxa)
+    assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
+    observations = read_table(tmp_path / "unzipped", "observations")
+    assert {o["scientificName"] for o in observations} == {"Connochaetes taurinus"}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "p.zip").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
