@@ -1008,8 +1008,9 @@ def write_camtrap_dp(
     `datapackage.json` (title, contributors, project, licenses, ...; `project` is merged key by key).
     `classified_at` is the time of the machine's classification when a row has none (the CLI passes
     the predictions file's mtime); `classifier` names the model in `classifiedBy` (default: the rows'
-    `classified_by`, else "wildlife-classifier": predictions files do not name their model). A photo without a time (no EXIF date) cannot be a Camtrap DP media
-    row: it is left out and counted in a warning.
+    `classified_by`, else "wildlife-classifier": predictions files do not name their model). A photo
+    without an EXIF time gets its file's modification time when the file is here (a warning counts them);
+    one with neither cannot be a Camtrap DP media row: it is left out and counted in a warning.
     """
     result = ExportResult(out=str(out))
     warn = result.warnings
@@ -1037,7 +1038,7 @@ def write_camtrap_dp(
     no_zone: set[str] = set()
     unnamed: Counter[str] = Counter()
     seen_ids: dict[str, str] = {}
-    duplicates = 0
+    duplicates = from_file = 0
     classifier = classifier or _classifier_name(records)
     for record in records:
         deployment = match(record)
@@ -1046,8 +1047,11 @@ def write_camtrap_dp(
             continue
         when = record.datetime
         if when is None:
-            untimed.append(record.path)
-            continue
+            when = _file_time(record.path)  # what predict's sequences use too
+            if when is None:
+                untimed.append(record.path)
+                continue
+            from_file += 1
         if when.tzinfo is None:
             zone = zones[deployment.deployment_id]
             if zone is None:
@@ -1106,9 +1110,14 @@ def write_camtrap_dp(
             f"{len(derived)} deployments have no deploymentStart/deploymentEnd: their first and last photo "
             "times were used; add the columns for the real setup and pickup times."
         )
+    if from_file:
+        warn.append(
+            f"{from_file} photos have no EXIF date: their file's modification time was used as the "
+            "timestamp (it changes when files are copied; check it)."
+        )
     if untimed:
         warn.append(
-            f"{len(untimed)} photos have no date and time (no EXIF date) and were left out "
+            f"{len(untimed)} photos have no date and time (no EXIF date, no file here) and were left out "
             f"(first: {untimed[0]})."
         )
     if duplicates:
@@ -1138,6 +1147,13 @@ def write_camtrap_dp(
             zf.writestr(name, _csv_table(columns, rows))
     result.images, result.observations = len(media_rows), len(observation_rows)
     return result
+
+
+def _file_time(path: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(os.stat(path).st_mtime, UTC) if os.path.isfile(path) else None
+    except (OSError, ValueError, OverflowError):
+        return None
 
 
 def _aware(when: datetime | None, zone: tzinfo) -> datetime | None:

@@ -656,3 +656,22 @@ def test_a_reviewers_label_wins_in_both_formats(tmp_path, deployments, species_d
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "p.zip").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
+
+
+def test_photos_without_exif_time_use_the_files_time_when_here(tmp_path):
+    folder = tmp_path / "card"
+    folder.mkdir()
+    (folder / "here.jpg").write_bytes(b"jpeg")
+    os.utime(folder / "here.jpg", (1_700_000_000, 1_700_000_000))
+    rows = [
+        Row(str(folder / "here.jpg"), "zebra", 0.9, "ok"),
+        Row(str(folder / "gone.jpg"), "zebra", 0.9, "ok"),
+    ]
+    (tmp_path / "d.csv").write_text(f"deploymentID,latitude,longitude,folder\nd1,1,2,{folder}\n")
+    records = [record_from_row(r) for r in rows]
+    result = write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(tmp_path / "d.csv"))
+    assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
+    media = read_table(tmp_path / "unzipped", "media")
+    assert [(m["fileName"], m["timestamp"]) for m in media] == [("here.jpg", "2023-11-14T22:13:20Z")]
+    assert any("1 photos have no EXIF date: their file's modification time" in w for w in result.warnings)
+    assert any("1 photos have no date and time" in w and "gone.jpg" in w for w in result.warnings)
