@@ -604,7 +604,7 @@ def megadetector_results(
             det: dict[str, Any] = {
                 "category": _md_category(box),
                 "conf": round(float(box.detector_conf), 4),
-                "bbox": [round(v, 4) for v in _clamped(box.bbox)],
+                "bbox": [round(v, 6) for v in _clamped(box.bbox)],  # 4 places would zero a tiny box
             }
             reviewed = _reviewed_label(record, box)
             if reviewed:
@@ -1229,7 +1229,7 @@ def _observation_rows(
     kind = record.kind()
     if kind == "unclassified" or record.whole_frame or not record.boxes:
         comments = record.error if record.status == ERROR else ""
-        if kind == "unknown" and record.label and not human:
+        if kind == "unknown" and record.label and record.status == UNCERTAIN and not human:
             comments = f"best guess {record.label} ({record.confidence or 0:.2f}), under the threshold"
         count = record.count if record.count and kind in ("animal", "human", "vehicle") else None
         label = record.label if kind == "animal" else ""
@@ -1265,7 +1265,8 @@ def _observation_rows(
 
 
 def _decimal(value: float) -> str:
-    return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
+    """Up to 6 decimals, no trailing zeros (a 1e-6 box width stays above the schema's minimum)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"
 
 
 def _deployment_row(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:

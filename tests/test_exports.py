@@ -675,3 +675,18 @@ def test_photos_without_exif_time_use_the_files_time_when_here(tmp_path):
     assert [(m["fileName"], m["timestamp"]) for m in media] == [("here.jpg", "2023-11-14T22:13:20Z")]
     assert any("1 photos have no EXIF date: their file's modification time" in w for w in result.warnings)
     assert any("1 photos have no date and time" in w and "gone.jpg" in w for w in result.warnings)
+
+
+def test_tiny_and_edge_boxes_stay_valid(tmp_path, deployments):
+    box = {"bbox": [0.99999, 0.4, 0.00001, 0.6004], "detector_conf": 0.5, "label": "zebra", "confidence": 0.5}
+    row = {**SECOND_WAVE[0], "detections": json.dumps([box]), "classification_method": ""}
+    records = parse_predictions(json.dumps([row]), name="edge.json").records
+    assert_megadetector_valid(megadetector_results(records))
+    write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(deployments))
+    assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
+    observation = read_table(tmp_path / "unzipped", "observations")[0]
+    assert (observation["bboxX"], observation["bboxWidth"], observation["bboxHeight"]) == (
+        "0.99999",
+        "0.00001",
+        "0.6",
+    )
