@@ -1,13 +1,15 @@
-"""`python -m classifier predict|evaluate|models|compile`: label photos, score a model, list or compile models.
+"""`python -m classifier predict|evaluate|export|models|compile`: label, score, export, list, compile.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
     python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
     python -m classifier models
+    python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
     python -m classifier compile            # every bundle's network, for prediction (classifier.runtimes)
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
-for a missing or broken model, no inputs, or unusable evaluation data; 2 for wrong options; 130 after
-Ctrl-C (the output then holds every row that finished, and is valid CSV or JSON).
+for a missing or broken model, no inputs, unusable evaluation data, or a predictions, deployments or
+species file `export` cannot use; 2 for wrong options; 130 after Ctrl-C (the output then holds every row
+that finished, and is valid CSV or JSON).
 
 Test-only switch: with the environment variable `CLASSIFIER_TEST_ALLOW_LOOPBACK=1`, URLs may point at this
 machine's loopback address (127.0.0.1 / ::1), so tests can serve photos from a local HTTP server. Never
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=None, help="write the report as JSON here (default: summary only)")
     _speed_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
+
+    _export_parser(commands)
 
     models = commands.add_parser("models", help="list the model bundles (name, classes, accuracy)")
     models.add_argument(
@@ -409,6 +413,89 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         write_report(report, args.out, schema=EVALUATION_SCHEMA)
         print(f"Report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def _export_parser(commands: Any) -> None:
+    from classifier.exports import DEPLOYMENT_COLUMNS, FORMATS
+
+    export = commands.add_parser(
+        "export",
+        help="write a predictions CSV/JSON as CSV, MegaDetector batch output 1.6 or a Camtrap DP 1.0 zip",
+        description="Read PREDICTIONS (a CSV or JSON that predict or the app wrote, reviewed or not) and "
+        "write it in one of the field's formats. Bad input is refused with one line and exit status 2.",
+    )
+    export.add_argument(
+        "predictions", metavar="PREDICTIONS", help="the .csv or .json predict or the app wrote"
+    )
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="csv: the predict columns plus the detector and review columns; megadetector: MegaDetector "
+        "batch output format 1.6 (JSON); camtrap-dp: a Camtrap DP 1.0 data package (zip). No default.",
+    )
+    export.add_argument(
+        "--out",
+        default=None,
+        help="file to write; '-' is standard output (csv, megadetector) (default: beside PREDICTIONS, "
+        "named PREDICTIONS.export.csv, .megadetector.json or .camtrap-dp.zip)",
+    )
+    export.add_argument(
+        "--deployments",
+        default=None,
+        metavar="FILE.csv",
+        help="camtrap-dp: one row per deployment, columns "
+        + ",".join(DEPLOYMENT_COLUMNS)
+        + " (the folder its photos are in) and optionally camera, locationName, timezone, "
+        "deploymentStart, deploymentEnd (default: none; the export then lists the folder/camera groups "
+        "that need coordinates and stops)",
+    )
+    export.add_argument(
+        "--species",
+        default=None,
+        metavar="NAME|FILE.yaml",
+        help="species notes with the classes' scientific names (default: the species_info file that "
+        "knows the most labels of PREDICTIONS)",
+    )
+    export.add_argument(
+        "--metadata",
+        default=None,
+        metavar="FILE.json",
+        help="camtrap-dp: a JSON object merged over the generated datapackage.json: title, contributors, "
+        "project (samplingDesign, ...), licenses (default: a generated title, project with samplingDesign "
+        "'opportunistic', and the reviewers, else the classifier, as contributors)",
+    )
+    export.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from classifier.exports import ExportError, export
+
+    started = time.perf_counter()
+    try:
+        result = export(
+            args.predictions,
+            args.format,
+            args.out,
+            deployments=args.deployments,
+            species=args.species,
+            metadata=args.metadata,
+        )
+    except ExportError as exc:
+        raise CommandError(str(exc)) from None
+    for warning in result.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    where = "standard output" if result.out == "-" else result.out
+    boxes = f", {result.observations} observations" if args.format == "camtrap-dp" else ""
+    print(
+        f"{result.images} photos{boxes} written to {where} ({args.format}) in "
+        f"{time.perf_counter() - started:.1f} s.",
+        file=sys.stderr,
+    )
     return 0
 
 
