@@ -602,7 +602,7 @@ def test_habitat_scenes_take_no_taxonomy_or_range():
     assert all(e.taxonomy == () and e.range is None for e in book.entries.values())
 
 
-def test_serengeti_everywhere_classes_and_taxa():
+def test_everywhere_classes_and_rollup_thresholds_of_serengeti():
     book = find_species_book("serengeti", SPECIES_DIR)
     everywhere = {k for k, e in book.entries.items() if e.range.countries is None}
     assert everywhere == {"bat", "cattle", "human", "insect-spider", "other-bird", "reptiles", "rodents"}
@@ -612,6 +612,11 @@ def test_serengeti_everywhere_classes_and_taxa():
         book.get("zebra").range.countries >= {"KEN", "TZA"} and "USA" not in book.get("zebra").range.countries
     )
     assert book.taxa["Bovidae"] and book.taxa["Felidae"] == "cat"
+    assert (
+        book.rollup_thresholds["species"]
+        == json.loads((ROOT / "models/serengeti/report.json").read_text())["threshold"]["value"]
+    )
+    assert set(book.rollup_thresholds) <= {"species", "genus", "family", "order", "class"}
 
 
 @pytest.mark.parametrize("bundle", sorted(p.stem for p in YAML_FILES))
