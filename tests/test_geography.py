@@ -114,6 +114,12 @@ def test_point_just_off_a_coast_takes_that_country_and_open_sea_none():
     assert country_at(-40.0, -30.0) is None  # South Atlantic
 
 
+def test_where_simplified_neighbours_overlap_one_country_is_chosen():
+    # The Kenya-Tanzania border near the coast: both simplified outlines hold these points
+    assert country_at(-4.67, 39.18) in {"KEN", "TZA"}
+    assert {country_at(-4.67, 39.18), country_at(-4.67, 39.19)} <= {"KEN", "TZA"}
+
+
 @pytest.mark.parametrize(("lat", "lon"), [(91, 0), (0, 181), (float("nan"), 0), (0, float("inf")), ("1", 2)])
 def test_bad_position(lat, lon):
     with pytest.raises(GeographyError, match="must be a number from"):
