@@ -1,4 +1,4 @@
-"""Taxonomic rollup: when no class is sure enough, answer the lowest rank whose summed probability is.
+"""Taxonomic rollup: when no class is sure enough, answer the lowest rank that is, by summed probability.
 
 A model that has no class for the animal in front of it (a coyote shown to a Serengeti model) spreads its
 probability over the classes that look alike: jackal, bat-eared fox, hyena. None clears the cut-off, but
@@ -20,8 +20,9 @@ removed classes passed as `removed`: they are never answered, and their probabil
 family and the ranks above (`PASS_UP_FROM`), because an animal that looks like a jackal where no jackal
 lives is likely a relative that does live there, like a coyote. Rolling up the geofence's renormalised
 probabilities instead hands the jackal's share to whatever classes are left (people, rodents) and makes
-confident wrong answers of them: measured in `benchmarks/geography.py`, 32% of unknown-species frames came
-out not confidently wrong that way, 87% with the removed probability passed up.
+confident wrong answers of them: measured in `benchmarks/geography.py` (serengeti bundle, frames from the
+USA and Borneo of animals it has no class for), 33.5% came out other than a confident wrong answer that
+way, 87.3% with the removed probability passed up, 57.6% with neither rule.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def decide(
 
     Without a country this is `rollup` alone. With one, the classes that do not live there are never
     answered (their probability still counts from family up); `geofenced` names the model's best class
-    when it was one of them, and the label is "unknown" when the place leaves no class at all.
+    when it was one of them, and the label is "unknown" when the place leaves no class at all. A country
+    that is no ISO 3166-1 alpha-3 code raises `GeographyError` (one line).
     """
     fenced = geofence(probabilities, classes, book, country)
     answer = rollup(probabilities, classes, book, thresholds, removed=fenced.removed)
