@@ -6,14 +6,17 @@ class and the field, so the app can show it as is and the author knows exactly w
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from classifier.geography import country_table
 
 SPECIES_DIR = Path(__file__).resolve().parent.parent / "species_info"
 
@@ -44,6 +47,11 @@ IUCN_COLOURS: dict[str, str] = {
 
 POPULATION_TRENDS = ("increasing", "stable", "decreasing", "unknown")
 KINDS = ("species", "group", "habitat")
+# Taxonomic ranks a class may name, top down. `phylum` is only for groups above a class ("insect-spider" is
+# Arthropoda); rollup answers at most at `class`.
+RANKS = ("phylum", "class", "order", "family", "genus", "species")
+ROLLUP_RANKS = ("species", "genus", "family", "order", "class")
+EVERYWHERE = "all"  # `range.countries: all`: a class found everywhere (people, livestock, birds)
 
 # Field order as in the format doc; messages list fields in this order so they read like the file.
 FIELDS = (
@@ -59,9 +67,11 @@ FIELDS = (
     "wildlife",
     "threats",
     "conservation",
+    "taxonomy",
+    "range",
     "sources",
 )
-_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "sources")
+_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "taxonomy", "range", "sources")
 _TEXT_FIELDS = tuple(f for f in FIELDS if f not in _NOT_TEXT)
 _SHARED = {"common_name", "description", "threats", "conservation", "sources"}
 _REQUIRED = {
@@ -69,16 +79,20 @@ _REQUIRED = {
     "group": _SHARED | {"habitat", "diet"},
     "habitat": _SHARED | {"wildlife"},
 }
+# Taxonomy and range are optional so older notes still load; the repository's own notes give both
+# (tests/test_species.py). A habitat scene is no taxon and lives everywhere: it takes neither.
 _OPTIONAL = {
-    "species": {"kind", "look_alikes"},
-    "group": {"kind", "look_alikes", "scientific_name"},
+    "species": {"kind", "look_alikes", "taxonomy", "range"},
+    "group": {"kind", "look_alikes", "scientific_name", "taxonomy", "range"},
     "habitat": {"kind", "look_alikes"},
 }
-_TOP_LEVEL = ("bundle", "title", "species")
+_TOP_LEVEL = ("bundle", "title", "taxa", "rollup_thresholds", "species")
 _MAX_SOURCES = 3
 # Bundle names become file names: refusing separators and leading dots keeps lookups inside `root`.
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HOST = re.compile(r"(?:[^\W_][\w-]*\.)+[^\W_][\w-]*")
+_TAXON = re.compile(r"[A-Z][a-z]+")
+_BINOMIAL = re.compile(r"[A-Z][a-z]+ [a-z]+(?: [a-z]+)?")  # a subspecies' third word is allowed
 
 
 class SpeciesInfoError(ValueError):
@@ -103,6 +117,17 @@ class LookAlike:
 
 
 @dataclass(frozen=True)
+class Range:
+    """Where a class lives wild: ISO 3166-1 alpha-3 codes, or None for everywhere (never removed by place)."""
+
+    countries: frozenset[str] | None
+    note: str
+
+    def allows(self, country: str) -> bool:
+        return self.countries is None or country in self.countries
+
+
+@dataclass(frozen=True)
 class SpeciesEntry:
     key: str
     kind: str
@@ -118,11 +143,23 @@ class SpeciesEntry:
     threats: str
     conservation: str
     sources: tuple[Source, ...]
+    taxonomy: tuple[tuple[str, str], ...] = ()  # (rank, scientific name), top down
+    range: Range | None = None
 
     @property
     def iucn_name(self) -> str | None:
         """The IUCN category in words ("Endangered"), None for groups and habitats."""
         return IUCN_CATEGORIES.get(self.iucn) if self.iucn else None
+
+    @property
+    def rank(self) -> str | None:
+        """The rank of the deepest taxon the class names ("species", "order" for rodents), None without one."""
+        return self.taxonomy[-1][0] if self.taxonomy else None
+
+    @property
+    def taxon(self) -> str | None:
+        """The deepest taxon the class names ("Panthera leo", "Rodentia"), None without taxonomy."""
+        return self.taxonomy[-1][1] if self.taxonomy else None
 
 
 @dataclass(frozen=True)
@@ -130,6 +167,8 @@ class SpeciesBook:
     bundle: str
     title: str
     entries: dict[str, SpeciesEntry]
+    taxa: dict[str, str] = field(default_factory=dict)  # scientific name -> common name ("Felidae": "cat")
+    rollup_thresholds: dict[str, float] = field(default_factory=dict)  # rank -> measured cut-off
 
     def get(self, key: str) -> SpeciesEntry | None:
         return self.entries.get(key)
@@ -181,11 +220,21 @@ def load_species_book(path: Path) -> SpeciesBook:
     """Read and validate one species notes file; any problem raises a one-line `SpeciesInfoError`."""
     path = Path(path)
     file = _display(path)
-    data = _read_yaml(path, file)
+    text = _read_text(path, file)
+    data = _parse_yaml(text, file)
+    if data is None:
+        raise SpeciesInfoError(file, "is empty; expected 'bundle', 'title' and 'species'")
     species = _check_top_level(data, path.stem, file)
     classes = set(species)
     entries = {key: _parse_entry(file, key, raw, classes) for key, raw in species.items()}
-    return SpeciesBook(bundle=data["bundle"], title=data["title"].strip(), entries=entries)
+    names = _check_tree(file, text, entries)
+    return SpeciesBook(
+        bundle=data["bundle"],
+        title=data["title"].strip(),
+        entries=entries,
+        taxa=_taxa(file, data.get("taxa", {}), names),
+        rollup_thresholds=_thresholds(file, data.get("rollup_thresholds", {})),
+    )
 
 
 def find_species_book(bundle: str, root: Path = SPECIES_DIR) -> SpeciesBook | None:
@@ -230,7 +279,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path: Path, file: str) -> Any:
+def _read_text(path: Path, file: str) -> str:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -240,10 +289,7 @@ def _read_yaml(path: Path, file: str) -> Any:
     except UnicodeDecodeError as exc:
         problem = f"is not valid UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
         raise SpeciesInfoError(file, problem) from None
-    data = _parse_yaml(text, file)
-    if data is None:
-        raise SpeciesInfoError(file, "is empty; expected 'bundle', 'title' and 'species'")
-    return data
+    return text
 
 
 def _parse_yaml(text: str, file: str) -> Any:
@@ -318,6 +364,10 @@ def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEnt
         threats=text["threats"],
         conservation=text["conservation"],
         sources=_sources(file, key, raw["sources"]),
+        taxonomy=_taxonomy(file, key, raw["taxonomy"], kind, text.get("scientific_name"))
+        if "taxonomy" in raw
+        else (),
+        range=_range(file, key, raw["range"]) if "range" in raw else None,
     )
 
 
@@ -425,6 +475,201 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+# ---- taxonomy and range ----------------------------------------------------------------------------
+
+
+def _taxonomy(
+    file: str, key: str, value: Any, kind: str, scientific: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The (rank, name) pairs, top down, from an entry's `taxonomy` mapping; refuse gaps and misorder."""
+    if not isinstance(value, dict) or not value:
+        problem = f"'taxonomy' must be a mapping of rank to scientific name (got {_show(value)})"
+        raise SpeciesInfoError(file, problem, key, "taxonomy")
+    pairs = [(_rank(file, key, rank), value[rank]) for rank in value]
+    _check_rank_order(file, key, [rank for rank, _ in pairs])
+    lineage = tuple((rank, _taxon_name(file, key, rank, name)) for rank, name in pairs)
+    _check_lineage(file, key, lineage, kind, scientific)
+    return lineage
+
+
+def _rank(file: str, key: str, rank: Any) -> str:
+    if rank not in RANKS:
+        problem = f"'taxonomy' has unknown rank {_show(rank)} (ranks, top down: {', '.join(RANKS)})"
+        raise SpeciesInfoError(file, problem, key, "taxonomy")
+    return rank
+
+
+def _check_rank_order(file: str, key: str, ranks: list[str]) -> None:
+    order = ", ".join(RANKS)
+    if ranks[0] not in ("phylum", "class"):
+        problem = (
+            f"'taxonomy' must start at 'class' ('phylum' only for a group above a class), not {ranks[0]!r}"
+        )
+        raise SpeciesInfoError(file, problem, key, "taxonomy")
+    for upper, lower in itertools.pairwise(ranks):
+        if RANKS.index(lower) < RANKS.index(upper):
+            problem = (
+                f"'taxonomy' ranks out of order: {lower!r} comes after {upper!r}; list them top down: {order}"
+            )
+            raise SpeciesInfoError(file, problem, key, f"taxonomy.{lower}")
+    for upper, lower in itertools.pairwise(ranks):
+        if RANKS.index(lower) > RANKS.index(upper) + 1:
+            gap = RANKS[RANKS.index(upper) + 1]
+            problem = f"'taxonomy' skips {gap!r} between {upper!r} and {lower!r}; give every rank down to the deepest"
+            raise SpeciesInfoError(file, problem, key, f"taxonomy.{gap}")
+
+
+def _taxon_name(file: str, key: str, rank: str, name: Any) -> str:
+    name = _text(file, key, f"taxonomy.{rank}", name)
+    pattern, example = (_BINOMIAL, "'Panthera leo'") if rank == "species" else (_TAXON, "'Felidae'")
+    if not pattern.fullmatch(name):
+        problem = f"'taxonomy.{rank}' must be a scientific name like {example} (got {_show(name)})"
+        raise SpeciesInfoError(file, problem, key, f"taxonomy.{rank}")
+    return name
+
+
+def _check_lineage(
+    file: str, key: str, lineage: tuple[tuple[str, str], ...], kind: str, scientific: str | None
+) -> None:
+    names = dict(lineage)
+    if "species" in names and "genus" in names and names["species"].split()[0] != names["genus"]:
+        problem = f"'taxonomy.species' {names['species']!r} must begin with its genus {names['genus']!r}"
+        raise SpeciesInfoError(file, problem, key, "taxonomy.species")
+    if kind == "species" and "species" not in names:
+        problem = f"'taxonomy' of a species entry must go down to 'species' (it stops at {lineage[-1][0]!r})"
+        raise SpeciesInfoError(file, problem, key, "taxonomy")
+    if scientific and scientific != lineage[-1][1]:
+        problem = (
+            f"'taxonomy.{lineage[-1][0]}' is {lineage[-1][1]!r} but 'scientific_name' is {scientific!r}; "
+            "the deepest taxon and the scientific name must be the same"
+        )
+        raise SpeciesInfoError(file, problem, key, f"taxonomy.{lineage[-1][0]}")
+
+
+def _range(file: str, key: str, value: Any) -> Range:
+    fields = _exact_fields(file, key, "range", value, ("countries", "note"))
+    note = _text(file, key, "range.note", fields["note"])
+    codes = fields["countries"]
+    if codes == EVERYWHERE:
+        return Range(None, note)
+    if not isinstance(codes, list) or not codes:
+        problem = (
+            f"'range.countries' must be a list of ISO 3166-1 alpha-3 codes, or '{EVERYWHERE}' for a class "
+            f"found everywhere (got {_show(codes)})"
+        )
+        raise SpeciesInfoError(file, problem, key, "range.countries")
+    seen: set[str] = set()
+    for i, code in enumerate(codes):
+        problem = _country_problem(code) or (f"lists {code} twice" if code in seen else None)
+        if problem:
+            raise SpeciesInfoError(file, f"'range.countries[{i}]' {problem}", key, f"range.countries[{i}]")
+        seen.add(code)
+    return Range(frozenset(seen), note)
+
+
+def _country_problem(code: Any) -> str | None:
+    """Why `code` is not an ISO 3166-1 alpha-3 code as the notes write it, or None when it is one."""
+    table = country_table()
+    if isinstance(code, str) and code in table:
+        return None
+    text = code if isinstance(code, str) else ""
+    if text.upper() in table:
+        return f"{_show(code)}: write country codes in capitals ({text.upper()})"
+    by_alpha2 = {c.alpha2: c.alpha3 for c in table.values()}
+    if text.upper() in by_alpha2:
+        return f"{_show(code)} is an alpha-2 code; write its alpha-3 code {by_alpha2[text.upper()]}"
+    return f"{_show(code)} is not an ISO 3166-1 alpha-3 country code (like KEN, TZA, USA)"
+
+
+def _check_tree(file: str, text: str, entries: dict[str, SpeciesEntry]) -> dict[str, tuple[str, str | None]]:
+    """Refuse a taxon given two ranks or two parents across classes (the tree would fork or loop).
+
+    Returns every taxon's (rank, parent). A class's top taxon with no rank above it given has an unknown
+    parent, which agrees with any: "Mammalia" under "Chordata" in one entry and at the top in another is fine.
+    """
+    found: dict[str, tuple[str, str | None, str]] = {}  # name -> (rank, parent, class that said so)
+    for key, entry in entries.items():
+        parent = None
+        for rank, name in entry.taxonomy:
+            known = found.get(name)
+            if known and (known[0] != rank or (parent and known[1] and known[1] != parent)):
+                raise _tree_conflict(file, text, key, rank, name, parent, known)
+            if not known or (parent and not known[1]):
+                found[name] = (rank, parent, key)
+            parent = name
+    return {name: (rank, parent) for name, (rank, parent, _) in found.items()}
+
+
+def _tree_conflict(
+    file: str,
+    text: str,
+    key: str,
+    rank: str,
+    name: str,
+    parent: str | None,
+    known: tuple[str, str | None, str],
+) -> SpeciesInfoError:
+    other_rank, other_parent, other = known
+    here, there = _taxonomy_line(text, key, rank), _taxonomy_line(text, other, other_rank)
+    if other_rank != rank:
+        problem = (
+            f"'taxonomy.{rank}' names {name!r}{here} as {_a(rank)}, but {other!r}{there} has it as {_a(other_rank)}; "
+            "a taxon has one rank, so fix whichever is wrong"
+        )
+    else:
+        problem = (
+            f"'taxonomy.{rank}' puts {name!r}{here} under {parent!r}, but {other!r}{there} puts it under "
+            f"{other_parent!r}; a taxon has one parent, so fix whichever is wrong"
+        )
+    return SpeciesInfoError(file, problem, key, f"taxonomy.{rank}")
+
+
+def _taxonomy_line(text: str, key: str, rank: str) -> str:
+    """ " (line N)" for `species.<key>.taxonomy.<rank>` in the YAML text, "" if it cannot be found.
+
+    Only called to word an error, so composing the document a second time costs nothing in normal use.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        for step in ("species", key, "taxonomy", rank):
+            node = next(v for k, v in node.value if getattr(k, "value", None) == step)
+    except Exception:  # anything odd: the message simply goes without the line
+        return ""
+    return f" (line {node.start_mark.line + 1})"
+
+
+def _taxa(file: str, value: Any, tree: dict[str, tuple[str, str | None]]) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise SpeciesInfoError(
+            file,
+            f"'taxa' must be a mapping of scientific name to common name (got {_show(value)})",
+            field="taxa",
+        )
+    for name in value:
+        if name not in tree:
+            problem = (
+                f"'taxa' names {_show(name)}, which is no taxon of any class in this file; check its spelling"
+            )
+            raise SpeciesInfoError(file, problem, field="taxa")
+    return {name: _text(file, None, f"taxa.{name}", common) for name, common in value.items()}
+
+
+def _thresholds(file: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        problem = f"'rollup_thresholds' must be a mapping of rank to a number (got {_show(value)})"
+        raise SpeciesInfoError(file, problem, field="rollup_thresholds")
+    result = {}
+    for rank, cut in value.items():
+        if rank not in ROLLUP_RANKS:
+            problem = f"'rollup_thresholds' has unknown rank {_show(rank)} (ranks: {', '.join(ROLLUP_RANKS)})"
+            raise SpeciesInfoError(file, problem, field="rollup_thresholds")
+        if isinstance(cut, bool) or not isinstance(cut, int | float) or not 0.0 < cut <= 1.0:
+            problem = f"'rollup_thresholds.{rank}' must be a number above 0 and at most 1 (got {_show(cut)})"
+            raise SpeciesInfoError(file, problem, field=f"rollup_thresholds.{rank}")
+        result[rank] = float(cut)
+    return result
+
+
 # ---- small helpers ---------------------------------------------------------------------------------
 
 
@@ -440,6 +685,10 @@ def _show(value: Any) -> str:
     if isinstance(value, str) and len(value) > 60:
         return repr(value[:57]) + "..."
     return repr(value)[:60]
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
 def _name(key: str) -> str:

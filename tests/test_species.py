@@ -46,6 +46,8 @@ def valid_book() -> dict:
     return {
         "bundle": "demo",
         "title": "Demo species",
+        "taxa": {"Equidae": "horse family", "Mammalia": "mammal"},
+        "rollup_thresholds": {"species": 0.3, "family": 0.6, "class": 0.5},
         "species": {
             "zebra": {
                 "kind": "species",
@@ -59,6 +61,14 @@ def valid_book() -> dict:
                 "diet": "Grass.",
                 "threats": "Hunting.",
                 "conservation": "Parks.",
+                "taxonomy": {
+                    "class": "Mammalia",
+                    "order": "Perissodactyla",
+                    "family": "Equidae",
+                    "genus": "Equus",
+                    "species": "Equus quagga",
+                },
+                "range": {"countries": ["KEN", "TZA"], "note": "East Africa."},
                 "sources": [SOURCE],
             },
             "wildebeest": {
@@ -71,6 +81,14 @@ def valid_book() -> dict:
                 "diet": "Grass.",
                 "threats": "Fences.",
                 "conservation": "Corridors.",
+                "taxonomy": {
+                    "class": "Mammalia",
+                    "order": "Artiodactyla",
+                    "family": "Bovidae",
+                    "genus": "Connochaetes",
+                    "species": "Connochaetes taurinus",
+                },
+                "range": {"countries": ["KEN", "TZA", "ZAF"], "note": "East and southern Africa."},
                 "sources": [SOURCE],
             },
             "rodents": {
@@ -82,6 +100,8 @@ def valid_book() -> dict:
                 "diet": "Seeds.",
                 "threats": "Poison.",
                 "conservation": "Varies.",
+                "taxonomy": {"class": "Mammalia", "order": "Rodentia"},
+                "range": {"countries": "all", "note": "Everywhere."},
                 "sources": [SOURCE],
             },
             "forest": {
@@ -138,6 +158,35 @@ def test_valid_file_loads_every_kind(tmp_path):
     assert book.get("rodents").iucn is None and book.get("rodents").iucn_name is None
     assert book.get("forest").wildlife == "Most land species."
     assert book.get("lion") is None
+    assert (zebra.rank, zebra.taxon) == ("species", "Equus quagga")
+    assert (
+        zebra.range.countries == {"KEN", "TZA"}
+        and zebra.range.allows("KEN")
+        and not zebra.range.allows("USA")
+    )
+    rodents = book.get("rodents")
+    assert (rodents.rank, rodents.taxon, rodents.range.countries) == ("order", "Rodentia", None)
+    assert rodents.range.allows("USA")
+    assert (book.get("forest").taxonomy, book.get("forest").range, book.get("forest").rank) == (
+        (),
+        None,
+        None,
+    )
+    assert book.taxa == {"Equidae": "horse family", "Mammalia": "mammal"}
+    assert book.rollup_thresholds == {"species": 0.3, "family": 0.6, "class": 0.5}
+
+
+def test_taxonomy_and_range_are_optional(tmp_path):
+    def drop(species):
+        for entry in species.values():
+            entry.pop("taxonomy", None)
+            entry.pop("range", None)
+
+    data = edit(drop)
+    del data["taxa"], data["rollup_thresholds"]
+    book = load_species_book(write(tmp_path, data))
+    assert book.get("zebra").taxonomy == () and book.get("zebra").range is None
+    assert (book.taxa, book.rollup_thresholds) == ({}, {})
 
 
 def test_find_species_book(tmp_path):
@@ -302,6 +351,172 @@ def test_source_with_unknown_field(tmp_path):
     refused(tmp_path, data, r"zebra: 'sources\[0\]' has unknown field 'year'")
 
 
+# ---- taxonomy: one test per problem ------------------------------------------------------------------
+
+
+def set_taxonomy(key: str, **ranks: str):
+    return lambda s: s[key].update(taxonomy=ranks)
+
+
+def test_unknown_rank(tmp_path):
+    data = edit(lambda s: s["zebra"]["taxonomy"].update(subfamily="Equinae"))
+    error = refused(
+        tmp_path, data, r"zebra: 'taxonomy' has unknown rank 'subfamily' \(ranks, top down: phylum, class"
+    )
+    assert error.field == "taxonomy"
+
+
+def test_ranks_out_of_order(tmp_path):
+    data = edit(set_taxonomy("rodents", **{"order": "Rodentia", "class": "Mammalia"}))
+    refused(tmp_path, data, "rodents: 'taxonomy' must start at 'class'")
+    data = edit(set_taxonomy("rodents", **{"class": "Mammalia", "family": "Muridae", "order": "Rodentia"}))
+    error = refused(tmp_path, data, "rodents: 'taxonomy' ranks out of order: 'order' comes after 'family'")
+    assert error.field == "taxonomy.order"
+
+
+def test_rank_skipped(tmp_path):
+    data = edit(set_taxonomy("rodents", **{"class": "Mammalia", "family": "Muridae"}))
+    refused(tmp_path, data, "rodents: 'taxonomy' skips 'order' between 'class' and 'family'")
+
+
+@pytest.mark.parametrize(
+    ("rank", "name"), [("family", "equidae"), ("family", "Equi dae"), ("species", "quagga"), ("genus", 7)]
+)
+def test_taxon_not_a_scientific_name(tmp_path, rank, name):
+    data = edit(lambda s: s["zebra"]["taxonomy"].update({rank: name}))
+    refused(tmp_path, data, f"zebra: 'taxonomy.{rank}' must be ")
+
+
+def test_species_outside_its_genus(tmp_path):
+    data = edit(lambda s: s["zebra"]["taxonomy"].update(genus="Diceros"))
+    refused(tmp_path, data, "zebra: 'taxonomy.species' 'Equus quagga' must begin with its genus 'Diceros'")
+
+
+def test_species_entry_must_reach_species(tmp_path):
+    data = edit(lambda s: s["zebra"]["taxonomy"].pop("species"))
+    refused(tmp_path, data, "zebra: 'taxonomy' of a species entry must go down to 'species'")
+
+
+def test_taxonomy_disagrees_with_scientific_name(tmp_path):
+    data = edit(lambda s: s["zebra"].update(scientific_name="Equus zebra"))
+    refused(
+        tmp_path, data, "zebra: 'taxonomy.species' is 'Equus quagga' but 'scientific_name' is 'Equus zebra'"
+    )
+
+
+def test_taxonomy_on_a_habitat_is_refused(tmp_path):
+    data = edit(set_taxonomy("forest", **{"class": "Magnoliopsida"}))
+    refused(tmp_path, data, "forest: 'taxonomy' does not belong on a habitat entry")
+    data = edit(lambda s: s["forest"].update(range={"countries": "all", "note": "x"}))
+    refused(tmp_path, data, "forest: 'range' does not belong on a habitat entry")
+
+
+def test_taxon_under_two_parents_is_refused_with_both_lines(tmp_path):
+    # wildebeest says the Equus genus is a bovid: the tree would fork
+    def fork(s):
+        s["wildebeest"]["taxonomy"] = {
+            "class": "Mammalia",
+            "order": "Artiodactyla",
+            "family": "Bovidae",
+            "genus": "Equus",
+            "species": "Equus taurinus",
+        }
+        s["wildebeest"]["scientific_name"] = "Equus taurinus"
+
+    error = refused(
+        tmp_path, edit(fork), r"wildebeest: 'taxonomy.genus' puts 'Equus' \(line \d+\) under 'Bovidae', "
+    )
+    assert re.search(r"but 'zebra' \(line \d+\) puts it under 'Equidae'; a taxon has one parent", str(error))
+    assert error.field == "taxonomy.genus"
+
+
+def test_taxon_at_two_ranks_is_refused(tmp_path):
+    # "Rodentia" as an order in one class and a family in another would make the tree loop
+    data = edit(
+        set_taxonomy("wildebeest", **{"class": "Mammalia", "order": "Artiodactyla", "family": "Rodentia"})
+    )
+    data["species"]["wildebeest"]["kind"] = "group"
+    for field_name in ("iucn", "population_trend", "scientific_name"):
+        data["species"]["wildebeest"].pop(field_name)
+    error = refused(
+        tmp_path,
+        data,
+        r"rodents: 'taxonomy.order' names 'Rodentia' \(line \d+\) as an order, but 'wildebeest'",
+    )
+    assert "has it as a family; a taxon has one rank" in str(error)
+
+
+def test_taxon_lines_are_the_ones_in_the_file(tmp_path):
+    text = yaml.safe_dump(edit(lambda s: s["zebra"]["taxonomy"].update(family="Bovidae")), sort_keys=False)
+    with pytest.raises(SpeciesInfoError) as info:
+        load_species_book(write(tmp_path, text))
+    lines = [int(n) for n in re.findall(r"\(line (\d+)\)", str(info.value))]
+    assert "wildebeest: 'taxonomy.family' puts 'Bovidae'" in str(info.value) and len(lines) == 2
+    assert [text.splitlines()[n - 1].strip() for n in lines] == ["family: Bovidae"] * 2
+
+
+def test_same_top_taxon_with_and_without_phylum_agrees(tmp_path):
+    data = edit(lambda s: s["rodents"]["taxonomy"].update({}))
+    data["species"]["rodents"]["taxonomy"] = {"phylum": "Chordata", "class": "Mammalia", "order": "Rodentia"}
+    assert load_species_book(write(tmp_path, data)).get("rodents").taxonomy[0] == ("phylum", "Chordata")
+
+
+# ---- range: one test per problem ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codes", "problem"),
+    [
+        (
+            ["KEN", "KNY"],
+            r"'range.countries\[1\]' 'KNY' is not an ISO 3166-1 alpha-3 country code \(like KEN",
+        ),
+        (["ken"], r"'range.countries\[0\]' 'ken': write country codes in capitals \(KEN\)"),
+        (["KE"], r"'range.countries\[0\]' 'KE' is an alpha-2 code; write its alpha-3 code KEN"),
+        (["KEN", 404], r"'range.countries\[1\]' 404 is not an ISO 3166-1"),
+        (["KEN", "TZA", "KEN"], r"'range.countries\[2\]' lists KEN twice"),
+        ([], r"'range.countries' must be a list of ISO 3166-1 alpha-3 codes, or 'all'"),
+        ("everywhere", r"'range.countries' must be a list .* \(got 'everywhere'\)"),
+    ],
+)
+def test_bad_country_codes(tmp_path, codes, problem):
+    data = edit(lambda s: s["zebra"]["range"].update(countries=codes))
+    error = refused(tmp_path, data, f"zebra: {problem}")
+    assert error.field.startswith("range.countries")
+
+
+def test_range_needs_a_note_and_nothing_else(tmp_path):
+    refused(tmp_path, edit(lambda s: s["zebra"]["range"].pop("note")), "zebra: 'range' is missing 'note'")
+    data = edit(lambda s: s["zebra"]["range"].update(source="IUCN"))
+    refused(tmp_path, data, "zebra: 'range' has unknown field 'source'")
+    refused(tmp_path, edit(lambda s: s["zebra"].update(range=["KEN"])), "zebra: 'range' must be a mapping")
+
+
+# ---- taxa and rollup thresholds ----------------------------------------------------------------------
+
+
+def test_taxa_name_must_be_a_taxon_of_the_file(tmp_path):
+    data = valid_book() | {"taxa": {"Equida": "horse family"}}
+    error = refused(tmp_path, data, "'taxa' names 'Equida', which is no taxon of any class in this file")
+    assert error.field == "taxa"
+    refused(tmp_path, valid_book() | {"taxa": {"Equidae": 3}}, "'taxa.Equidae' must be text")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"phylum": 0.5}, "'rollup_thresholds' has unknown rank 'phylum' \\(ranks: species, genus, family"),
+        ({"genus": "high"}, "'rollup_thresholds.genus' must be a number above 0 and at most 1"),
+        ({"genus": 0}, "'rollup_thresholds.genus' must be a number above 0"),
+        ({"genus": 1.5}, "'rollup_thresholds.genus' must be a number above 0"),
+        ({"genus": True}, "'rollup_thresholds.genus' must be a number"),
+        ([0.5], "'rollup_thresholds' must be a mapping of rank to a number"),
+    ],
+)
+def test_bad_rollup_thresholds(tmp_path, value, problem):
+    refused(tmp_path, valid_book() | {"rollup_thresholds": value}, problem)
+
+
 # ---- searching the book ------------------------------------------------------------------------------
 
 
@@ -367,6 +582,41 @@ def test_repository_file_has_expected_classes(bundle):
         pytest.skip(f"species_info/{bundle}.yaml not written yet")
     book = find_species_book(bundle, SPECIES_DIR)
     assert sorted(book.entries) == sorted(EXPECTED_CLASSES[bundle])
+
+
+@pytest.mark.parametrize("bundle", ["serengeti", "otters"])
+def test_every_animal_class_has_taxonomy_and_range(bundle):
+    book = find_species_book(bundle, SPECIES_DIR)
+    for entry in book.entries.values():
+        assert entry.taxonomy and entry.range, entry.key
+        assert entry.taxonomy[0][0] == "class" or entry.key == "insect-spider"
+        assert len(entry.range.note) > 20
+        if entry.scientific_name:
+            assert entry.taxon == entry.scientific_name
+    for name in book.taxa:
+        assert any(name in dict(e.taxonomy).values() for e in book.entries.values())
+
+
+def test_habitat_scenes_take_no_taxonomy_or_range():
+    book = find_species_book("habitat", SPECIES_DIR)
+    assert all(e.taxonomy == () and e.range is None for e in book.entries.values())
+
+
+def test_everywhere_classes_and_rollup_thresholds_of_serengeti():
+    book = find_species_book("serengeti", SPECIES_DIR)
+    everywhere = {k for k, e in book.entries.items() if e.range.countries is None}
+    assert everywhere == {"bat", "cattle", "human", "insect-spider", "other-bird", "reptiles", "rodents"}
+    assert book.get("lion-male").taxonomy == book.get("lion-female").taxonomy
+    assert book.get("jackal").taxon == "Canidae" and book.get("jackal").rank == "family"
+    assert (
+        book.get("zebra").range.countries >= {"KEN", "TZA"} and "USA" not in book.get("zebra").range.countries
+    )
+    assert book.taxa["Bovidae"] and book.taxa["Felidae"] == "cat"
+    assert (
+        book.rollup_thresholds["species"]
+        == json.loads((ROOT / "models/serengeti/report.json").read_text())["threshold"]["value"]
+    )
+    assert set(book.rollup_thresholds) <= {"species", "genus", "family", "order", "class"}
 
 
 @pytest.mark.parametrize("bundle", sorted(p.stem for p in YAML_FILES))

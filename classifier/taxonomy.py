@@ -1,0 +1,161 @@
+"""Taxonomic rollup: when no class is sure enough, answer the lowest rank that is, by summed probability.
+
+A model that has no class for the animal in front of it (a coyote shown to a Serengeti model) spreads its
+probability over the classes that look alike: jackal, bat-eared fox, hyena. None clears the cut-off, but
+together they may say "dog family (Canidae)" or "carnivore (Carnivora)" with confidence. `rollup` sums
+the classes' probabilities up the taxonomy in the species notes (`taxonomy:` of each class, common names
+from `taxa:`) and answers:
+
+1. the top class, when its probability reaches `thresholds["species"]` (the class cut-off);
+2. else, from species (a species two classes share, like the lion's two) up through genus, family and
+   order to class, the first rank where the best taxon's summed probability reaches that rank's threshold;
+3. else the top class, `uncertain`.
+
+The thresholds are measured, not guessed: `benchmarks/geography.py` picks them on camera-trap frames
+from other places and stores them in the notes (`rollup_thresholds:`). A rank without a threshold is
+never answered. Classes without taxonomy (habitat scenes, notes missing) only ever answer as themselves.
+
+With a place, `decide` runs the geofence first and rolls up the model's own probabilities with the
+removed classes passed as `removed`: they are never answered, and their probability counts only for their
+family and the ranks above (`PASS_UP_FROM`), because an animal that looks like a jackal where no jackal
+lives is likely a relative that does live there, like a coyote. Rolling up the geofence's renormalised
+probabilities instead hands the jackal's share to whatever classes are left (people, rodents) and makes
+confident wrong answers of them: measured in `benchmarks/geography.py` (serengeti bundle, frames from the
+USA and Borneo of animals it has no class for), 33.5% came out other than a confident wrong answer that
+way, 87.3% with the removed probability passed up, 57.6% with neither rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from classifier.geography import UNKNOWN, geofence
+from classifier.species import ROLLUP_RANKS, SpeciesBook
+
+OK, UNCERTAIN = "ok", "uncertain"
+# The lowest rank a removed class's probability still counts for. Its species and genus live elsewhere;
+# families, orders and classes span continents (cats, dogs and antelopes live in Kenya and the USA alike).
+PASS_UP_FROM = "family"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """The answer after rollup: a class of the model, or a taxon above it."""
+
+    label: str  # the class ("zebra"), a taxon with its common name ("cat (Felidae)"), or "unknown"
+    rank: str  # species|genus|family|order|class (phylum for insect-spider); "" without taxonomy
+    taxon: str | None  # the scientific name answered; None for a class without taxonomy
+    confidence: float  # the class's probability, or the taxon's summed probability
+    status: str  # ok | uncertain
+    candidates: tuple[tuple[str, float], ...]  # the model's classes under the answer, best first
+    rolled_up: bool  # True when the answer is a taxon above the top class, not the class itself
+    geofenced: str | None = None  # the model's best class, when the place ruled it out (set by `decide`)
+
+
+def decide(
+    probabilities: Sequence[float],
+    classes: Sequence[str],
+    book: SpeciesBook | None,
+    country: str | None,
+    thresholds: Mapping[str, float],
+) -> Rollup:
+    """The place and taxonomy rules as the pipeline runs them: geofence, then rollup.
+
+    Without a country this is `rollup` alone. With one, the classes that do not live there are never
+    answered (their probability still counts from family up); `geofenced` names the model's best class
+    when it was one of them, and the label is "unknown" when the place leaves no class at all. A country
+    that is no ISO 3166-1 alpha-3 code raises `GeographyError` (one line).
+    """
+    fenced = geofence(probabilities, classes, book, country)
+    answer = rollup(probabilities, classes, book, thresholds, removed=fenced.removed)
+    return replace(answer, geofenced=fenced.geofenced)
+
+
+def thresholds_for(book: SpeciesBook | None, class_threshold: float) -> dict[str, float]:
+    """The notes' measured cut-offs per rank, with the bundle's own cut-off for its classes ("species").
+
+    The bundle's report is the authority on its classes' cut-off (a retrained model brings its own); the
+    notes carry the ranks above, measured by `benchmarks/geography.py`.
+    """
+    return {**(book.rollup_thresholds if book else {}), "species": class_threshold}
+
+
+def lineages(classes: Sequence[str], book: SpeciesBook | None) -> list[tuple[tuple[str, str], ...]]:
+    """Each class's (rank, name) pairs from the notes, top down; () for a class without taxonomy."""
+    entries = [book.get(c) if book else None for c in classes]
+    return [e.taxonomy if e else () for e in entries]
+
+
+def taxon_label(name: str, book: SpeciesBook | None) -> str:
+    """ "cat (Felidae)" when the notes give the taxon a common name, else the scientific name alone."""
+    common = book.taxa.get(name) if book else None
+    return f"{common} ({name})" if common else name
+
+
+def rollup(
+    probabilities: Sequence[float],
+    classes: Sequence[str],
+    book: SpeciesBook | None,
+    thresholds: Mapping[str, float],
+    removed: Collection[str] = (),
+) -> Rollup:
+    """The answer for one photo's class probabilities (in `classes` order); see the module docstring.
+
+    `thresholds` maps rank to cut-off (`thresholds_for` builds it from the notes and the bundle); a rank
+    without one is never answered, and without "species" the top class is never `ok` on its own.
+    """
+    if len(probabilities) != len(classes):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
+    cuts = dict(thresholds)
+    lines = lineages(classes, book)
+    allowed = [i for i, c in enumerate(classes) if c not in removed and probabilities[i] > 0]
+    if not allowed:
+        return Rollup(UNKNOWN, "", None, 0.0, UNCERTAIN, (), False)
+    top = max(allowed, key=lambda i: probabilities[i])
+    answer = _class_answer(top, probabilities, classes, lines, OK)
+    if "species" in cuts and probabilities[top] >= cuts["species"]:
+        return answer
+    for rank in ROLLUP_RANKS:
+        if rank in cuts:
+            found = _best_taxon(rank, probabilities, classes, lines, removed)
+            if found and found[1] >= cuts[rank]:
+                return _taxon_answer(rank, *found, probabilities, classes, lines, book, removed)
+    return _class_answer(top, probabilities, classes, lines, UNCERTAIN)
+
+
+def _class_answer(i: int, p: Sequence[float], classes: Sequence[str], lines: list, status: str) -> Rollup:
+    rank, taxon = lines[i][-1] if lines[i] else ("", None)
+    return Rollup(classes[i], rank, taxon, float(p[i]), status, ((classes[i], float(p[i])),), False)
+
+
+def _counts(i: int, rank: str, classes: Sequence[str], removed: Collection[str]) -> bool:
+    """Whether class i's probability counts for its taxon at `rank`."""
+    return classes[i] not in removed or ROLLUP_RANKS.index(rank) >= ROLLUP_RANKS.index(PASS_UP_FROM)
+
+
+def _best_taxon(
+    rank: str, p: Sequence[float], classes: Sequence[str], lines: list, removed: Collection[str]
+) -> tuple[str, float] | None:
+    """The taxon at `rank` with the most summed probability, and that sum (first in class order on ties)."""
+    mass: dict[str, float] = {}
+    for i, line in enumerate(lines):
+        name = dict(line).get(rank)
+        if name and _counts(i, rank, classes, removed):
+            mass[name] = mass.get(name, 0.0) + float(p[i])
+    return max(mass.items(), key=lambda item: item[1]) if mass else None
+
+
+def _taxon_answer(
+    rank: str,
+    name: str,
+    mass: float,
+    p: Sequence[float],
+    classes: Sequence[str],
+    lines: list,
+    book: SpeciesBook | None,
+    removed: Collection[str],
+) -> Rollup:
+    under = [i for i, line in enumerate(lines) if dict(line).get(rank) == name and classes[i] not in removed]
+    candidates = tuple(sorted(((classes[i], float(p[i])) for i in under if p[i] > 0), key=lambda c: -c[1]))
+    return Rollup(taxon_label(name, book), rank, name, mass, OK, candidates, True)
