@@ -88,7 +88,8 @@ def compare(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "backbone": report.get("arch"),
             "image size": report.get("image_size"),
         }
-    return pd.DataFrame(rows)
+    # One object column per bundle, so counts stay whole numbers beside the metrics.
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in rows.items()})
 
 
 def base_comparison(report: dict[str, Any]) -> pd.DataFrame | None:
@@ -143,6 +144,20 @@ def base_caption(report: dict[str, Any]) -> str | None:
         shown = ", ".join(dropped[:8]) + (f" and {len(dropped) - 8} more" if len(dropped) > 8 else "")
         parts.append(f"Dropped from {name}: {shown}.")
     return " ".join(parts)
+
+
+def as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every cell as text (numbers to 3 decimals, missing as '–'), for display: a column
+    mixing numbers and names (`compare`'s backbone row) cannot be sent to the browser as it is."""
+
+    def text(value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "–"
+        if isinstance(value, float | np.floating):
+            return f"{value:.3f}"
+        return str(value)
+
+    return table.map(text)
 
 
 def top_loss_images(report: dict[str, Any], data_root: Path | None = None) -> list[dict[str, Any]]:

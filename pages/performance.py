@@ -147,4 +147,5 @@ else:
     chosen = st.selectbox("Other model", [b.name for b in others], key="performance_compare")
     other = next(b for b in others if b.name == chosen)
     st.caption("Each model as measured on its own held-out photos.")
-    st.dataframe(performance.compare({bundle.name: report, other.name: other.report}), width="stretch")
+    table = performance.compare({bundle.name: report, other.name: other.report})
+    st.dataframe(performance.as_text(table), width="stretch")

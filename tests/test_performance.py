@@ -64,6 +64,14 @@ def test_comparison_has_a_column_per_model() -> None:
     assert table.loc["classes"].tolist() == [3, 3]
 
 
+def test_comparison_as_text_can_hold_numbers_and_names_in_one_column() -> None:
+    table = performance.compare({"a": {**REPORT, "arch": "mobilenet_v2"}, "b": {}})
+    shown = performance.as_text(table)
+    assert shown.loc["accuracy"].tolist() == ["0.733", "–"]
+    assert shown.loc["backbone", "a"] == "mobilenet_v2" and shown.loc["classes", "b"] == "0"
+    assert all(isinstance(cell, str) for cell in shown.to_numpy().ravel())  # one type for the browser
+
+
 def test_top_loss_images_are_only_those_on_disk_and_inside_the_dataset(tmp_path: Path) -> None:
     (tmp_path / "lion").mkdir()
     (tmp_path / "lion" / "a.jpg").write_bytes(b"x")
