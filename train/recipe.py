@@ -128,7 +128,7 @@ class TrainConfig:
     keep_base_classes: bool = field(
         default=False,
         metadata=_help(
-            "keep the base model's classes that have no photos in the data (default: they are dropped)"
+            "keep the base model's classes that have no photos in the data; without it they are dropped"
         ),
     )
     # --- model and schedule
