@@ -280,6 +280,17 @@ def test_a_base_model_that_is_not_there_is_one_line_and_exit_status_2(
     assert "serengeti" in error  # it names the ones there are
 
 
+def test_options_given_win_over_the_base_recipe(tmp_path: Path) -> None:
+    from train.recipe import RecipeError, check, config_from_args
+
+    argv = ["--data", "x.csv", "--base-model", "serengeti", "--out-dir", str(tmp_path)]
+    sgd = check(config_from_args([*argv, "--no-linear-probe", "--sizes", "224", "--threshold", "0.5"]))
+    assert (sgd.linear_probe, sgd.cv_folds, sgd.sizes, sgd.threshold) == (False, 0, (224,), 0.5)
+    assert sgd.backbone == "efficientnet_lite2" and sgd.probe_l2 == 0.5  # the rest is the base's
+    with pytest.raises(RecipeError, match="keeps the base model's backbone"):
+        config_from_args([*argv, "--backbone", "mobilenet_v2"])
+
+
 def test_help_documents_the_retrain_options() -> None:
     from train.recipe import build_parser
 

@@ -418,6 +418,8 @@ def with_base_recipe(config: TrainConfig, given: set[str]) -> TrainConfig:
                 f"--{key} out."
             )
     changes.update(fixed)
+    if not changes.get("linear_probe", config.linear_probe) and "cv_folds" not in given:
+        changes["cv_folds"] = 0  # the base's folds belong to its probe, which --no-linear-probe turns off
     if "sizes" not in given:
         changes["sizes"] = (bundle.image_size,)
     return dataclasses.replace(config, **changes)
