@@ -4,6 +4,10 @@ Training (`python -m train`) and evaluation (`python -m classifier evaluate`) re
 both accept the same formats. A `Dataset` names every image by its path relative to the dataset root:
 reports quote those paths and never copy an image.
 
+A predictions file that `python -m classifier predict` or the app wrote (reviewed or not) is a csv too:
+`read_csv` recognises its columns and reads it as `read_predictions_csv` does (see there for which rows
+count), so a person's corrections train a model directly.
+
 Problems with the data as a whole (a missing path, an unknown format, a class with no images, a JSON
 without the keys its format needs) raise `DatasetError` with a one-line message. Problems with single
 images (a listed file that is missing, a file that does not decode) do not stop a run: `check_images`
@@ -13,6 +17,7 @@ moves them to `Dataset.skipped` with their reason.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections import Counter, defaultdict
@@ -23,11 +28,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from classifier.images import ImageError, has_image_extension, load_photo
+from classifier.rows import ERROR, OK
 
 FORMATS = ("folder", "csv", "coco", "inat")
 SPLITS = ("auto", "random", "location", "sequence", "folders", "csv")
 MULTI_LABEL = ("first", "skip", "all")
 EMPTY_LABELS = frozenset({"empty", "blank", "none", "nothing"})
+# Which rows of a predictions file are training data (see `read_predictions_csv`).
+ROWS = ("sure", "reviewed", "all")
+UNKNOWN_LABEL = "unknown"
 
 # Folder pairs that already are a train/valid split, as the public datasets ship them.
 SPLIT_FOLDERS = (("train", "valid"), ("train", "val"), ("seg_train", "seg_test"), ("train", "test"))
@@ -61,6 +70,9 @@ class Dataset:
     source: str
     records: list[Record]
     skipped: list[dict[str, str]] = field(default_factory=list)  # [{"file", "reason"}]
+    # Rows of a predictions file that are not training data by choice (not reviewed, `unknown`, ...):
+    # counted by reason, not listed, as a reviewed file may leave thousands of rows aside.
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -92,6 +104,8 @@ def read_dataset(
     image_root: str | Path | None = None,
     multi_label: str = "skip",
     supercategories: Sequence[str] = (),
+    rows: str = "sure",
+    blank: str | None = None,
 ) -> Dataset:
     """Read a labeled collection; `format` is guessed from the path when not given.
 
@@ -99,6 +113,7 @@ def read_dataset(
     `multi_label` says what to do with a COCO image annotated with several species: keep the `first`,
     `skip` it (recorded in `skipped`), or keep `all` (one record per species, same file).
     `supercategories` keeps only those iNaturalist supercategories (e.g. Mammalia, Aves).
+    `rows` and `blank` apply to a predictions csv only (see `read_predictions_csv`).
     """
     path = Path(source).expanduser()
     if not path.exists():
@@ -115,7 +130,7 @@ def read_dataset(
     if not path.is_file():
         raise DatasetError(f"{source}: the {fmt} format needs a file, not a folder.")
     if fmt == "csv":
-        return read_csv(path, image_root=image_root)
+        return read_csv(path, image_root=image_root, rows=rows, blank=blank)
     data = _load_json(path)
     if fmt == "coco":
         return read_coco(path, image_root=image_root, multi_label=multi_label, data=data)
@@ -184,15 +199,27 @@ def _hidden(path: Path) -> bool:
     return path.name.startswith((".", "_"))
 
 
-def read_csv(path: Path, image_root: str | Path | None = None) -> Dataset:
-    """`path,label` rows with optional `split`, `group`, `location`, `sequence` and `frame` columns."""
+def read_csv(
+    path: Path, image_root: str | Path | None = None, rows: str = "sure", blank: str | None = None
+) -> Dataset:
+    """`path,label` rows with optional `split`, `group`, `location`, `sequence` and `frame` columns.
+
+    A predictions file (it has `confidence` and `status` columns too) is read by `read_predictions_csv`
+    with `rows` and `blank`.
+    """
     path = Path(path)
     root = Path(image_root) if image_root else path.parent
+    text = _csv_text(path)
+    if _is_predictions_header(text.split("\n", 1)[0]):
+        return read_predictions_csv(path, image_root=image_root, rows=rows, blank=blank, text=text)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        table = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise DatasetError(f"{path.name}: cannot be read as a csv file ({exc}).") from None
+    return _labels_csv(path, root, table)
+
+
+def _labels_csv(path: Path, root: Path, rows: list[dict[str, Any]]) -> Dataset:
     if not rows:
         raise DatasetError(f"{path.name}: no rows; a labels csv needs a header and one row per image.")
     columns = list(rows[0].keys())
@@ -216,6 +243,106 @@ def read_csv(path: Path, image_root: str | Path | None = None) -> Dataset:
             )
         )
     return Dataset(root=root, format="csv", source=str(path), records=records)
+
+
+def _csv_text(path: Path) -> str:
+    try:  # bytes, not read_text: a quoted cell may hold a line break that must stay as written
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path.name}: cannot be read as a csv file ({exc}).") from None
+
+
+def _is_predictions_header(line: str) -> bool:
+    from classifier.exports import REQUIRED_COLUMNS
+
+    # Spreadsheets in some locales save with ';' or a tab (classifier.exports reads those too).
+    return any(
+        set(REQUIRED_COLUMNS) <= {c.strip().strip('"') for c in line.split(d)} for d in (",", ";", "\t")
+    )
+
+
+def read_predictions_csv(
+    path: Path,
+    image_root: str | Path | None = None,
+    rows: str = "sure",
+    blank: str | None = None,
+    text: str | None = None,
+) -> Dataset:
+    """A predictions csv of `python -m classifier predict` or the app, reviewed or not, as labeled data.
+
+    `label` is the answer: the model's, or for a reviewed row (`classification_method=human`) the
+    person's, which may be a class the model does not have. Paths are relative to the file's folder
+    (or `image_root`); `camera` becomes the location and `sequence_id` the sequence, so a split by
+    sequence keeps the frames of one burst together. Which rows count:
+
+    - `rows="sure"`: rows a person reviewed, and the model's own answers it was sure of (`status=ok`);
+      its unreviewed `uncertain` guesses are left out (exports count them as `unknown` observations);
+    - `rows="reviewed"`: only rows a person reviewed;
+    - `rows="all"`: also the unreviewed `uncertain` guesses.
+
+    Never: rows with `status=error` (listed in `skipped` with predict's reason), rows labelled `unknown`,
+    rows without a label, and blank rows (`blank`, `empty`, ...) unless `blank` names the class they
+    become. What is left out by choice is counted in `left_out` by reason.
+    """
+    from classifier.exports import ExportError, parse_predictions
+
+    path = Path(path)
+    if rows not in ROWS:
+        raise DatasetError(f"unknown --rows {rows!r}; use one of {', '.join(ROWS)}.")
+    root = Path(image_root) if image_root else path.parent
+    if text is None:
+        text = _csv_text(path)
+    try:
+        predictions = parse_predictions(text, name=path.name)
+    except ExportError as exc:
+        raise DatasetError(str(exc)) from None
+    records, skipped, left_out = [], [], Counter()
+    for row in predictions.records:
+        reason = _left_out_reason(row, rows, blank)
+        if row.status == ERROR:
+            skipped.append({"file": row.path, "reason": f"predict could not read it: {row.error or 'error'}"})
+        elif reason:
+            left_out[reason] += 1
+        else:
+            label = blank if blank is not None and _is_blank(row) else row.label
+            records.append(
+                Record(
+                    file=_relative(row.path, root),
+                    label=label,
+                    location=row.camera or None,
+                    sequence=row.sequence_id or None,
+                )
+            )
+    if not records:
+        why = "; ".join(f"{n} {reason}" for reason, n in left_out.most_common()) or "every row is an error"
+        raise DatasetError(f"{path.name}: no row is training data ({why}); see --rows.")
+    return Dataset(
+        root=root,
+        format="csv",
+        source=str(path),
+        records=records,
+        skipped=skipped,
+        left_out=dict(left_out.most_common()),
+    )
+
+
+def _left_out_reason(row: Any, rows: str, blank: str | None) -> str | None:
+    """Why a predictions row is not training data (None: it is); error rows are handled by the caller."""
+    if rows == "reviewed" and not row.reviewed:
+        return "not reviewed"
+    if rows == "sure" and not row.reviewed and row.status != OK:
+        return "uncertain and not reviewed"
+    if row.label.casefold() == UNKNOWN_LABEL or (not row.label and row.observation_type == UNKNOWN_LABEL):
+        return "labelled unknown"
+    if _is_blank(row):
+        return None if blank is not None else "blank (the model has no blank class)"
+    if not row.label:
+        return "no label"
+    return None
+
+
+def _is_blank(row: Any) -> bool:
+    return row.label.casefold() in EMPTY_LABELS or (not row.label and row.observation_type == "blank")
 
 
 def _pick_column(columns: list[str], names: Sequence[str], file: str) -> str:
@@ -495,7 +622,11 @@ def _resolve_split(dataset: Dataset, how: str) -> str:
         return how
     if _has_given_split(dataset):
         return "folders" if dataset.format == "folder" else "csv"
-    if any(r.sequence for r in dataset.records):
+    # Sequences, when there are two or more: a single one (every photo of a folder copied at once has
+    # about the same file time, so predict puts them in one sequence) could not be split at all.
+    if len({r.sequence or f"file:{r.file}" for r in dataset.records}) >= 2 and any(
+        r.sequence for r in dataset.records
+    ):
         return "sequence"
     return "random"
 

@@ -7,6 +7,7 @@ and the exported learner holds nothing from `train/` (everything here is importa
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -57,6 +58,18 @@ class ImageNetPrior(nn.Module):
         self.register_buffer("index", index)
         self.register_buffer("member", member)
         self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def groups(self) -> list[list[int]]:
+        """The ImageNet classes of each class, in class order (empty: none)."""
+        return [row[keep].tolist() for row, keep in zip(self.index, self.member, strict=True)]
+
+    def imagenet_classifier(self) -> nn.Linear:
+        """A copy of the backbone's ImageNet classifier this prior scores with."""
+        layer = nn.Linear(self.weight.shape[1], self.weight.shape[0])
+        with torch.no_grad():
+            layer.weight.copy_(self.weight)
+            layer.bias.copy_(self.bias)
+        return layer
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         logits = pooled @ self.weight.T + self.bias  # (N, 1000)
@@ -117,6 +130,96 @@ def build_network(
             raise ValueError(f"{backbone} has no ImageNet classifier here; drop the ImageNet prior")
         prior = ImageNetPrior(parts.imagenet_classifier, imagenet_groups)
     return WildlifeNet(parts.body, LinearHead(features, n_classes, dropout, prior), parts.mean, parts.std)
+
+
+def with_classes(
+    network: WildlifeNet,
+    old: Sequence[str],
+    new: Sequence[str],
+    *,
+    imagenet_groups: Sequence[Sequence[int]] | None = None,
+    imagenet_classifier: nn.Linear | None = None,
+) -> WildlifeNet:
+    """A copy of `network` (whose head predicts `old`) that predicts `new`, for retraining a bundle.
+
+    The backbone, its normalisation and the head's hidden layers are copied as they are. In the head's
+    last linear layer, a class of `new` that `old` has keeps its row (weights and bias); a class `old`
+    lacks gets a fresh row: zeros in a `LinearHead` (neutral; the probe fits it), the layer's usual
+    random start in fastai's head; classes of `old` that `new` lacks are dropped. An ImageNet prior
+    keeps its scale and, for the classes it keeps, their ImageNet classes; a new class gets
+    `imagenet_groups`' entry when that names any (a class kept from `old` too), else none, which the
+    prior scores neutrally (the mean of the named ones). `imagenet_classifier` gives a prior to a
+    `LinearHead` that had none. `network` itself is left untouched.
+    """
+    if len(set(new)) != len(new):
+        raise ValueError("the new classes have duplicate names")
+    index = {name: row for row, name in enumerate(old)}
+    copied = copy.deepcopy(network)
+    head = copied.head
+    parent, name, last = _last_linear(head)
+    if last.out_features != len(old):
+        raise ValueError(f"the head predicts {last.out_features} classes, not the {len(old)} named")
+    setattr(parent, name, _carried_rows(last, index, new, zero_fresh=isinstance(head, LinearHead)))
+    if isinstance(head, LinearHead):
+        head.prior = _carried_prior(head.prior, index, new, imagenet_groups, imagenet_classifier)
+    elif imagenet_groups and any(imagenet_groups):
+        raise ValueError("an ImageNet prior needs the linear head")
+    return copied
+
+
+def _last_linear(head: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    found = None
+    for parent in head.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                found = (parent, name, child)
+    if found is None:
+        raise ValueError("the head has no linear layer to carry classes over")
+    return found
+
+
+def _carried_rows(layer: nn.Linear, index: dict[str, int], new: Sequence[str], zero_fresh: bool) -> nn.Linear:
+    fresh = nn.Linear(layer.in_features, len(new), bias=layer.bias is not None)
+    fresh.to(device=layer.weight.device, dtype=layer.weight.dtype)
+    with torch.no_grad():
+        if zero_fresh:
+            fresh.weight.zero_()
+            if fresh.bias is not None:
+                fresh.bias.zero_()
+        for row, name in enumerate(new):
+            if name in index:
+                fresh.weight[row] = layer.weight[index[name]]
+                if fresh.bias is not None:
+                    fresh.bias[row] = layer.bias[index[name]]
+    return fresh
+
+
+def _carried_prior(
+    prior: ImageNetPrior | None,
+    index: dict[str, int],
+    new: Sequence[str],
+    named: Sequence[Sequence[int]] | None,
+    classifier: nn.Linear | None,
+) -> ImageNetPrior | None:
+    old_groups = prior.groups() if prior is not None else []
+    groups = []
+    for row, name in enumerate(new):
+        if named and named[row]:
+            groups.append(list(named[row]))
+        elif name in index and old_groups:
+            groups.append(old_groups[index[name]])
+        else:
+            groups.append([])
+    if not any(groups):
+        return None  # no class left that ImageNet shows
+    source = prior.imagenet_classifier() if prior is not None else classifier
+    if source is None:
+        raise ValueError("this network has no ImageNet classifier for a prior; drop the ImageNet prior")
+    carried = ImageNetPrior(source, groups).to(source.weight.device)
+    if prior is not None:
+        with torch.no_grad():
+            carried.scale.copy_(prior.scale)
+    return carried
 
 
 def body_head_splitter(model: WildlifeNet) -> list[list[nn.Parameter]]:

@@ -88,7 +88,76 @@ def compare(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "backbone": report.get("arch"),
             "image size": report.get("image_size"),
         }
-    return pd.DataFrame(rows)
+    # One object column per bundle, so counts stay whole numbers beside the metrics.
+    return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in rows.items()})
+
+
+def base_comparison(report: dict[str, Any]) -> pd.DataFrame | None:
+    """A retrained bundle against the bundle it started from, on the same held-out images (the report's
+    `base_model` section): headline metrics, one column per model, base first. None when the report has
+    no such section or no image of a class both know."""
+    base = report.get("base_model")
+    if not isinstance(base, dict) or not base.get("rows"):
+        return None
+    columns = {
+        f"{base.get('name', 'base')} (base)": base.get("metrics") or {},
+        f"{report.get('name', 'this model')} (retrained)": base.get("retrained_metrics") or {},
+    }
+    table = pd.DataFrame(
+        {name: {key: metrics.get(key) for key in HEADLINE} for name, metrics in columns.items()}
+    )
+    table["change"] = table.iloc[:, 1] - table.iloc[:, 0]
+    return table
+
+
+def base_per_class(report: dict[str, Any]) -> pd.DataFrame:
+    """Per class both know: photos, recall and F1 of the base and of the retrained bundle, on the same
+    images; the classes retraining hurt most first."""
+    rows = [
+        {"class": name, **scores}
+        for name, scores in ((report.get("base_model") or {}).get("per_class") or {}).items()
+    ]
+    columns = ["class", "support", "base_recall", "recall", "base_f1", "f1"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["f1_change"] = table["f1"] - table["base_f1"]
+    return table.sort_values(["f1_change", "class"], kind="stable").reset_index(drop=True)
+
+
+def base_caption(report: dict[str, Any]) -> str | None:
+    """One sentence saying what the base comparison is measured on (None without a base model)."""
+    base = report.get("base_model")
+    if not isinstance(base, dict):
+        return None
+    name, rows = base.get("name", "?"), base.get("rows", 0)
+    if not rows:
+        return f"Retrained from {name}; none of the held-out photos shows a class {name} knows, so there is no comparison."
+    parts = [
+        f"Retrained from **{name}**. Both models on the same {rows} held-out photos, of the "
+        f"{len(base.get('classes', []))} classes both know; each answers among all its own classes."
+    ]
+    if base.get("left_out_rows"):
+        parts.append(f"{base['left_out_rows']} held-out photos of classes only this model has are not in it.")
+    if base.get("new_classes"):
+        parts.append(f"New classes: {', '.join(base['new_classes'])}.")
+    if base.get("dropped_classes"):
+        dropped = base["dropped_classes"]
+        shown = ", ".join(dropped[:8]) + (f" and {len(dropped) - 8} more" if len(dropped) > 8 else "")
+        parts.append(f"Dropped from {name}: {shown}.")
+    return " ".join(parts)
+
+
+def as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every cell as text (numbers to 3 decimals, missing as '–'), for display: a column
+    mixing numbers and names (`compare`'s backbone row) cannot be sent to the browser as it is."""
+
+    def text(value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "–"
+        if isinstance(value, float | np.floating):
+            return f"{value:.3f}"
+        return str(value)
+
+    return table.map(text)
 
 
 def top_loss_images(report: dict[str, Any], data_root: Path | None = None) -> list[dict[str, Any]]:

@@ -55,6 +55,14 @@ BUNDLE_SCHEMA: dict[str, Any] = {
     "lr_find": (dict, type(None)),
     "skipped": list,
 }
+# A retrained bundle's comparison with the bundle it started from, on the same held-out images.
+BASE_MODEL_SCHEMA: dict[str, Any] = {
+    "name": str,
+    "model_sha256": str,
+    "rows": int,
+    "classes": list,
+    "per_class": dict,
+}
 _PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 _CURVE_KEYS = ("threshold", "coverage", "accuracy")
 _HISTORY_KEYS = (
@@ -88,6 +96,8 @@ def evaluate(
     `files` name the N images; with `root` they are written relative to it (the dataset root), so a
     report never carries an absolute path of the machine it was made on. `valid_loss` is the plain
     cross-entropy of the probabilities (no label smoothing or class weights), comparable across recipes.
+    `macro_f1` averages the classes the images show or the model named (as scikit-learn does): a class
+    with no image here and never predicted has no F1 to count (a retrained bundle may keep such classes).
     """
     probs = np.asarray(probabilities, dtype=np.float64)
     truth = np.asarray(targets, dtype=np.int64)
@@ -106,7 +116,7 @@ def evaluate(
         "classes": list(classes),
         "metrics": {
             "accuracy": float((predicted == truth).mean()),
-            "macro_f1": float(np.mean([row["f1"] for row in per_class.values()])),
+            "macro_f1": _macro_f1(matrix, per_class),
             "top3_accuracy": top_k_accuracy(probs, truth, 3),
             "valid_loss": float(_losses(probs, truth).mean()),
         },
@@ -115,6 +125,83 @@ def evaluate(
         "threshold": threshold_report(probs, truth, fixed=threshold),
         "top_losses": _top_losses(probs, truth, classes, files, root, top_losses),
     }
+
+
+def _macro_f1(matrix: np.ndarray, per_class: dict[str, dict[str, Any]]) -> float:
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    scores = [row["f1"] for row, seen in zip(per_class.values(), present, strict=True) if seen]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def compare_on_rows(
+    truth: Sequence[str],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    base_probabilities: np.ndarray,
+    base_classes: Sequence[str],
+) -> dict[str, Any]:
+    """Two models on the same images: a retrained bundle (`probabilities` over `classes`) and the bundle
+    it started from (`base_probabilities` over `base_classes`), for the images whose actual class
+    (`truth`) both know. Each model answers among all its own classes, as it does in use; per-class
+    scores and macro-F1 are over the classes both know that these images show. Images of classes only
+    the retrained model has are counted in `left_out_rows`.
+    """
+    new_probs = np.asarray(probabilities, dtype=np.float64)
+    base_probs = np.asarray(base_probabilities, dtype=np.float64)
+    if len(new_probs) != len(truth) or len(base_probs) != len(truth):
+        raise ValueError(f"{len(truth)} labels, {len(new_probs)} and {len(base_probs)} rows of probabilities")
+    shared = set(classes) & set(base_classes)
+    rows = [i for i, label in enumerate(truth) if label in shared]
+    compared = sorted({truth[i] for i in rows})
+    result: dict[str, Any] = {
+        "rows": len(rows),
+        "left_out_rows": len(truth) - len(rows),
+        "classes": compared,
+        "metrics": None,
+        "retrained_metrics": None,
+        "per_class": {},
+    }
+    if not rows:
+        return result
+    actual = [truth[i] for i in rows]
+    base = _scores_on(actual, base_probs[rows], base_classes, compared)
+    new = _scores_on(actual, new_probs[rows], classes, compared)
+    result["metrics"], result["retrained_metrics"] = base.pop("metrics"), new.pop("metrics")
+    result["per_class"] = {
+        name: {
+            "support": base["support"][name],
+            "base_recall": base["recall"][name],
+            "recall": new["recall"][name],
+            "base_f1": base["f1"][name],
+            "f1": new["f1"][name],
+        }
+        for name in compared
+    }
+    return result
+
+
+def _scores_on(
+    actual: list[str], probs: np.ndarray, classes: Sequence[str], compared: list[str]
+) -> dict[str, Any]:
+    index = {name: i for i, name in enumerate(classes)}
+    truth = np.array([index[name] for name in actual])
+    predicted = [classes[i] for i in probs.argmax(axis=1)]
+    support, recall, f1 = {}, {}, {}
+    for name in compared:
+        hits = sum(p == a == name for p, a in zip(predicted, actual, strict=True))
+        named = sum(p == name for p in predicted)
+        support[name] = sum(a == name for a in actual)
+        precision = hits / named if named else 0.0
+        recall[name] = hits / support[name]
+        both = precision + recall[name]
+        f1[name] = 2 * precision * recall[name] / both if both else 0.0
+    metrics = {
+        "accuracy": float(np.mean([p == a for p, a in zip(predicted, actual, strict=True)])),
+        "macro_f1": float(np.mean(list(f1.values()))),
+        "top3_accuracy": top_k_accuracy(probs, truth, 3),
+        "valid_loss": float(_losses(probs, truth).mean()),
+    }
+    return {"metrics": metrics, "support": support, "recall": recall, "f1": f1}
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -279,6 +366,26 @@ def _consistency_problems(report: dict[str, Any], schema: dict[str, Any]) -> lis
         problems += _rows_problems(report["history"], _HISTORY_KEYS, "history")
     if "skipped" in schema:
         problems += _rows_problems(report["skipped"], ("file", "reason"), "skipped")
+    if "base_model" in report:
+        problems += _base_model_problems(report["base_model"])
+    return problems
+
+
+def _base_model_problems(section: Any) -> list[str]:
+    """The optional `base_model` section of a retrained bundle (train/base.py), when there is one."""
+    if not isinstance(section, dict):
+        return ["base_model should be an object"]
+    problems = _check_keys(section, BASE_MODEL_SCHEMA, "base_model.")
+    if problems:
+        return problems
+    for key in ("metrics", "retrained_metrics"):
+        metrics = section[key]
+        if metrics is None and section["rows"] == 0:
+            continue
+        if not isinstance(metrics, dict):
+            problems.append(f"base_model.{key} should be an object")
+        else:
+            problems += _check_keys(metrics, EVALUATION_SCHEMA["metrics"], f"base_model.{key}.")
     return problems
 
 

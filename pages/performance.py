@@ -125,10 +125,27 @@ else:
         )
 
 st.subheader("Compare with another model")
+base_note = performance.base_caption(report)
+if base_note:
+    st.markdown(base_note)
+    against_base = performance.base_comparison(report)
+    if against_base is not None:
+        st.dataframe(against_base, width="stretch")
+        st.dataframe(
+            performance.base_per_class(report),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                name: st.column_config.NumberColumn(format="%.2f")
+                for name in ("base_recall", "recall", "base_f1", "f1", "f1_change")
+            },
+        )
 others = [b for b in working_bundles() if b.name != bundle.name]
 if not others:
     st.caption("Only one model is available.")
 else:
     chosen = st.selectbox("Other model", [b.name for b in others], key="performance_compare")
     other = next(b for b in others if b.name == chosen)
-    st.dataframe(performance.compare({bundle.name: report, other.name: other.report}), width="stretch")
+    st.caption("Each model as measured on its own held-out photos.")
+    table = performance.compare({bundle.name: report, other.name: other.report})
+    st.dataframe(performance.as_text(table), width="stretch")

@@ -64,6 +64,14 @@ def test_comparison_has_a_column_per_model() -> None:
     assert table.loc["classes"].tolist() == [3, 3]
 
 
+def test_comparison_as_text_can_hold_numbers_and_names_in_one_column() -> None:
+    table = performance.compare({"a": {**REPORT, "arch": "mobilenet_v2"}, "b": {}})
+    shown = performance.as_text(table)
+    assert shown.loc["accuracy"].tolist() == ["0.733", "–"]
+    assert shown.loc["backbone", "a"] == "mobilenet_v2" and shown.loc["classes", "b"] == "0"
+    assert all(isinstance(cell, str) for cell in shown.to_numpy().ravel())  # one type for the browser
+
+
 def test_top_loss_images_are_only_those_on_disk_and_inside_the_dataset(tmp_path: Path) -> None:
     (tmp_path / "lion").mkdir()
     (tmp_path / "lion" / "a.jpg").write_bytes(b"x")
@@ -79,3 +87,51 @@ def test_top_loss_images_are_only_those_on_disk_and_inside_the_dataset(tmp_path:
     found = performance.top_loss_images(report)
     assert [loss["file"] for loss in found] == ["lion/a.jpg"]
     assert found[0]["path"] == (tmp_path / "lion" / "a.jpg").resolve()
+
+
+RETRAINED = {
+    **REPORT,
+    "name": "lions-mara",
+    "base_model": {
+        "name": "serengeti",
+        "model_sha256": "ab" * 32,
+        "rows": 20,
+        "left_out_rows": 5,
+        "classes": ["leopard", "lion"],
+        "new_classes": ["caracal-mara"],
+        "dropped_classes": [f"class{i}" for i in range(10)],
+        "metrics": {"accuracy": 0.6, "macro_f1": 0.55, "top3_accuracy": 0.9, "valid_loss": 1.2},
+        "retrained_metrics": {"accuracy": 0.85, "macro_f1": 0.8, "top3_accuracy": 1.0, "valid_loss": 0.5},
+        "per_class": {
+            "lion": {"support": 10, "base_recall": 0.9, "recall": 0.7, "base_f1": 0.7, "f1": 0.65},
+            "leopard": {"support": 10, "base_recall": 0.3, "recall": 1.0, "base_f1": 0.4, "f1": 0.9},
+        },
+    },
+}
+
+
+def test_base_comparison_puts_the_base_and_the_retrained_model_side_by_side() -> None:
+    table = performance.base_comparison(RETRAINED)
+    assert list(table.columns) == ["serengeti (base)", "lions-mara (retrained)", "change"]
+    assert table.loc["accuracy"].tolist() == pytest.approx([0.6, 0.85, 0.25])
+    assert table.loc["valid_loss", "change"] == pytest.approx(-0.7)
+
+
+def test_base_per_class_shows_where_retraining_hurt_first() -> None:
+    table = performance.base_per_class(RETRAINED)
+    assert table["class"].tolist() == ["lion", "leopard"]
+    assert table.loc[0, "f1_change"] == pytest.approx(-0.05)
+
+
+def test_base_caption_says_what_was_compared_and_what_changed() -> None:
+    caption = performance.base_caption(RETRAINED)
+    assert "same 20 held-out photos" in caption and "2 classes both know" in caption
+    assert "5 held-out photos of classes only this model has" in caption
+    assert "caracal-mara" in caption and "class7 and 2 more" in caption
+
+
+def test_reports_without_a_base_model_have_no_base_comparison() -> None:
+    assert performance.base_comparison(REPORT) is None and performance.base_caption(REPORT) is None
+    nothing_shared = {**RETRAINED, "base_model": {**RETRAINED["base_model"], "rows": 0, "metrics": None}}
+    assert performance.base_comparison(nothing_shared) is None
+    assert "no comparison" in performance.base_caption(nothing_shared)

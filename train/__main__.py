@@ -2,6 +2,7 @@
 
     python -m train --data ../shared/data/intel --name habitats --title "Habitat scenes"
     python -m train --data serengeti.json --image-root /data/serengeti --split location --drop-empty 0.9
+    python -m train --data corrected.csv --base-model serengeti --name serengeti-mara
     python -m train --help
 
 Writes OUT_DIR/NAME/model.pkl and report.json, checkpoints every epoch under RUNS_DIR/NAME (continue an
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from classifier.backbones import BackboneError
+from classifier.bundles import BundleError
 from classifier.datasets import DatasetError
 from train.checkpoint import ResumeError
 from train.pipeline import TrainResult, train
@@ -20,10 +22,9 @@ from train.recipe import RecipeError, config_from_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = config_from_args(argv)
     try:
-        result = train(config)
-    except (DatasetError, RecipeError, ResumeError, BackboneError) as exc:
+        result = train(config_from_args(argv))
+    except (DatasetError, RecipeError, ResumeError, BackboneError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary(result))
@@ -45,7 +46,25 @@ def summary(result: TrainResult) -> str:
     ]
     if report["skipped"]:
         lines.append(f"skipped {len(report['skipped'])} unusable images (listed in report.json)")
+    left_out = report["data"].get("left_out") or {}
+    if left_out:
+        lines.append("rows not used: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
+    if "base_model" in report:
+        lines.append(base_line(report["base_model"]))
     return "\n".join(lines)
+
+
+def base_line(base: dict) -> str:
+    """One line: the base bundle against the new one on the same held-out photos."""
+    name, rows = base["name"], base["rows"]
+    if not rows:
+        return f"base model {name}: none of the held-out photos has a class it knows, so no comparison"
+    before, after = base["metrics"], base["retrained_metrics"]
+    new = f"; new classes: {', '.join(base['new_classes'])}" if base["new_classes"] else ""
+    return (
+        f"base model {name} on the same {rows} held-out photos: accuracy {before['accuracy']:.3f} -> "
+        f"{after['accuracy']:.3f}, macro-F1 {before['macro_f1']:.3f} -> {after['macro_f1']:.3f}{new}"
+    )
 
 
 if __name__ == "__main__":

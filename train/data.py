@@ -32,6 +32,7 @@ from classifier.datasets import (
     read_dataset,
     split_dataset,
 )
+from train.base import BaseModel, in_base_spelling
 from train.recipe import TrainConfig
 
 
@@ -47,24 +48,41 @@ class TrainingData:
         return [r.label for r in self.split.train]
 
 
-def load_training_data(config: TrainConfig) -> TrainingData:
-    """Read the dataset, apply the recipe's filters, skip unusable images, split."""
+def load_training_data(config: TrainConfig, base: BaseModel | None = None) -> TrainingData:
+    """Read the dataset, apply the recipe's filters, skip unusable images, split.
+
+    With a `base` bundle (a retrain): labels take the base's spelling, blank rows of a predictions csv
+    count when the base has a blank class, and the classes are the data's (plus the base's with
+    --keep-base-classes); a class the base has needs no training photo of its own (its head row is
+    carried over).
+    """
+    blank = base.blank_class if base is not None else None
     dataset = read_dataset(
         config.data,
         config.format,
         image_root=config.image_root,
         multi_label=config.multi_label,
         supercategories=config.supercategory,
+        rows=config.rows,
+        blank=blank or ("blank" if config.blank_class else None),
     )
+    if base is not None:
+        dataset = in_base_spelling(dataset, base)
     dataset = _filtered(dataset, config)
     split = split_dataset(dataset, config.split, config.valid_pct, config.seed)
-    classes = sorted({r.label for r in split.train} | {r.label for r in split.valid})
-    untrained = sorted({r.label for r in split.valid} - {r.label for r in split.train})
+    known = set(base.classes) if base is not None else set()
+    classes = sorted(
+        {r.label for r in split.train}
+        | {r.label for r in split.valid}
+        | (known if config.keep_base_classes else set())
+    )
+    untrained = sorted({r.label for r in split.valid} - {r.label for r in split.train} - known)
     if untrained:
         raise DatasetError(f"classes with no training images after the split: {', '.join(untrained)}.")
     if len(classes) < 2:
         raise DatasetError(
-            f"{dataset.source}: only one class ({classes[0]}); a classifier needs two or more."
+            f"{dataset.source}: only one class ({classes[0]}); a classifier needs two or more"
+            + (" (--keep-base-classes keeps the base model's)." if base is not None else ".")
         )
     rows = [(r, False) for r in split.train] + [(r, True) for r in split.valid]
     frame = pd.DataFrame(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -33,8 +34,11 @@ def imagenet_names() -> tuple[str, ...]:
     return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(1000))
 
 
-def read_prior(path: str | Path, classes: list[str]) -> list[list[int]]:
-    """One list of ImageNet indices per class, in `classes` order (empty: no prior for that class)."""
+def read_prior(path: str | Path, classes: list[str], known: Sequence[str] = ()) -> list[list[int]]:
+    """One list of ImageNet indices per class, in `classes` order (empty: no prior for that class).
+
+    `known`: classes the file may name though the data has none (a retrained bundle's dropped classes).
+    """
     path = Path(path)
     try:
         mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -42,7 +46,7 @@ def read_prior(path: str | Path, classes: list[str]) -> list[list[int]]:
         raise RecipeError(f"--imagenet-prior {path}: cannot read it ({exc}).".replace("\n", " ")) from None
     if not isinstance(mapping, dict):
         raise RecipeError(f"--imagenet-prior {path}: expected `class: [ImageNet names]` entries.")
-    strangers = sorted(set(map(str, mapping)) - set(classes))
+    strangers = sorted(set(map(str, mapping)) - set(classes) - set(known))
     if strangers:
         raise RecipeError(f"--imagenet-prior {path}: classes not in the data: {', '.join(strangers)}.")
     return [_indices(path, name, mapping.get(name) or []) for name in classes]

@@ -2,7 +2,8 @@
 
 Read top to bottom: `train` loads the data, builds the learner, finds a learning rate, fits each stage
 with a one-cycle schedule (checkpointing every epoch), evaluates on the validation images, and writes
-`OUT_DIR/NAME/model.pkl` and `report.json`.
+`OUT_DIR/NAME/model.pkl` and `report.json`. With `--base-model` the learner starts from that bundle's
+network and the report compares the two on the same validation images (train/base.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fastai.torch_core import set_seed
 
 from classifier.network import body_head_splitter, build_network
 from classifier.report import evaluate, write_report
+from train.base import BaseModel, compare_with_base, load_base, network_for
 from train.checkpoint import EpochRecorder, RunState, start_run
 from train.data import TrainingData, load_training_data, make_dataloaders
 from train.imagenet_prior import read_prior
@@ -53,15 +55,16 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     started = time.perf_counter()
     check(config)
     set_seed(config.seed, reproducible=True)
-    data = load_training_data(config)
+    base = load_base(config) if config.base_model else None
+    data = load_training_data(config, base)
     run = start_run(Path(config.runs_dir) / config.name, config.as_dict(), data.classes, config.resume)
-    learn = build_learner(data, config, run.folder)
+    learn = build_learner(data, config, run.folder, base)
     with _quiet(learn, quiet):
         if config.linear_probe:
-            report = finish_probe(learn, data, config, run)
+            report = finish_probe(learn, data, config, run, base)
         else:
             fit_stages(learn, data, config, run, resuming=config.resume)
-            report = finish(learn, data, config, run)
+            report = finish(learn, data, config, run, base)
     seconds = time.perf_counter() - started
     train_seconds = sum(row.get("train_seconds", 0.0) for row in run.history)
     seen = len(data.split.train) * len(run.history)
@@ -69,18 +72,24 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     return TrainResult(bundle, report, seconds, seen / train_seconds if train_seconds else 0.0)
 
 
-def build_learner(data: TrainingData, config: TrainConfig, folder: Path) -> Learner:
+def build_learner(
+    data: TrainingData, config: TrainConfig, folder: Path, base: BaseModel | None = None
+) -> Learner:
     folder.mkdir(parents=True, exist_ok=True)
     dls = make_dataloaders(data, config, config.sizes[0])
-    groups = read_prior(config.imagenet_prior, data.classes) if config.imagenet_prior else None
-    model = build_network(
-        config.backbone,
-        len(data.classes),
-        pretrained=config.pretrained,
-        dropout=config.dropout,
-        head=config.head,
-        imagenet_groups=groups,
-    )
+    known = base.classes if base is not None else ()
+    groups = read_prior(config.imagenet_prior, data.classes, known) if config.imagenet_prior else None
+    if base is not None:
+        model = network_for(base, data.classes, groups)
+    else:
+        model = build_network(
+            config.backbone,
+            len(data.classes),
+            pretrained=config.pretrained,
+            dropout=config.dropout,
+            head=config.head,
+            imagenet_groups=groups,
+        )
     learn = Learner(
         dls,
         model,
@@ -101,9 +110,11 @@ def make_loss(data: TrainingData, config: TrainConfig, device: torch.device) -> 
     weight = None
     if config.balance == "weighted":  # each class weighs as much in total: n / (classes x class count)
         counts = np.array([data.train_labels.count(c) for c in data.classes], dtype=np.float64)
-        weight = torch.tensor(
-            len(data.train_labels) / (len(counts) * counts), dtype=torch.float32, device=device
+        # A class kept from a base model without photos here is never a target: its weight is moot.
+        shares = np.divide(
+            len(data.train_labels), len(counts) * counts, where=counts > 0, out=np.ones_like(counts)
         )
+        weight = torch.tensor(shares, dtype=torch.float32, device=device)
     if config.label_smoothing > 0:
         return LabelSmoothingCrossEntropyFlat(eps=config.label_smoothing, weight=weight)
     return CrossEntropyLossFlat(weight=weight)
@@ -182,21 +193,32 @@ def pick_lr(learn: Learner, config: TrainConfig) -> tuple[float, dict[str, Any] 
     return (valley if usable else FALLBACK_LR), found
 
 
-def finish(learn: Learner, data: TrainingData, config: TrainConfig, run: RunState) -> dict[str, Any]:
+def finish(
+    learn: Learner, data: TrainingData, config: TrainConfig, run: RunState, base: BaseModel | None = None
+) -> dict[str, Any]:
     """Evaluate on the validation images, export the learner, write the report; returns the report."""
     probs, targets = learn.get_preds(ds_idx=1)
     files = list(learn.dls.valid.items["file"])
     evaluation = evaluate(probs.numpy(), targets.numpy(), data.classes, files, threshold=config.threshold)
+    if base is not None:
+        paths = list(learn.dls.valid.items["path"])
+        evaluation["base_model"] = _against_base(base, data, config, paths, probs.numpy(), targets.numpy())
     return _write_bundle(learn, data, config, run, evaluation)
 
 
-def finish_probe(learn: Learner, data: TrainingData, config: TrainConfig, run: RunState) -> dict[str, Any]:
+def finish_probe(
+    learn: Learner, data: TrainingData, config: TrainConfig, run: RunState, base: BaseModel | None = None
+) -> dict[str, Any]:
     """The few-shot path: fit the linear head (see train/probe.py), report on held-out photos, export."""
     result = fit_probe(learn, data, config)
     run.history = result.history
     report = evaluate(
         result.probabilities, result.targets, data.classes, result.files, threshold=config.threshold
     )
+    if base is not None:
+        path_of = dict(zip(data.frame["file"], data.frame["path"], strict=True))
+        paths = [path_of[file] for file in result.files]
+        report["base_model"] = _against_base(base, data, config, paths, result.probabilities, result.targets)
     # Cross-validated: every photo trained the shipped head and every photo was predicted without it.
     facts = {
         "n_train": len(data.frame),
@@ -205,6 +227,19 @@ def finish_probe(learn: Learner, data: TrainingData, config: TrainConfig, run: R
         "train_counts": dict(sorted(_counts(data.split.train + data.split.valid).items())),
     }
     return _write_bundle(learn, data, config, run, report, facts if config.cv_folds else None)
+
+
+def _against_base(
+    base: BaseModel,
+    data: TrainingData,
+    config: TrainConfig,
+    paths: list[str],
+    probabilities: np.ndarray,
+    targets: np.ndarray,
+) -> dict[str, Any]:
+    """The base bundle on the very photos the new model was judged on, at the base's own image size."""
+    loaders = make_dataloaders(data, config, base.bundle.image_size, for_export=True)
+    return compare_with_base(base, paths, probabilities, targets, data.classes, loaders)
 
 
 def _write_bundle(
@@ -262,6 +297,7 @@ def _header(config: TrainConfig, data: TrainingData, run: RunState, model_file: 
             "n_valid": len(data.split.valid),
             "split": data.split.method,
             "train_counts": dict(sorted(_counts(data.split.train).items())),
+            "left_out": data.dataset.left_out,  # predictions csv rows that were not training data
         },
         "model_sha256": _sha256(model_file),
         "recipe": config.as_dict(),

@@ -7,6 +7,10 @@ prior, when the recipe names one) is fitted to them exactly: L-BFGS, label smoot
 standardised features. That takes seconds, so the report can be honest on tiny data: with `cv_folds` the
 photos are split into folds (stratified by class), each fold is predicted by a head fitted without it,
 and the shipped head is then fitted on every photo.
+
+Retraining a bundle (`--base-model`), the head starts as the base's (its rows for the classes it keeps,
+zeros for new ones) and the penalty pulls towards those rows instead of towards zero: the corrections move
+the head as far as they show, and a class with few or no photos in them keeps what the base learned.
 """
 
 from __future__ import annotations
@@ -59,12 +63,32 @@ def fit_probe(learn: Learner, data: TrainingData, config: TrainConfig) -> ProbeR
     if not isinstance(head, LinearHead):
         raise ValueError("the linear probe needs the linear head (--head linear)")
     frame = data.frame.reset_index(drop=True)
+    anchor = Anchor.of(head) if config.base_model else None  # before any fit changes the head
     views = extract_views(learn, frame, config)
     if config.cv_folds <= 1:
-        return _held_out(head, views, frame, data.classes, config)  # the head is fitted: training photos
-    result = _cross_validate(head, views, frame, data.classes, config)
-    fit_head(head, *views.take(np.arange(len(frame))), config.probe_l2, config.label_smoothing)
+        # the head is fitted on the training photos
+        return _held_out(head, views, frame, data.classes, config, anchor)
+    result = _cross_validate(head, views, frame, data.classes, config, anchor)
+    fit_head(head, *views.take(np.arange(len(frame))), config.probe_l2, config.label_smoothing, anchor)
     return result
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head's weights (acting on raw pooled features) that a fit starts from and is pulled towards."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def of(cls, head: LinearHead) -> Anchor:
+        scale = head.prior.scale if head.prior is not None else torch.ones(())
+        return cls(
+            head.linear.weight.detach().clone().float(),
+            head.linear.bias.detach().clone().float(),
+            scale.detach().clone().float(),
+        )
 
 
 def extract_views(learn: Learner, frame: pd.DataFrame, config: TrainConfig) -> Views:
@@ -93,26 +117,48 @@ def extract_views(learn: Learner, frame: pd.DataFrame, config: TrainConfig) -> V
 
 
 def fit_head(
-    head: LinearHead, features: torch.Tensor, labels: torch.Tensor, l2: float, smoothing: float
+    head: LinearHead,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    l2: float,
+    smoothing: float,
+    anchor: Anchor | None = None,
 ) -> None:
     """Fit the head's linear layer (and the prior's scale) to `features` by L-BFGS, in place.
 
     The penalty acts on standardised features, so `l2` means the same for any backbone; the fitted
-    weights are folded back to act on raw features, so the head needs no extra normalisation.
+    weights are folded back to act on raw features, so the head needs no extra normalisation. Without
+    an `anchor` the fit starts from zeros and the penalty pulls towards zero; with one (a retrain) it
+    starts from the anchor's weights and pulls towards them.
     """
     mean, std = features.mean(0), features.std(0) + 1e-6
     scaled = (features - mean) / std
     prior = head.prior(features).detach() / head.prior.scale.detach() if head.prior is not None else None
-    weight = torch.zeros(head.linear.out_features, features.shape[1], requires_grad=True)
-    bias = torch.zeros(head.linear.out_features, requires_grad=True)
-    scale = torch.ones((), requires_grad=True)
+    n_classes = head.linear.out_features
+    if anchor is None:
+        centre = torch.zeros(n_classes, features.shape[1])
+        start_bias, start_scale = torch.zeros(n_classes), torch.ones(())
+    else:
+        # A feature that barely varies in the corrections (one camera, one light) would let a row move
+        # far along it at almost no cost, changing the answers for every other photo: no feature counts
+        # as spreading less than the median one. Measured on 185 real frames: 0.914 -> 0.901 on the
+        # shared classes; on 12 near-uniform generated photos it kept the rows of the classes they do
+        # not show (cosine to the base's from 0.08 to above 0.9).
+        spread = std[std > 1e-5]
+        std = torch.maximum(std, spread.median()) if len(spread) else std
+        scaled = (features - mean) / std
+        centre = anchor.weight * std  # the anchor acts on raw features: the same logits here
+        start_bias, start_scale = anchor.bias + anchor.weight @ mean, anchor.scale
+    weight = centre.clone().requires_grad_(True)
+    bias = start_bias.clone().requires_grad_(True)
+    scale = start_scale.clone().reshape(()).requires_grad_(True)
     optimiser = torch.optim.LBFGS([weight, bias, scale], max_iter=300, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         logits = scaled @ weight.T + bias + (scale * prior if prior is not None else 0.0)
         loss = nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
-        loss = loss + l2 * weight.pow(2).sum()
+        loss = loss + l2 * (weight - centre).pow(2).sum()
         loss.backward()
         return loss
 
@@ -141,7 +187,12 @@ def assign_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
 
 
 def _cross_validate(
-    head: LinearHead, views: Views, frame: pd.DataFrame, classes: list[str], config: TrainConfig
+    head: LinearHead,
+    views: Views,
+    frame: pd.DataFrame,
+    classes: list[str],
+    config: TrainConfig,
+    anchor: Anchor | None = None,
 ) -> ProbeResult:
     fold = assign_folds(list(frame["label"]), config.cv_folds, config.seed)
     probabilities = np.zeros((len(frame), len(classes)))
@@ -149,7 +200,9 @@ def _cross_validate(
     for k in range(config.cv_folds):
         started = time.perf_counter()
         held = np.flatnonzero(fold == k)
-        fit_head(head, *views.take(np.flatnonzero(fold != k)), config.probe_l2, config.label_smoothing)
+        fit_head(
+            head, *views.take(np.flatnonzero(fold != k)), config.probe_l2, config.label_smoothing, anchor
+        )
         features, targets = views.take(held, plain_only=True)
         probabilities[held] = predict_head(head, features)
         files = list(frame["file"][held])
@@ -165,12 +218,17 @@ def _cross_validate(
 
 
 def _held_out(
-    head: LinearHead, views: Views, frame: pd.DataFrame, classes: list[str], config: TrainConfig
+    head: LinearHead,
+    views: Views,
+    frame: pd.DataFrame,
+    classes: list[str],
+    config: TrainConfig,
+    anchor: Anchor | None = None,
 ) -> ProbeResult:
     started = time.perf_counter()
     valid = frame["is_valid"].to_numpy()
     held = np.flatnonzero(valid)
-    fit_head(head, *views.take(np.flatnonzero(~valid)), config.probe_l2, config.label_smoothing)
+    fit_head(head, *views.take(np.flatnonzero(~valid)), config.probe_l2, config.label_smoothing, anchor)
     features, targets = views.take(held, plain_only=True)
     probabilities = predict_head(head, features)
     files = list(frame["file"][held])

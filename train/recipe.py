@@ -3,6 +3,11 @@
 The command line is built from `TrainConfig`'s fields (help text in each field's metadata), so the two
 cannot drift apart. Defaults are sized for the Intel scenes benchmark on a 2-core CPU: 1,500 training
 images to at least 0.92 accuracy within 30 minutes (see benchmarks/train_intel.py).
+
+With `--base-model` the run retrains a bundle (train/base.py): its backbone, head and image size are the
+bundle's, and every option of `BASE_RECIPE` that the command line does not give takes the value the
+bundle's own recipe had, so `--data corrected.csv --base-model serengeti` retrains serengeti the way it
+was made (its linear probe, folds, penalty and threshold) without repeating them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.datasets import FORMATS, MULTI_LABEL, SPLITS
+from classifier.datasets import FORMATS, MULTI_LABEL, ROWS, SPLITS
 from classifier.network import HEADS
 
 BALANCE = ("none", "weighted", "oversample")
@@ -72,6 +77,23 @@ class TrainConfig:
     first_frame: bool = field(
         default=False, metadata=_help("keep only the first frame of each camera-trap sequence")
     )
+    # A predictions csv (what `python -m classifier predict` or the app wrote, reviewed or not).
+    rows: str = field(
+        default="sure",
+        metadata=_help(
+            "predictions csv: which rows are training data: 'sure' (rows a person reviewed, and the "
+            "model's own answers it was sure of), 'reviewed' (only classification_method=human rows) or "
+            "'all' (also its unreviewed 'uncertain' guesses); rows labelled unknown and error rows never",
+            choices=ROWS,
+        ),
+    )
+    blank_class: bool = field(
+        default=False,
+        metadata=_help(
+            "predictions csv: train a 'blank' class from the rows marked blank/empty (without it they are "
+            "left out, unless the base model has such a class)"
+        ),
+    )
     # An image with two species has no single right answer; skipping it (and listing it) is the safe default.
     multi_label: str = field(
         default="skip",
@@ -90,6 +112,24 @@ class TrainConfig:
     )
     seed: int = field(
         default=42, metadata=_help("seed for the split, the sampling and the weights of the new head")
+    )
+    # --- retraining a bundle
+    base_model: str | None = field(
+        default=None,
+        metadata=_help(
+            "retrain this bundle (a name in models/ or a bundle folder): start from its backbone, weights "
+            "and the head rows of the classes it keeps, add new classes the data names; options not given "
+            "take its recipe's values, and the report compares the two on the same held-out photos",
+            shown="none: a new model",
+        ),
+    )
+    # Dropped by default: a site's corrections show the species of that site, and a class with no photo
+    # in the run can be neither checked nor kept sharp (training without its photos wears it down).
+    keep_base_classes: bool = field(
+        default=False,
+        metadata=_help(
+            "keep the base model's classes that have no photos in the data; without it they are dropped"
+        ),
     )
     # --- model and schedule
     # Lite0 over Lite2: 1.3-1.7x the images/second on a 2-core CPU (measured: ~22 vs ~17 img/s training
@@ -238,6 +278,10 @@ def check(config: TrainConfig) -> TrainConfig:
         problems.append("--probe-views and --probe-l2 must be >= 0")
     if config.threshold is not None and not 0 <= config.threshold < 1:
         problems.append("--threshold must be in [0, 1)")
+    if config.keep_base_classes and not config.base_model:
+        problems.append("--keep-base-classes needs --base-model")
+    if config.rows not in ROWS:
+        problems.append(f"--rows must be one of {', '.join(ROWS)}")
     if problems:
         raise RecipeError("; ".join(problems))
     return config
@@ -246,31 +290,68 @@ def check(config: TrainConfig) -> TrainConfig:
 # ------------------------------------------------------------------------------------------ command line
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Options a retrain takes from the base bundle's recipe unless the command line gives them (how it was
+# trained); the backbone, head and image size are the bundle's own (`with_base_recipe`). Data, naming and
+# output options are the run's.
+BASE_RECIPE = (
+    "frozen_epochs",
+    "unfrozen_epochs",
+    "freeze_bn",
+    "lr",
+    "lr_mult",
+    "lr_find_iters",
+    "pct_start",
+    "weight_decay",
+    "dropout",
+    "linear_probe",
+    "probe_views",
+    "probe_l2",
+    "cv_folds",
+    "threshold",
+    "batch_size",
+    "mixed_precision",
+    "augment",
+    "flip",
+    "max_rotate",
+    "max_zoom",
+    "max_lighting",
+    "max_warp",
+    "balance",
+    "label_smoothing",
+    "patience",
+)
+
+
+def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """The command line, one option per `TrainConfig` field. `defaults=False`: options not given are
+    absent from the parsed namespace (how `config_from_args` tells them from defaults)."""
     parser = argparse.ArgumentParser(
         prog="python -m train",
-        description="Train a wildlife classifier bundle (model.pkl + report.json) from labeled photos.",
+        description="Train a wildlife classifier bundle (model.pkl + report.json) from labeled photos, "
+        "or retrain one on corrected predictions (--base-model NAME --data corrected.csv).",
+        argument_default=None if defaults else argparse.SUPPRESS,
     )
     hints = typing.get_type_hints(TrainConfig)
     for spec in dataclasses.fields(TrainConfig):
-        _add_option(parser, spec, hints[spec.name])
+        _add_option(parser, spec, hints[spec.name], defaults)
     return parser
 
 
-def _add_option(parser: argparse.ArgumentParser, spec: dataclasses.Field, hint: Any) -> None:
+def _add_option(parser: argparse.ArgumentParser, spec: dataclasses.Field, hint: Any, defaults: bool) -> None:
     flag = "--" + spec.name.replace("_", "-")
     base = _unwrap(hint)
     shown = spec.metadata.get("shown") or _shown(spec.default)
     shown = "required" if spec.metadata.get("required") else f"default: {shown}"
     help_text = f"{spec.metadata['help']} ({shown})"
+    default = spec.default if defaults else argparse.SUPPRESS
     if base is bool:
-        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=help_text)
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         return
     parse = _list_parser(typing.get_args(base)[0]) if typing.get_origin(base) is tuple else base
     parser.add_argument(
         flag,
         type=parse,
-        default=spec.default,
+        default=default,
         choices=spec.metadata.get("choices"),
         required=spec.metadata.get("required", False),
         help=help_text,
@@ -307,5 +388,38 @@ def _shown(value: Any) -> str:
 
 
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    """The options of the command line; with --base-model, those not given come from the base's recipe.
+
+    Raises `classifier.bundles.BundleError` when --base-model names no bundle.
+    """
     args = build_parser().parse_args(argv)
-    return TrainConfig(**vars(args))
+    config = TrainConfig(**vars(args))
+    if config.base_model:
+        given = set(vars(build_parser(defaults=False).parse_args(argv)))
+        config = with_base_recipe(config, given)
+    return config
+
+
+def with_base_recipe(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """`config` with the base bundle's backbone, head and image size, and its recipe's `BASE_RECIPE`
+    values for the options not in `given`. An explicit --backbone or --head other than the base's is
+    refused: a retrain keeps the network it starts from."""
+    from train.base import find_base
+
+    bundle = find_base(config.base_model, config.out_dir)
+    report = bundle.report
+    recipe = report.get("recipe") if isinstance(report.get("recipe"), dict) else {}
+    changes: dict[str, Any] = {k: recipe[k] for k in BASE_RECIPE if k not in given and k in recipe}
+    fixed = {"backbone": str(report.get("arch") or config.backbone), "head": str(recipe.get("head") or "mlp")}
+    for key, value in fixed.items():
+        if key in given and getattr(config, key) != value:
+            raise RecipeError(
+                f"--{key} {getattr(config, key)}: a retrain keeps the base model's {key} ({value}); leave "
+                f"--{key} out."
+            )
+    changes.update(fixed)
+    if not changes.get("linear_probe", config.linear_probe) and "cv_folds" not in given:
+        changes["cv_folds"] = 0  # the base's folds belong to its probe, which --no-linear-probe turns off
+    if "sizes" not in given:
+        changes["sizes"] = (bundle.image_size,)
+    return dataclasses.replace(config, **changes)
