@@ -25,10 +25,6 @@ from pathlib import Path
 import frictionless
 import jsonschema
 import pytest
-from megadetector.postprocessing.validate_batch_results import (
-    ValidateBatchResultsOptions,
-    validate_batch_results,
-)
 
 from classifier import cli
 from classifier.cli import CsvRows, JsonRows
@@ -172,8 +168,23 @@ def deployments(tmp_path) -> Path:
 # ------------------------------------------------------------------------------------------- validators
 
 
+def megadetector_validator():
+    """The megadetector-utils validator, imported without its side effect: its visualisation module sets
+    Pillow's LOAD_TRUNCATED_IMAGES for the whole process, after which truncated photos decode as if
+    whole (it failed the truncated-photo tests that ran after this file)."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        from megadetector.postprocessing import validate_batch_results as module
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    return module.ValidateBatchResultsOptions, module.validate_batch_results
+
+
 def assert_megadetector_valid(results: dict) -> None:
     """The megadetector package's validator, then the spec's rules it leaves to the reader."""
+    ValidateBatchResultsOptions, validate_batch_results = megadetector_validator()
     options = ValidateBatchResultsOptions()
     options.raise_errors = True
     report = validate_batch_results(json.loads(json.dumps(results)), options)["validation_results"]
