@@ -20,7 +20,8 @@ WORKDIR /home/app/wildlife
 
 # The dependencies first, so a change to the code does not reinstall them.
 COPY requirements.txt requirements.lock ./
-RUN pip install --no-cache-dir -r "${REQUIREMENTS}"
+COPY vendor ./vendor
+RUN pip install --no-cache-dir -r "${REQUIREMENTS}" && pip install --no-cache-dir --no-deps ./vendor/megadetector-lite
 
 COPY --chown=10001:10001 . .
 USER 10001

@@ -29,9 +29,13 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Exact versions with their hashes, from the lock files (`make lock` writes them from pyproject.toml's ranges).
-$(VENV)/.runtime-installed: requirements.lock requirements-nodeps.lock | $(VENV)/bin/python
+# The animal detector's weights: a local package whose build takes them from the pinned zamba wheel and
+# checks their SHA-256 (vendor/megadetector-lite/README.md).
+DETECTOR := vendor/megadetector-lite
+$(VENV)/.runtime-installed: requirements.lock requirements-nodeps.lock $(wildcard $(DETECTOR)/*.* $(DETECTOR)/src/*/*.py) | $(VENV)/bin/python
 	$(PY) -m pip install --require-hashes -r requirements.lock
 	$(PY) -m pip install --require-hashes --no-deps -r requirements-nodeps.lock
+	$(PY) -m pip install --no-deps ./$(DETECTOR)
 	touch $@
 
 $(VENV)/.test-installed: requirements-test.lock $(VENV)/.runtime-installed

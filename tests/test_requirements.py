@@ -28,7 +28,7 @@ def lock_pins(name: str) -> dict[str, set[str]]:
 def hosted_pins() -> dict[str, set[str]]:
     pins: dict[str, set[str]] = {}
     for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith(("#", "-")):
+        if line and not line.startswith(("#", "-", "./")):
             requirement = Requirement(line)
             pins.setdefault(requirement.name, set()).add(str(requirement.specifier).removeprefix("=="))
     return pins
@@ -54,6 +54,7 @@ def test_hosts_install_the_locked_versions_with_cpu_only_torch_and_no_cuda_libra
     text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
     assert "--find-links https://download.pytorch.org/whl/cpu/torch/" in text.splitlines()
     assert "--extra-index-url" not in text  # uv would look for numpy on PyTorch's index too
+    assert "./vendor/megadetector-lite" in text.splitlines()  # the detector's weights, built at install
 
 
 def test_locks_pin_every_range_of_pyproject_with_hashes() -> None:

