@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ class TrainingData:
     split: Split
     classes: list[str]
     frame: pd.DataFrame  # path (absolute), file (relative to the dataset root), label, is_valid
+    detector: dict[str, Any] | None = None  # trained on the detector's crops (train/crops.py): its settings
 
     @property
     def train_labels(self) -> list[str]:

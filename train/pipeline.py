@@ -34,6 +34,7 @@ from classifier.network import body_head_splitter, build_network
 from classifier.report import evaluate, write_report
 from train.base import BaseModel, compare_with_base, load_base, network_for
 from train.checkpoint import EpochRecorder, RunState, start_run
+from train.crops import crop_photos
 from train.data import TrainingData, load_training_data, make_dataloaders
 from train.imagenet_prior import read_prior
 from train.probe import fit_probe
@@ -58,10 +59,13 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     base = load_base(config) if config.base_model else None
     data = load_training_data(config, base)
     run = start_run(Path(config.runs_dir) / config.name, config.as_dict(), data.classes, config.resume)
+    cropped = crop_photos(data, config, run.folder / "crops") if config.crops == "detector" else None
+    data = cropped.data if cropped else data
     learn = build_learner(data, config, run.folder, base)
     with _quiet(learn, quiet):
         if config.linear_probe:
-            report = finish_probe(learn, data, config, run, base)
+            frames = cropped.frames if cropped and config.crop_frames else None
+            report = finish_probe(learn, data, config, run, base, frames)
         else:
             fit_stages(learn, data, config, run, resuming=config.resume)
             report = finish(learn, data, config, run, base)
@@ -207,10 +211,16 @@ def finish(
 
 
 def finish_probe(
-    learn: Learner, data: TrainingData, config: TrainConfig, run: RunState, base: BaseModel | None = None
+    learn: Learner,
+    data: TrainingData,
+    config: TrainConfig,
+    run: RunState,
+    base: BaseModel | None = None,
+    frames: TrainingData | None = None,
 ) -> dict[str, Any]:
-    """The few-shot path: fit the linear head (see train/probe.py), report on held-out photos, export."""
-    result = fit_probe(learn, data, config)
+    """The few-shot path: fit the linear head (see train/probe.py), report on held-out photos, export.
+    `frames`: the same photos whole, as extra training views of each (--crop-frames)."""
+    result = fit_probe(learn, data, config, None if frames is None else frames.frame)
     run.history = result.history
     report = evaluate(
         result.probabilities, result.targets, data.classes, result.files, threshold=config.threshold
@@ -305,7 +315,7 @@ def _header(config: TrainConfig, data: TrainingData, run: RunState, model_file: 
         "lr": run.lr,
         "history": run.history,
         "skipped": data.dataset.skipped,
-    }
+    } | ({"detector": data.detector} if data.detector else {})  # the bundle finds animals first
 
 
 def _counts(records: list) -> dict[str, int]:

@@ -41,6 +41,15 @@ class Views:
     photo: torch.Tensor  # (views x photos,) index into the frame
     plain: torch.Tensor  # (views x photos,) True for the unaltered photo itself
 
+    def plus(self, more: Views) -> Views:
+        """These views and `more` (of the same photos, in the same order), whose are never plain."""
+        return Views(
+            torch.cat([self.features, more.features]),
+            torch.cat([self.labels, more.labels]),
+            torch.cat([self.photo, more.photo]),
+            torch.cat([self.plain, torch.zeros_like(more.plain)]),
+        )
+
     def take(self, photos: np.ndarray, plain_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         keep = torch.from_numpy(np.isin(self.photo.numpy(), photos))
         if plain_only:
@@ -57,14 +66,22 @@ class ProbeResult:
     split: str
 
 
-def fit_probe(learn: Learner, data: TrainingData, config: TrainConfig) -> ProbeResult:
-    """Fit `learn.model`'s linear head on frozen features; return held-out predictions for the report."""
+def fit_probe(
+    learn: Learner, data: TrainingData, config: TrainConfig, whole: pd.DataFrame | None = None
+) -> ProbeResult:
+    """Fit `learn.model`'s linear head on frozen features; return held-out predictions for the report.
+
+    `whole`: the same photos (same rows) uncropped, whose views train the head too but are never the
+    photo a held-out prediction is made from.
+    """
     head = learn.model.head
     if not isinstance(head, LinearHead):
         raise ValueError("the linear probe needs the linear head (--head linear)")
     frame = data.frame.reset_index(drop=True)
     anchor = Anchor.of(head) if config.base_model else None  # before any fit changes the head
     views = extract_views(learn, frame, config)
+    if whole is not None:
+        views = views.plus(extract_views(learn, whole.reset_index(drop=True), config))
     if config.cv_folds <= 1:
         # the head is fitted on the training photos
         return _held_out(head, views, frame, data.classes, config, anchor)

@@ -25,6 +25,9 @@ from classifier.datasets import FORMATS, MULTI_LABEL, ROWS, SPLITS
 from classifier.network import HEADS
 
 BALANCE = ("none", "weighted", "oversample")
+CROPS = ("none", "detector")
+DETECTOR_CONFIDENCE = 0.05  # classifier.detect's default; here so `--help` needs no torch
+CROP_MARGIN = 0.15  # classifier.predict's default
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -101,6 +104,27 @@ class TrainConfig:
     )
     verify_images: bool = field(
         default=True, metadata=_help("decode every image before training and skip the unreadable ones")
+    )
+    # --- crops: train on the animal, as prediction with a detector classifies it
+    crops: str = field(
+        default="none",
+        metadata=_help(
+            "detector: train on the animal the detector finds in each photo (its best box, cut as "
+            "prediction cuts it; a photo with no box stays whole), and make the bundle find animals first",
+            choices=CROPS,
+        ),
+    )
+    crop_confidence: float = field(
+        default=DETECTOR_CONFIDENCE,
+        metadata=_help("the detector's threshold for a box, in training and after"),
+    )
+    crop_margin: float = field(
+        default=CROP_MARGIN,
+        metadata=_help("context around a box, as a share of its longer side on each side"),
+    )
+    crop_frames: bool = field(
+        default=False,
+        metadata=_help("with --crops and --linear-probe: the whole frames as extra views of each photo"),
     )
     # --- split
     split: str = field(
@@ -282,6 +306,10 @@ def check(config: TrainConfig) -> TrainConfig:
         problems.append("--keep-base-classes needs --base-model")
     if config.rows not in ROWS:
         problems.append(f"--rows must be one of {', '.join(ROWS)}")
+    if not 0 <= config.crop_confidence <= 1 or config.crop_margin < 0:
+        problems.append("--crop-confidence must be in [0, 1] and --crop-margin >= 0")
+    if config.crop_frames and (config.crops == "none" or not config.linear_probe):
+        problems.append("--crop-frames needs --crops detector and --linear-probe")
     if problems:
         raise RecipeError("; ".join(problems))
     return config
