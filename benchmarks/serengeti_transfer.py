@@ -1,15 +1,19 @@
 """How the serengeti bundle does on camera-trap frames it was not trained on, from other places.
 
     python benchmarks/serengeti_transfer.py [--model serengeti] [--data ../shared/data/camera_traps]
+        [--margins 0,0.15,0.3]
 
 The field-guide photos it was trained on are left out. Every other frame in `labels.csv` is either
 - *known*: its animal is one of the bundle's classes, perhaps as a group (a Wisconsin chipmunk is
   `rodents`, a Chicago goose `other-bird`, a SpeciesNet elephant `elephant`); `KNOWN` lists the mapping.
   Figures: top-1 and top-3, and how many right answers stay `ok` (not `uncertain`);
-- *unknown*: a species (or a blank frame) the bundle has no class for: bear, capybara, ocelot, Bornean
-  and North American species. Figure: the share that comes out `uncertain`, as it should.
+- *unknown*: a species the bundle has no class for: bear, capybara, ocelot, Bornean and North American
+  species. Figure: the share that comes out `uncertain`, as it should;
+- *blank*: no animal (SpeciesNet blanks, Chicago `empty`). Figure: the share called `blank`.
 Deliberately broken copies and photos flagged `photo_or_uncertain` are left out. A sweep over cut-offs
-shows the trade-off the bundle's threshold makes.
+shows the trade-off the bundle's threshold makes. Each run measures the whole-frame pipeline and the
+detector pipeline (each animal classified on its crop; with `--margins`, several crop margins) side by
+side, on the same frames.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.record import REPO, write_results
-from classifier.bundles import load_model, resolve_bundle
+from classifier.bundles import detector_settings, load_model, resolve_bundle
+from classifier.detect import Detector
 from classifier.predict import Predictor
 
 # The bundle's class -> labels in labels.csv whose animal it is (perhaps as part of a group).
@@ -71,6 +76,7 @@ KNOWN: dict[str, set[str]] = {
 NEITHER = {"unknown", "unidentified", "other_domestic"}
 SKIPPED_SUBSETS = {"snapshot_serengeti_fieldguide"}
 SWEEP = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+BLANK_LABELS = {"blank", "empty"}  # frames with no animal: with a detector, `blank` is their right answer
 
 
 def frames(data: Path) -> list[dict[str, str]]:
@@ -84,12 +90,13 @@ def frames(data: Path) -> list[dict[str, str]]:
     ]
 
 
-def measure(model_name: str, data: Path) -> dict:
+def measure(model_name: str, data: Path, detector: Detector | None, margin: float | None = None) -> dict:
+    """The bundle's answers on the frames; with `detector`, each frame's is its surest animal's crop's."""
     model = load_model(resolve_bundle(model_name, REPO / "models"))
-    predictor = Predictor(model, top_k=3)
+    predictor = Predictor(model, detector=detector, top_k=3, crop_margin=margin)
     rows = frames(data)
     predictions = {row.path: row for row in predictor.predict_many([data / r["path"] for r in rows])}
-    known, unknown = [], []
+    known, unknown, blanks = [], [], []
     for row in rows:
         result = predictions[str(data / row["path"])]
         if not result.label:
@@ -101,12 +108,24 @@ def measure(model_name: str, data: Path) -> dict:
             "truth": row["label"],
             "top_k": guesses,
             "confidence": result.confidence,
+            "observation_type": result.observation_type,
         }
-        if answers is None:
+        if row["label"] in BLANK_LABELS:
+            blanks.append(entry)
+        elif answers is None:
             unknown.append(entry)
         else:
-            known.append({**entry, "right": guesses[0] in answers, "top3": bool(answers & set(guesses))})
-    return summarise(known, unknown, predictor.threshold, model.bundle.name)
+            called = result.label if result.label == "blank" else guesses[0]
+            known.append({**entry, "right": called in answers, "top3": bool(answers & set(guesses))})
+    figures = summarise(known, unknown, predictor.threshold, model.bundle.name)
+    boxed = [k["observation_type"] != "blank" for k in known + unknown]
+    return figures | {
+        "pipeline": "detector + crops" if detector else "whole frame",
+        "crop_margin": predictor.crop_margin if detector else None,
+        "blank_frames": len(blanks),
+        "blank_called_blank": _share([b["observation_type"] == "blank" for b in blanks]),
+        "animal_frames_boxed": _share(boxed) if detector else None,
+    }
 
 
 def summarise(known: list[dict], unknown: list[dict], threshold: float, name: str) -> dict:
@@ -140,14 +159,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="serengeti")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "camera_traps")
+    parser.add_argument(
+        "--margins",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=None,
+        help="crop margins to compare, e.g. 0,0.15,0.3 (default: the bundle's own)",
+    )
     args = parser.parse_args()
-    figures = measure(args.model, args.data)
+    detector = Detector(**(detector_settings(resolve_bundle(args.model, REPO / "models")) or {}))
+    runs = [measure(args.model, args.data, None)]  # the whole-frame baseline, in the same run
+    runs += [measure(args.model, args.data, detector, margin) for margin in args.margins or [None]]
+    for figures in runs:
+        report(figures)
+    write_results(f"serengeti_transfer-{runs[0]['model']}", {"runs": runs})
+
+
+def report(figures: dict) -> None:
     t = figures["at_bundle_threshold"]
+    margin = f", crop margin {figures['crop_margin']:.2f}" if figures["crop_margin"] is not None else ""
     print(
-        f"{figures['model']}: {figures['known_frames']} known frames: top-1 {figures['top1']:.1%}, "
-        f"top-3 {figures['top3']:.1%}; at its threshold {t['threshold']:.2f}: right answers ok "
-        f"{t['right_answers_ok']:.1%}, wrong answers uncertain {t['wrong_answers_uncertain']:.1%}; "
-        f"{figures['unknown_frames']} unknown-species frames uncertain {t['unknown_uncertain']:.1%}"
+        f"{figures['model']} ({figures['pipeline']}{margin}): {figures['known_frames']} known frames: "
+        f"top-1 {figures['top1']:.1%}, top-3 {figures['top3']:.1%}; at its threshold {t['threshold']:.2f}: "
+        f"right answers ok {t['right_answers_ok']:.1%}, wrong answers uncertain "
+        f"{t['wrong_answers_uncertain']:.1%}; {figures['unknown_frames']} unknown-species frames uncertain "
+        f"{t['unknown_uncertain']:.1%}; {figures['blank_frames']} blank frames called blank "
+        f"{figures['blank_called_blank']:.1%}"
+        + (
+            f"; animal frames boxed {figures['animal_frames_boxed']:.1%}"
+            if figures["animal_frames_boxed"]
+            else ""
+        )
     )
     for point in figures["sweep"]:
         print(
@@ -155,7 +196,6 @@ def main() -> None:
             f"wrong uncertain {point['wrong_answers_uncertain']:.1%}, "
             f"unknown uncertain {point['unknown_uncertain']:.1%}"
         )
-    write_results(f"serengeti_transfer-{figures['model']}", figures)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MODEL_FILE = "model.pkl"
 REPORT_FILE = "report.json"
 DEFAULT_THRESHOLD = 0.5  # used only when a report has no threshold.value
+DETECTOR_OPTIONS = ("confidence", "input_size")  # of a report's `detector` section, for the Detector
 
 _TRUST = "unpickling runs code, so only model files written by a training run you trust are loaded"
 
@@ -117,6 +118,8 @@ def _bundle_from_report(directory: Path, report: dict[str, Any], report_path: Pa
         raise bad(f"'threshold.value' must be a number between 0 and 1, not {threshold!r}")
     accuracy = (report.get("metrics") or {}).get("accuracy")
     sha = report.get("model_sha256")
+    if (problem := _detector_problem(report.get("detector"))) is not None:
+        raise bad(problem)
     return Bundle(
         name=str(report.get("name") or directory.name),
         directory=directory,
@@ -130,6 +133,27 @@ def _bundle_from_report(directory: Path, report: dict[str, Any], report_path: Pa
         else None,
         model_sha256=sha.lower() if isinstance(sha, str) else None,
     )
+
+
+def detector_settings(bundle: Bundle) -> dict[str, Any] | None:
+    """The animal detector the bundle was trained with (its crops), as `classifier.detect.Detector`'s
+    options; None for a bundle that classifies whole frames."""
+    section = bundle.report.get("detector")
+    return None if section is None else {key: section[key] for key in DETECTOR_OPTIONS if key in section}
+
+
+def _detector_problem(section: Any) -> str | None:
+    """What is wrong with a report's `detector` section (absent is fine: whole frames), or None."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        return "'detector' must be an object (its confidence, input_size, crop_margin)"
+    confidence, size = section.get("confidence"), section.get("input_size")
+    if not isinstance(confidence, int | float) or isinstance(confidence, bool) or not 0 <= confidence <= 1:
+        return f"'detector.confidence' must be a number between 0 and 1, not {confidence!r}"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 32 or size % 32:
+        return f"'detector.input_size' must be a multiple of 32 pixels, not {size!r}"
+    return None
 
 
 def find_bundles(*roots: str | Path) -> list[Bundle]:

@@ -28,13 +28,18 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
+from classifier.detect import detector_for
 from classifier.inputs import Expansion, expand_inputs, item_for_path
+from classifier.observations import per_detection
 from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
 from classifier.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
 from classifier.sequences import DEFAULT_GAP_SECONDS, SequenceStream
+
+if TYPE_CHECKING:
+    from classifier.species import SpeciesBook
 
 LOOPBACK_SWITCH = "CLASSIFIER_TEST_ALLOW_LOOPBACK"
 PROG = "python -m classifier"
@@ -102,6 +107,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--sequence-label",
         action="store_true",
         help="add a sequence_label column: the sequence's majority label",
+    )
+    predict.add_argument(
+        "--no-detector",
+        action="store_true",
+        help="classify each whole frame, even with a bundle that finds animals first "
+        "(default: the bundle's choice; its report names its detector)",
+    )
+    place = predict.add_argument_group(
+        "where and what",
+        "With the bundle's species notes, an answer under the cut-off rolls up to the lowest rank that is "
+        "sure (rank column: genus, family, order, class). With a place, classes whose range leaves it out "
+        "are never the answer (geofenced column); a photo's own EXIF GPS is its place when none is given.",
+    )
+    place.add_argument(
+        "--country",
+        type=_country,
+        default=None,
+        metavar="ISO3",
+        help="where the photos were taken, e.g. KEN (default: none)",
+    )
+    place.add_argument("--lat", type=_latitude, default=None, help="latitude of the camera, with --lon")
+    place.add_argument("--lon", type=_longitude, default=None, help="longitude of the camera, with --lat")
+    place.add_argument(
+        "--no-rules", action="store_true", help="the model's own answers: no rollup and no geofence"
+    )
+    predict.add_argument(
+        "--per-detection",
+        action="store_true",
+        help="one row per animal the detector found, instead of one per photo (blank and error rows stay)",
     )
     _speed_options(predict)
     predict.set_defaults(run=run_predict)
@@ -199,6 +233,9 @@ def run_predict(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     predictor = Predictor(
         load_model(bundle),
+        detector=None if args.no_detector else detector_for(bundle),
+        book=None if args.no_rules else _species_book(bundle, required=bool(_place(args))),
+        country=_place(args),
         threshold=args.threshold,
         top_k=args.top_k,
         batch_size=args.batch_size,
@@ -212,11 +249,12 @@ def run_predict(args: argparse.Namespace) -> int:
     counts: Counter[str] = Counter()
     errors: list[str] = []
 
-    def write(row: Row) -> None:
-        writer.write(row)
-        counts[row.status] += 1
-        if row.status == ERROR and len(errors) < 5:
-            errors.append(row.error)
+    def write(frame: Row) -> None:
+        for row in per_detection(frame) if args.per_detection else [frame]:
+            writer.write(row)
+        counts[frame.status] += 1
+        if frame.status == ERROR and len(errors) < 5:
+            errors.append(frame.error)
 
     interrupted = False
     progress = _progress(len(expansion.items))
@@ -547,6 +585,39 @@ def run_compile(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
+def _place(args: argparse.Namespace) -> str | None:
+    """The alpha-3 country the user gave, as --country or as --lat/--lon; None for none."""
+    from classifier.geography import GeographyError, country_at
+
+    if (args.lat is None) != (args.lon is None):
+        raise CommandError("--lat and --lon go together; give both, or --country.")
+    if args.country or args.lat is None:
+        return args.country
+    try:
+        found = country_at(args.lat, args.lon)
+    except GeographyError as exc:
+        raise CommandError(str(exc)) from None
+    if found is None:
+        raise CommandError(f"no country at {args.lat}, {args.lon} (at sea?); give --country instead.")
+    return found
+
+
+def _species_book(bundle: Bundle, required: bool) -> SpeciesBook | None:
+    """The bundle's species notes for the rules; a place needs them (ranges), rollup alone does not."""
+    from classifier.species import SpeciesInfoError, find_species_book
+
+    try:
+        book = find_species_book(bundle.name)
+    except SpeciesInfoError as exc:
+        if required:
+            raise CommandError(f"{exc} (the place rules need the species notes' ranges)") from None
+        print(f"Warning: species notes unusable, answers are not rolled up: {exc}", file=sys.stderr)
+        return None
+    if book is None and required:
+        raise CommandError(f"no species notes for {bundle.name!r}, so no ranges to check the place against.")
+    return book
+
+
 def _bundle(args: argparse.Namespace) -> Bundle:
     model = args.model
     if model and Path(model).is_file() and Path(model).name == "model.pkl":
@@ -581,6 +652,29 @@ def _non_negative_float(text: str) -> float:
     value = _number(text, float)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more: {text}")
+    return value
+
+
+def _country(text: str) -> str:
+    from classifier.geography import GeographyError, parse_country
+
+    try:
+        return parse_country(text)
+    except GeographyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _latitude(text: str) -> float:
+    value = _number(text, float)
+    if not -90.0 <= value <= 90.0:
+        raise argparse.ArgumentTypeError(f"a latitude is between -90 and 90, not {text}")
+    return value
+
+
+def _longitude(text: str) -> float:
+    value = _number(text, float)
+    if not -180.0 <= value <= 180.0:
+        raise argparse.ArgumentTypeError(f"a longitude is between -180 and 180, not {text}")
     return value
 
 

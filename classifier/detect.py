@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from classifier.bundles import Bundle, detector_settings
 from classifier.images import Source, load_photo
 from classifier.yolox import CHANNEL_ORDER, YOLOX, postprocess
 
@@ -212,3 +213,9 @@ def crop_box(image: Image.Image, bbox: Sequence[float], margin: float = DEFAULT_
 
 def _clip(value: float) -> float:
     return min(max(value, 0.0), 1.0)
+
+
+def detector_for(bundle: Bundle) -> Detector | None:
+    """The detector a bundle was trained with (its report's `detector` settings); None: whole frames."""
+    settings = detector_settings(bundle)
+    return None if settings is None else Detector(**settings)

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import Image
 
-from classifier.images import READABLE_FORMATS
+from classifier.images import READABLE_FORMATS, gps_from_exif
 
 if TYPE_CHECKING:  # species.py imports this module for its country list
     from classifier.species import SpeciesBook
@@ -190,36 +190,6 @@ def _km_to_ring(pts: np.ndarray, x: float, y: float, lat: float) -> float:
 
 
 # ---- EXIF GPS ----------------------------------------------------------------------------------------
-
-
-def gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
-    """(latitude, longitude) in degrees from an EXIF block's GPS IFD; None when absent or unusable.
-
-    Cameras without a fix often write 0/0 ("null island") or no hemisphere; neither is taken as a place.
-    """
-    try:
-        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-        lat = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef), "N", "S", 90)
-        lon = _degrees(
-            gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef), "E", "W", 180
-        )
-    except Exception:  # a damaged GPS block costs the position, never the photo
-        return None
-    if lat is None or lon is None or (lat == 0.0 and lon == 0.0):
-        return None
-    return lat, lon
-
-
-def _degrees(dms: Any, ref: Any, plus: str, minus: str, limit: float) -> float | None:
-    ref = ref.decode("ascii", "replace") if isinstance(ref, bytes) else ref
-    ref = ref.strip("\x00 ").upper() if isinstance(ref, str) else ""
-    if ref not in (plus, minus) or not isinstance(dms, tuple) or not 1 <= len(dms) <= 3:
-        return None
-    parts = [float(v) for v in dms]  # IFDRational: 0/0 becomes nan, caught below
-    value = sum(part / 60**i for i, part in enumerate(parts))
-    if not math.isfinite(value) or any(p < 0 for p in parts) or value > limit:
-        return None
-    return -value if ref == minus else value
 
 
 def photo_location(source: str | Path | bytes | Image.Image) -> tuple[float, float] | None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import stat
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # 8K x 5K: far beyond any camera trap (12 MP) or phone (48 MP would be refused only when declared larger).
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -48,6 +50,7 @@ class Photo:
     taken: datetime | None
     camera: str | None
     original_size: tuple[int, int]
+    location: tuple[float, float] | None = None  # EXIF GPS (latitude, longitude) when the camera wrote it
 
 
 def has_image_extension(name: str | Path) -> bool:
@@ -73,9 +76,9 @@ def load_photo(
         _refuse_bombs(im, label, max_pixels)
         if target_size and im.format == "JPEG":
             im.draft("RGB", (target_size, target_size))
-        taken, camera = _exif_facts(im)
+        taken, camera, location = _exif_facts(im)
         rgb = _decode_rgb(im, label, max_pixels)
-    return Photo(image=rgb, taken=taken, camera=camera, original_size=original_size)
+    return Photo(image=rgb, taken=taken, camera=camera, original_size=original_size, location=location)
 
 
 def open_image(source: Source, **options: object) -> Image.Image:
@@ -224,18 +227,48 @@ def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
-def _exif_facts(im: Image.Image) -> tuple[datetime | None, str | None]:
+def _exif_facts(im: Image.Image) -> tuple[datetime | None, str | None, tuple[float, float] | None]:
     try:
         exif = im.getexif()
         stamp = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
         make = str(exif.get(_MAKE) or "").strip("\x00 ")
         model = str(exif.get(_MODEL) or "").strip("\x00 ")
     except Exception:  # EXIF is optional decoration: a damaged block must not cost the photo
-        return None, None
+        return None, None, None
     camera = (
         model if make and model.lower().startswith(make.lower()) else " ".join(p for p in (make, model) if p)
     )
-    return _parse_exif_time(stamp), camera or None
+    return _parse_exif_time(stamp), camera or None, gps_from_exif(exif)
+
+
+def gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
+    """(latitude, longitude) in degrees from an EXIF block's GPS IFD; None when absent or unusable.
+
+    Cameras without a fix often write 0/0 ("null island") or no hemisphere; neither is taken as a place.
+    """
+    try:
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        lat = _degrees(gps.get(ExifTags.GPS.GPSLatitude), gps.get(ExifTags.GPS.GPSLatitudeRef), "N", "S", 90)
+        lon = _degrees(
+            gps.get(ExifTags.GPS.GPSLongitude), gps.get(ExifTags.GPS.GPSLongitudeRef), "E", "W", 180
+        )
+    except Exception:  # a damaged GPS block costs the position, never the photo
+        return None
+    if lat is None or lon is None or (lat == 0.0 and lon == 0.0):
+        return None
+    return lat, lon
+
+
+def _degrees(dms: Any, ref: Any, plus: str, minus: str, limit: float) -> float | None:
+    ref = ref.decode("ascii", "replace") if isinstance(ref, bytes) else ref
+    ref = ref.strip("\x00 ").upper() if isinstance(ref, str) else ""
+    if ref not in (plus, minus) or not isinstance(dms, tuple) or not 1 <= len(dms) <= 3:
+        return None
+    parts = [float(v) for v in dms]  # IFDRational: 0/0 becomes nan, caught below
+    value = sum(part / 60**i for i, part in enumerate(parts))
+    if not math.isfinite(value) or any(p < 0 for p in parts) or value > limit:
+        return None
+    return -value if ref == minus else value
 
 
 def _parse_exif_time(stamp: object) -> datetime | None:

@@ -16,24 +16,35 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from classifier.bundles import LoadedModel
+from classifier.detect import crop_box
+from classifier.geography import country_at, parse_country
 from classifier.images import ImageError, Source, load_photo
 from classifier.inputs import InputError, InputItem, close_archives, item_for_path
-from classifier.rows import OK, UNCERTAIN, Prediction, Row
+from classifier.observations import detected_frame, whole_frame
+from classifier.rows import ERROR, MACHINE, OK, UNCERTAIN, Detection, Prediction, Row
+from classifier.taxonomy import decide, thresholds_for
+
+if TYPE_CHECKING:
+    from classifier.detect import Detector
+    from classifier.species import SpeciesBook
 
 # On a CPU, small batches that stay in cache run fastest: 2 cores, EfficientNet-Lite0 at 224 px, full-size
 # JPEGs, predict_many at batch 1/4/8 = 73/67/61 photos/s (benchmarks/predict_speed.py). A GPU wants big ones.
 CPU_BATCH_SIZE, GPU_BATCH_SIZE = 4, 64
 THREADS, PROCESSES = "threads", "processes"
+# Detector runs: boxes scoring at least this are looked at, so a blank frame can say how close it came;
+# at most MAX_DETECTIONS boxes of a frame (the best) are classified. CROP_MARGIN: context around a box.
+DETECTOR_FLOOR, MAX_DETECTIONS, CROP_MARGIN = 0.05, 20, 0.15
 
 
 @dataclass
@@ -41,6 +52,7 @@ class _Decoded:
     pixels: Any = None  # HWC uint8 array (threads) or CHW uint8 tensor (processes); None on error
     taken: datetime | None = None
     camera: str | None = None
+    location: tuple[float, float] | None = None
     error: str = ""
 
 
@@ -58,11 +70,15 @@ class Predictor:
         self,
         model: LoadedModel,
         *,
+        detector: Detector | None = None,
         threshold: float | None = None,
         top_k: int = 3,
         batch_size: int | None = None,
         workers: int | None = None,
         parallel: str = THREADS,
+        crop_margin: float | None = None,
+        book: SpeciesBook | None = None,
+        country: str | None = None,
     ) -> None:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
@@ -74,7 +90,14 @@ class Predictor:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         if parallel not in (THREADS, PROCESSES):
             raise ValueError(f"parallel must be {THREADS!r} or {PROCESSES!r}, not {parallel!r}")
+        if detector is not None and parallel == PROCESSES:
+            raise ValueError(
+                "decoding in processes is for whole-frame prediction; use threads with a detector"
+            )
         self.model = model
+        self.detector = detector
+        trained = (model.bundle.report.get("detector") or {}).get("crop_margin", CROP_MARGIN)
+        self.crop_margin = trained if crop_margin is None else crop_margin  # as the bundle's crops were cut
         self.network = model.network.eval()
         self.device = model.device
         self.classes = model.bundle.classes
@@ -84,6 +107,14 @@ class Predictor:
         self.batch_size = batch_size
         self.workers = default_workers() if workers is None else max(0, workers)
         self.parallel = parallel
+        # A detector needs the frame, not a squished thumbnail: decoded at a reduced scale no smaller
+        # than what the detector sees, and its crops cut from that.
+        self.decode_size = max(detector.input_size, self.image_size) if detector else self.image_size
+        # The place and taxonomy rules (classifier/taxonomy.py): with the bundle's species notes, an answer
+        # under the cut-off rolls up to a rank that is sure; with a place (given, or the photo's GPS), the
+        # classes that do not live there are never the answer. Without notes, answers stay as they are.
+        self.book, self.country = book, parse_country(country) if country else None
+        self.rank_thresholds = thresholds_for(book, self.threshold)
 
     # --- one photo -----------------------------------------------------------------------------------
 
@@ -96,6 +127,23 @@ class Predictor:
         """Decode (reduced-size for JPEGs) and predict; raises `ImageError` for a photo that cannot be used."""
         photo = load_photo(source, name=name, target_size=self.image_size)
         return self.predict_arrays([np.array(self._squish(photo.image))])[0]
+
+    def frame_row(
+        self,
+        image: Image.Image,
+        path: str = "",
+        *,
+        detect: bool = True,
+        location: tuple[float, float] | None = None,
+    ) -> Row:
+        """The row of one decoded frame: boxes and their crops' answers with the detector (unless
+        `detect` is off), else the whole frame's answer; `location`: where it was taken (EXIF GPS)."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        base = self._base_row(Row(path=path, status=OK, location=location))
+        if self.detector is None or not detect:
+            [answer] = self.predict_arrays([np.array(self._squish(rgb))])
+            return whole_frame(base, self._ruled(answer, base))
+        return self._detected([rgb], [base])[0]
 
     def predict_arrays(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> list[Prediction]:
         """Predictions for already squished images: HWC uint8 arrays or CHW uint8 tensors."""
@@ -163,15 +211,73 @@ class Predictor:
             pool.shutdown(wait=finished, cancel_futures=True)
 
     def _predict_chunk(self, chunk: list[InputItem]) -> list[Row]:
-        return self._rows([(item, decode_item(item, self.image_size)) for item in chunk])
+        squish = self.detector is None
+        return self._rows([(item, decode_item(item, self.decode_size, squish=squish)) for item in chunk])
 
     def _rows(self, batch: list[tuple[InputItem, _Decoded]]) -> list[Row]:
-        good = [decoded.pixels for _, decoded in batch if decoded.pixels is not None]
-        predictions = iter(self.predict_arrays(good))
+        rows = [self._base_row(_row(item, decoded)) for item, decoded in batch]
+        good = [i for i, (_, decoded) in enumerate(batch) if decoded.pixels is not None]
+        pixels = [batch[i][1].pixels for i in good]
+        if self.detector is None:
+            answers = self.predict_arrays(pixels)
+            answered = [
+                whole_frame(rows[i], self._ruled(p, rows[i])) for i, p in zip(good, answers, strict=True)
+            ]
+        else:
+            answered = self._detected([Image.fromarray(p) for p in pixels], [rows[i] for i in good])
+        for i, row in zip(good, answered, strict=True):
+            rows[i] = row
+        return rows
+
+    def _detected(self, frames: list[Image.Image], rows: list[Row]) -> list[Row]:
+        """Rows of frames from the detector's boxes and the classifier's answers for their crops."""
+        assert self.detector is not None
+        found = self.detector.detect(frames, confidence=min(DETECTOR_FLOOR, self.detector.confidence))
+        kept, crops = [], []
+        for frame, boxes in zip(frames, found, strict=True):
+            animals = [b for b in boxes if b.confidence >= self.detector.confidence][:MAX_DETECTIONS]
+            kept.append(animals)
+            crops += [np.array(self._squish(crop_box(frame, b.bbox, self.crop_margin))) for b in animals]
+        answers = iter(self.predict_arrays(crops))
         return [
-            _row(item, decoded, None if decoded.pixels is None else next(predictions))
-            for item, decoded in batch
+            detected_frame(
+                row,
+                [Detection(bbox=b.bbox, detector_conf=b.confidence) for b in animals],
+                [self._ruled(next(answers), row) for _ in animals],
+                best=max((b.confidence for b in boxes), default=0.0),
+            )
+            for row, animals, boxes in zip(rows, kept, found, strict=True)
         ]
+
+    def _ruled(self, prediction: Prediction, row: Row) -> Prediction:
+        """The answer after the place and taxonomy rules, for the row's photo."""
+        if self.book is None:
+            return prediction
+        country = self.country or (country_at(*row.location) if row.location else None)
+        answer = decide(prediction.probabilities, self.classes, self.book, country, self.rank_thresholds)
+        top_k = prediction.top_k
+        if answer.removed:  # the place's classes alone, their probabilities renormalised
+            pairs = zip(self.classes, prediction.probabilities, strict=True)
+            kept = sorted(((c, p) for c, p in pairs if c not in answer.removed), key=lambda cp: -cp[1])
+            total = sum(p for _, p in kept) or 1.0
+            top_k = tuple((c, p / total) for c, p in kept[: self.top_k])
+        return replace(
+            prediction,
+            label=answer.label,
+            confidence=answer.confidence,
+            status=answer.status,
+            top_k=top_k,
+            rank=answer.rank,
+            geofenced=answer.geofenced or "",
+        )
+
+    def _base_row(self, row: Row) -> Row:
+        """Who labelled the row and when: this model, now (error rows: nobody)."""
+        if row.status == ERROR:
+            return row
+        row.classification_method, row.classified_by = MACHINE, self.model.bundle.name
+        row.classified_at = datetime.now(UTC).replace(microsecond=0)
+        return row
 
     @staticmethod
     def _items(items: Iterable[InputItem | str | Path]) -> Iterator[InputItem]:
@@ -193,29 +299,35 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _row(item: InputItem, decoded: _Decoded, prediction: Prediction | None) -> Row:
+def _row(item: InputItem, decoded: _Decoded) -> Row:
+    """The row's facts from the file (an error row when it could not be decoded); the answer comes next."""
     time = decoded.taken.replace(tzinfo=UTC).timestamp() if decoded.taken else item.mtime
     row = Row(
-        path=item.path, datetime=decoded.taken, camera=decoded.camera or "", group=item.group, time=time
+        path=item.path,
+        datetime=decoded.taken,
+        camera=decoded.camera or "",
+        group=item.group,
+        time=time,
+        location=decoded.location,
     )
-    if prediction is None:
+    if decoded.pixels is None:
         row.error = decoded.error or f"{item.name}: could not be decoded."
-        return row
-    row.label, row.confidence, row.status = prediction.label, prediction.confidence, prediction.status
-    row.top_k, row.probabilities = prediction.top_k, prediction.probabilities
+    else:
+        row.status = OK
     return row
 
 
-def decode_item(item: InputItem, size: int) -> _Decoded:
-    """Read and decode one item to a squished HWC uint8 array; every failure becomes `_Decoded.error`."""
+def decode_item(item: InputItem, size: int, *, squish: bool = True) -> _Decoded:
+    """Read and decode one item to an HWC uint8 array, squished to `size` x `size` (or, with `squish` off,
+    at a reduced scale no smaller than `size`); every failure becomes `_Decoded.error`."""
     try:
         photo = load_photo(item.read(), name=item.name, target_size=size)
         image = (
             photo.image
-            if photo.image.size == (size, size)
+            if photo.image.size == (size, size) or not squish
             else photo.image.resize((size, size), Image.BILINEAR)
         )
-        return _Decoded(np.array(image), photo.taken, photo.camera)  # a writable copy torch can share
+        return _Decoded(np.array(image), photo.taken, photo.camera, photo.location)  # a writable copy
     except (ImageError, InputError) as exc:
         return _Decoded(error=_one_line(str(exc)))
     except ValueError as exc:  # FetchError and friends: already one line for the user

@@ -1,4 +1,13 @@
-"""What prediction writes: one `Row` per photo, as CSV or JSON, and the words its `status` uses.
+"""What prediction writes: one `Row` per photo (or per animal), as CSV or JSON, and the words it uses.
+
+The columns (DESIGN.md): `path,label,confidence,status,error,top_k,datetime,camera,sequence_id`, then what
+the detector adds, `observation_type,count,detections,rank,geofenced`, then who labelled the row,
+`classification_method,classified_by,classified_at` (a review changes them to `human`, the reviewer and
+the time). `status` is `ok`, `uncertain` (under the threshold, or a blank frame inside a sequence of
+animals: a person should look) or `error`. `observation_type` says what the detector saw: `animal`,
+`human`, `vehicle`, `blank` (no box), or `unknown` (no detector ran, so nobody looked for the animal).
+`detections` is a JSON list, one object per box: `bbox` normalised [x, y, w, h] from the top left,
+`detector_conf`, and the classifier's `label`, `confidence` and `top_k` for the box's crop.
 
 Kept apart from `classifier.predict` (and torch) so that what only reads or writes rows, such as the app's
 pages, sequences and exports, loads without the network's libraries.
@@ -6,22 +15,65 @@ pages, sequences and exports, loads without the network's libraries.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 OK, UNCERTAIN, ERROR = "ok", "uncertain", "error"
-CSV_COLUMNS = ("path", "label", "confidence", "status", "error", "top_k", "datetime", "camera", "sequence_id")
+ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN = "animal", "human", "vehicle", "blank", "unknown"
+OBSERVATION_TYPES = (ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN)
+MACHINE, PERSON = "machine", "human"  # classification_method
+FIRST_COLUMNS = (
+    "path",
+    "label",
+    "confidence",
+    "status",
+    "error",
+    "top_k",
+    "datetime",
+    "camera",
+    "sequence_id",
+)
+DETECTOR_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced")
+REVIEW_COLUMNS = ("classification_method", "classified_by", "classified_at")
+CSV_COLUMNS = FIRST_COLUMNS + DETECTOR_COLUMNS + REVIEW_COLUMNS
 SEQUENCE_LABEL = "sequence_label"
 
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
+    label: str  # a class of the model, a taxon above it ("cat (Felidae)"), or "unknown"
     confidence: float
     status: str  # ok | uncertain (confidence below the threshold)
     top_k: tuple[tuple[str, float], ...]  # best first
     probabilities: tuple[float, ...] = field(repr=False, default=())  # every class, in the bundle's order
+    rank: str = ""  # species, or the rank a rolled-up answer names; "" without taxonomy in the notes
+    geofenced: str = ""  # the model's best class, when the photo's place ruled it out
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One animal (or person, or vehicle) in a frame: the detector's box and the classifier's answer."""
+
+    bbox: tuple[float, float, float, float]  # x, y, width, height: fractions of the photo, from the top left
+    detector_conf: float
+    label: str = ""
+    confidence: float | None = None
+    top_k: tuple[tuple[str, float], ...] = ()
+    rank: str = ""  # as the row's `rank`: species, or the rank a rolled-up answer names
+    status: str = ""  # ok | uncertain, as the row's
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bbox": [round(v, 6) for v in self.bbox],
+            "detector_conf": round(self.detector_conf, 6),
+            "label": self.label,
+            "confidence": None if self.confidence is None else round(self.confidence, 6),
+            "top_k": [{"label": label, "confidence": round(p, 6)} for label, p in self.top_k],
+            "rank": self.rank,
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -38,10 +90,20 @@ class Row:
     camera: str = ""
     sequence_id: str = ""
     sequence_label: str = ""
-    # Not written out: what sequences.py groups by.
+    observation_type: str = ""
+    count: int | None = None  # animals of the row's label in the frame (detector runs only)
+    detections: tuple[Detection, ...] | None = None  # None: no detector ran
+    rank: str = ""  # species, or the taxonomic rank the answer rolled up to
+    geofenced: str = ""  # the best class, when the photo's place ruled it out
+    classification_method: str = ""  # machine | human (empty on error rows)
+    classified_by: str = ""  # the model's name, or the reviewer's
+    classified_at: datetime | None = None
+    # Not written out: what sequences.py groups by, and the numbers evaluation and the app use.
     group: str = field(default="", repr=False)
     time: float | None = field(default=None, repr=False)  # EXIF time (as if UTC), else the file's mtime
     probabilities: tuple[float, ...] = field(default=(), repr=False)  # every class: for evaluation
+    detector_best: float | None = field(default=None, repr=False)  # the best box score, kept or not
+    location: tuple[float, float] | None = field(default=None, repr=False)  # the photo's EXIF GPS
 
     def to_csv(self, sequence_label: bool = False) -> dict[str, str]:
         values = {
@@ -54,6 +116,16 @@ class Row:
             "datetime": self.datetime.isoformat() if self.datetime else "",
             "camera": self.camera,
             "sequence_id": self.sequence_id,
+            "observation_type": self.observation_type,
+            "count": "" if self.count is None else str(self.count),
+            "detections": ""
+            if self.detections is None
+            else json.dumps([d.to_json() for d in self.detections], separators=(",", ":")),
+            "rank": self.rank,
+            "geofenced": self.geofenced,
+            "classification_method": self.classification_method,
+            "classified_by": self.classified_by,
+            "classified_at": self.classified_at.isoformat() if self.classified_at else "",
         }
         if sequence_label:
             values[SEQUENCE_LABEL] = self.sequence_label
@@ -70,6 +142,14 @@ class Row:
             "datetime": self.datetime.isoformat() if self.datetime else None,
             "camera": self.camera or None,
             "sequence_id": self.sequence_id or None,
+            "observation_type": self.observation_type or None,
+            "count": self.count,
+            "detections": None if self.detections is None else [d.to_json() for d in self.detections],
+            "rank": self.rank or None,
+            "geofenced": self.geofenced or None,
+            "classification_method": self.classification_method or None,
+            "classified_by": self.classified_by or None,
+            "classified_at": self.classified_at.isoformat() if self.classified_at else None,
         }
         if sequence_label:
             values[SEQUENCE_LABEL] = self.sequence_label or None

@@ -7,6 +7,13 @@ none; a photo with neither is a sequence of its own. Rows with `status="error"` 
 
 `sequence_label` is the majority label of the sequence's photos (ties: the larger summed confidence),
 so a burst whose middle frame shows only a tail still gets the animal the other frames saw.
+
+Frames the detector looked at are smoothed within their sequence: blank frames do not vote; a frame
+whose own answer is `uncertain` takes the sequence's majority animal when a frame of the sequence named
+that animal surely (`ok`): its label, and that frame's confidence; its own guesses stay in `top_k`. A
+frame that clearly disagrees (its own answer `ok`) keeps it. A blank frame in a sequence of animals is
+marked `uncertain`, for a person to look at, rather than dropped: the animal may have been out of view
+or missed by the detector.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from classifier.rows import ERROR, Row
+from classifier.rows import BLANK, ERROR, OK, UNCERTAIN, Row
 
 DEFAULT_GAP_SECONDS = 60.0
 
@@ -77,7 +84,7 @@ def majority_label(rows: Iterable[Row]) -> str:
     votes: Counter[str] = Counter()
     weight: Counter[str] = Counter()
     for row in rows:
-        if row.label:
+        if row.label and row.observation_type != BLANK:
             votes[row.label] += 1
             weight[row.label] += row.confidence or 0.0
     if not votes:
@@ -108,5 +115,18 @@ def _sequence_group(members: list[Row], gap: float, next_id: int) -> int:
         for row in sequence:
             row.sequence_id = f"seq{next_id:05d}"
             row.sequence_label = label
+        smooth(sequence, label)
         next_id += 1
     return next_id
+
+
+def smooth(sequence: list[Row], label: str) -> None:
+    """The detector rows of one sequence, smoothed in place (see the module's docstring)."""
+    detected = [row for row in sequence if row.detections is not None]
+    sure = [row.confidence or 0.0 for row in detected if row.label == label and row.status == OK]
+    for row in detected:
+        if row.observation_type == BLANK:
+            if label:  # animals elsewhere in the burst: a person should look
+                row.status = UNCERTAIN
+        elif sure and row.status == UNCERTAIN:
+            row.label, row.confidence, row.status = label, max(sure), OK

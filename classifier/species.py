@@ -7,6 +7,7 @@ class and the field, so the app can show it as is and the author knows exactly w
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import yaml
 from classifier.geography import country_table
 
 SPECIES_DIR = Path(__file__).resolve().parent.parent / "species_info"
+SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"  # another folder of notes, for self-hosters and tests
 
 IUCN_CATEGORIES: dict[str, str] = {
     "EX": "Extinct",
@@ -237,10 +239,12 @@ def load_species_book(path: Path) -> SpeciesBook:
     )
 
 
-def find_species_book(bundle: str, root: Path = SPECIES_DIR) -> SpeciesBook | None:
-    """The notes of `bundle` from `root/<bundle>.yaml` (root: the species_info folder); None if absent."""
+def find_species_book(bundle: str, root: Path | None = None) -> SpeciesBook | None:
+    """The notes of `bundle` from `root/<bundle>.yaml` (default: $WILDLIFE_SPECIES_DIR, else the
+    species_info folder); None if absent."""
     if not isinstance(bundle, str) or not _BUNDLE_NAME.fullmatch(bundle):
         raise SpeciesInfoError(repr(bundle), "is not a bundle name (letters, digits, '.', '_', '-')")
+    root = root if root is not None else Path(os.environ.get(SPECIES_DIR_VARIABLE) or SPECIES_DIR)
     path = Path(root) / f"{bundle}.yaml"
     return load_species_book(path) if path.is_file() else None
 

@@ -51,6 +51,7 @@ class Rollup:
     candidates: tuple[tuple[str, float], ...]  # the model's classes under the answer, best first
     rolled_up: bool  # True when the answer is a taxon above the top class, not the class itself
     geofenced: str | None = None  # the model's best class, when the place ruled it out (set by `decide`)
+    removed: tuple[str, ...] = ()  # every class the place ruled out (set by `decide`)
 
 
 def decide(
@@ -69,7 +70,7 @@ def decide(
     """
     fenced = geofence(probabilities, classes, book, country)
     answer = rollup(probabilities, classes, book, thresholds, removed=fenced.removed)
-    return replace(answer, geofenced=fenced.geofenced)
+    return replace(answer, geofenced=fenced.geofenced, removed=fenced.removed)
 
 
 def thresholds_for(book: SpeciesBook | None, class_threshold: float) -> dict[str, float]:

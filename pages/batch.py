@@ -9,12 +9,23 @@ import streamlit as st
 
 from classifier.images import thumbnail_data_url
 from classifier.inputs import close_archives, expand_inputs
-from classifier.rows import CSV_COLUMNS, ERROR, OK
+from classifier.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from classifier.sequences import assign_sequences
 from pages.common import require_bundle, require_predictor
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
-TABLE_COLUMNS = ["thumbnail", "path", "label", "confidence", "status", "error", "datetime", "sequence_id"]
+TABLE_COLUMNS = [
+    "thumbnail",
+    "path",
+    "label",
+    "count",
+    "confidence",
+    "status",
+    "observation_type",
+    "error",
+    "datetime",
+    "sequence_id",
+]
 
 bundle = require_bundle()
 st.title("Batch-label photos")
@@ -82,15 +93,28 @@ if not results or results[0] != bundle.name:
     st.stop()
 table = results[1]
 needs_review = table["status"] != OK
+kinds = table["observation_type"]
 
-counts = st.columns(3)
-counts[0].metric("Photos", len(table))
-counts[1].metric("Labelled", int((~needs_review).sum()))
-counts[2].metric("Needs review", int(needs_review.sum()))
+detected = bool(kinds.isin([ANIMAL, BLANK, HUMAN]).any())  # the model finds animals first
+figures = [("Photos", len(table), None), ("Labelled", int((~needs_review).sum()), None)]
+if detected:
+    figures += [
+        ("With animals", int((kinds == ANIMAL).sum()), None),
+        ("Blank", int((kinds == BLANK).sum()), "The animal detector found nothing in them."),
+        ("With people", int((kinds == HUMAN).sum()), None),
+    ]
+figures.append(
+    ("Needs review", int(needs_review.sum()), "Not sure, unreadable, or blank in a burst of animals.")
+)
+for column, (name, value, note) in zip(st.columns(len(figures)), figures, strict=True):
+    column.metric(name, value, help=note)
 
 st.subheader("Photos per species")
 per_species = (
-    table.loc[~needs_review, "label"].value_counts().rename_axis("species").reset_index(name="photos")
+    table.loc[~needs_review & (kinds != BLANK), "label"]
+    .value_counts()
+    .rename_axis("species")
+    .reset_index(name="photos")
 )
 if per_species.empty:
     st.caption("No photo was labelled with confidence.")
@@ -100,8 +124,17 @@ else:
 review_only = st.toggle(
     "Show only photos that need review (not sure, or unreadable)", key="batch_review_only"
 )
+with_blanks = st.toggle(
+    "Show blank frames too",
+    key="batch_blanks",
+    help="Frames the detector found empty are left out of the table unless a sequence of animals "
+    "makes them worth a look (those are marked 'uncertain').",
+)
+shown = table[needs_review] if review_only else table
+if not with_blanks:
+    shown = shown[(shown["observation_type"] != BLANK) | (shown["status"] != OK)]
 st.dataframe(
-    (table[needs_review] if review_only else table)[TABLE_COLUMNS],
+    shown[TABLE_COLUMNS],
     hide_index=True,
     width="stretch",
     column_config={

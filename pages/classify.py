@@ -1,8 +1,12 @@
 """Classify a photo: upload one, take one with the camera, or paste its web address."""
 
+import hashlib
+
 import streamlit as st
 
+from classifier.annotate import annotate
 from classifier.images import ImageError, Photo, load_photo
+from classifier.rows import BLANK
 from classifier.urlfetch import FetchError, fetch_image
 from pages.cards import species_card
 from pages.common import require_bundle, require_predictor, species_book_or_warn
@@ -39,12 +43,18 @@ def chosen_photo() -> Photo | None:
     return None
 
 
+def photo_key(photo: Photo) -> str:
+    """Which photo a "classify the whole frame anyway" click was for (a new photo is detected again)."""
+    return hashlib.blake2b(photo.image.tobytes(), digest_size=8).hexdigest()
+
+
 photo = chosen_photo()
 if photo is None:
     st.stop()
 
 predictor = require_predictor(bundle)
-prediction = predictor.predict_image(photo.image)
+whole_frame = st.session_state.get("classify_whole_frame") == photo_key(photo)
+row = predictor.frame_row(photo.image, detect=not whole_frame, location=photo.location)
 book = species_book_or_warn(bundle)
 
 
@@ -55,22 +65,51 @@ def common_name(label: str) -> str:
 
 picture, verdict = st.columns([3, 2])
 with picture:
-    st.image(photo.image, width="stretch")
+    blur = True
+    if row.detections:
+        blur = st.toggle("Blur people", value=True, key="classify_blur", help="People's boxes are blurred.")
+    st.image(annotate(photo.image, row.detections or (), name=common_name, blur_people=blur), width="stretch")
     facts = [f"taken {photo.taken:%Y-%m-%d %H:%M}" if photo.taken else "", photo.camera or ""]
     st.caption(" · ".join(f for f in facts if f) or "No date or camera in this photo's EXIF.")
 with verdict:
-    if prediction.status == "ok":
-        st.subheader(f"{common_name(prediction.label)}")
-        st.markdown(f"**{prediction.confidence:.0%}** confident")
+    if row.observation_type == BLANK:
+        st.subheader("No animal found")
+        st.markdown(
+            f"The animal detector found nothing it was sure of (its best guess: **{row.detector_best or 0:.0%}**, "
+            f"it needs {predictor.detector.confidence:.0%}). Camera traps take many empty frames: wind, "
+            "sun and warm ground set them off."
+        )
+        if st.button("Classify the whole frame anyway", key="classify_anyway"):
+            st.session_state["classify_whole_frame"] = photo_key(photo)
+            st.rerun()
+    elif row.status == "ok" and row.rank not in ("", "species"):
+        st.subheader("Not sure of the species")
+        st.markdown(f"Most likely **{row.label}** ({row.confidence:.0%} together). Its species here:")
+    elif row.status == "ok":
+        many = f"{row.count} × " if row.count and row.count > 1 else ""
+        st.subheader(f"{many}{common_name(row.label)}")
+        st.markdown(f"**{row.confidence:.0%}** confident")
     else:
         st.subheader("Not sure")
-        guesses = ", ".join(common_name(label) for label, _ in prediction.top_k[:3])
+        guesses = ", ".join(common_name(label) for label, _ in row.top_k[:3])
         st.markdown(f"Below the {predictor.threshold:.0%} threshold. Best guesses: {guesses}.")
-    for label, probability in prediction.top_k:
+    for label, probability in row.top_k:
         st.progress(probability, text=f"{common_name(label)} · {probability:.1%}")
+    others = [d for d in row.detections or () if d.label != row.label]
+    if others:
+        st.caption(
+            "Also in the photo: " + ", ".join(f"{common_name(d.label)} ({d.confidence:.0%})" for d in others)
+        )
+    if row.geofenced:
+        st.caption(
+            f"The model's first answer, {common_name(row.geofenced)}, does not live where this photo was "
+            "taken, so it was left out."
+        )
+    if whole_frame:
+        st.caption("The whole frame was classified, as you asked; the detector found no animal in it.")
 
-entry = book.get(prediction.label) if book else None
-if prediction.status == "ok" and entry is not None:
+entry = book.get(row.label) if book else None
+if row.status == "ok" and entry is not None:
     species_card(entry, bundle.name)
-elif prediction.status == "ok":
-    st.caption(f"No species notes for '{prediction.label}' yet.")
+elif row.status == "ok" and row.observation_type != BLANK:
+    st.caption(f"No species notes for '{row.label}' yet.")

@@ -20,15 +20,24 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from classifier.bundles import MODELS_DIR, Bundle, LoadedModel, find_bundles, load_model, read_bundle
+from classifier.bundles import (
+    MODELS_DIR,
+    Bundle,
+    LoadedModel,
+    detector_settings,
+    find_bundles,
+    load_model,
+    read_bundle,
+)
 from classifier.species import SpeciesBook, SpeciesInfoError, find_species_book
 
 if TYPE_CHECKING:
+    from classifier.detect import Detector
     from classifier.predict import Predictor
 
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
-SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"
+NO_COUNTRY = ""  # the place picker's "not given"
 NO_MODEL = (
     "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
     "(see the About page), then reload this page."
@@ -56,6 +65,14 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     return load_model(read_bundle(directory), isolate=True)  # a first compile runs in a child process
 
 
+@st.cache_resource(show_spinner="Loading the animal detector (once for everyone)…", max_entries=1)
+def shared_detector(settings: tuple[tuple[str, float], ...]) -> Detector:
+    """The detector a bundle asks for (its report's `detector` settings), one for the whole process."""
+    from classifier.detect import Detector
+
+    return Detector(**dict(settings))
+
+
 @st.cache_resource(show_spinner=False)
 def failed_loads() -> dict[str, str]:
     """Models that could not be loaded in this process: their `_load_key` -> the one-line reason."""
@@ -78,8 +95,7 @@ def _release_free_memory() -> None:
 
 @st.cache_data(show_spinner=False)
 def species_book(bundle_name: str) -> SpeciesBook | None:
-    root = os.environ.get(SPECIES_DIR_VARIABLE)
-    return find_species_book(bundle_name, Path(root)) if root else find_species_book(bundle_name)
+    return find_species_book(bundle_name)
 
 
 def _load_key(bundle: Bundle) -> str:
@@ -123,6 +139,14 @@ def sidebar() -> None:
     key = f"threshold_{bundle.name}"
     if key not in st.session_state:
         st.session_state[key] = round(bundle.threshold, 2)
+    st.sidebar.selectbox(
+        "Where were the photos taken?",
+        [NO_COUNTRY, *countries()],
+        key="country",
+        format_func=lambda code: countries().get(code, "Not given (each photo's GPS, if any)"),
+        help="Species that do not live there are never the answer. Not given: each photo's own GPS "
+        "position, when its camera wrote one.",
+    )
     st.sidebar.slider(
         "Confidence threshold",
         0.0,
@@ -132,6 +156,19 @@ def sidebar() -> None:
         help="Below this confidence a photo is marked 'not sure' and set aside for a person. "
         f"The model's own default is {bundle.threshold:.2f}.",
     )
+
+
+@st.cache_data(show_spinner=False)
+def countries() -> dict[str, str]:
+    """ISO 3166-1 alpha-3 code -> country name, by name: the place picker's choices."""
+    from classifier.geography import country_table
+
+    table = country_table()
+    return {code: table[code].name for code in sorted(table, key=lambda c: table[c].name)}
+
+
+def current_country() -> str | None:
+    return st.session_state.get("country") or None
 
 
 def _link_model() -> None:
@@ -168,6 +205,8 @@ def require_predictor(bundle: Bundle) -> Predictor:
     """
     try:
         model = loaded_model(str(bundle.directory), bundle.model_sha256)
+        settings = detector_settings(bundle)
+        detector = shared_detector(tuple(sorted(settings.items()))) if settings is not None else None
     except Exception as error:
         reason = str(error).split("\n", 1)[0].rstrip(".") or type(error).__name__
         failed_loads()[_load_key(bundle)] = reason
@@ -178,7 +217,14 @@ def require_predictor(bundle: Bundle) -> Predictor:
     from classifier.predict import Predictor  # torch comes with the first model a page needs
 
     # Cheap: the network is shared; only this session's threshold and top-k are its own.
-    return Predictor(model, threshold=current_threshold(bundle), top_k=5)
+    return Predictor(
+        model,
+        detector=detector,
+        threshold=current_threshold(bundle),
+        top_k=5,
+        book=species_book_or_warn(bundle),
+        country=current_country(),
+    )
 
 
 def species_book_or_warn(bundle: Bundle) -> SpeciesBook | None:

@@ -151,3 +151,34 @@ def test_a_loopback_url_is_refused_with_one_line_and_nothing_is_fetched(app: App
     assert app.error[0].value.startswith(
         "Refused http://127.0.0.1:8501/photo.jpg: it points at a loopback address"
     )
+
+
+@pytest.fixture
+def detector_app(tiny_bundle: Path, species_dir: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    """The tiny bundle as if trained on the detector's crops: the app finds animals first."""
+    import json
+
+    bundle = tmp_path / "models" / "tiny"
+    shutil.copytree(tiny_bundle, bundle)
+    report = json.loads((bundle / "report.json").read_text())
+    report["detector"] = {"confidence": 0.25, "input_size": 640, "crop_margin": 0.15}
+    (bundle / "report.json").write_text(json.dumps(report))
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(bundle.parent))
+    monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(species_dir))
+    return AppTest.from_file(APP, default_timeout=180).run()
+
+
+def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detector_app: AppTest, tiny_image):
+    pytest.importorskip("megadetector_lite", reason="the detector's weights are installed by `make install`")
+    detector_app.sidebar.slider[0].set_value(0.0).run()
+    detector_app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("green", seed=2).resize((640, 480))), "image/jpeg"
+    )
+    detector_app.run()
+    assert not detector_app.exception
+    assert detector_app.subheader[0].value == "No animal found"
+    assert "best guess" in detector_app.markdown[0].value
+    detector_app.button(key="classify_anyway").click().run()
+    assert not detector_app.exception
+    assert detector_app.subheader[0].value == "Green field"
+    assert any("whole frame was classified" in c.value for c in detector_app.caption)

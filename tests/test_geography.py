@@ -17,10 +17,10 @@ from classifier.geography import (
     country_at,
     country_table,
     geofence,
-    gps_from_exif,
     parse_country,
     photo_location,
 )
+from classifier.images import gps_from_exif
 from classifier.species import find_species_book, load_species_book
 from tests.test_species import valid_book, write
 
