@@ -48,15 +48,30 @@ def whole_frame(row: Row, prediction: Prediction) -> Row:
     )
 
 
-def detected_frame(row: Row, detections: list[Detection], answers: list[Prediction], best: float) -> Row:
-    """The row of a frame from its boxes (`detections`, best box first) and each crop's answer.
+def detected_frame(
+    row: Row,
+    detections: list[Detection],
+    answers: list[Prediction],
+    best: float,
+    sure_frame: Prediction | None = None,
+) -> Row:
+    """The row of a frame from its boxes (`detections`, best box first) and each box's answer.
 
     `best` is the detector's best score in the frame, kept or not: for a blank frame, how close it came.
+    `sure_frame`: the whole frame's answer when the classifier is sure of it; a frame without a box then
+    takes it (an animal the detector missed: no box, no count) instead of being blank.
     """
     boxes = tuple(
         replace(d, label=a.label, confidence=a.confidence, top_k=a.top_k, rank=a.rank, status=a.status)
         for d, a in zip(detections, answers, strict=True)
     )
+    if not boxes and sure_frame is not None:
+        return replace(
+            whole_frame(row, sure_frame),
+            observation_type=observation_type(sure_frame.label, detected=True),
+            detections=(),
+            detector_best=best,
+        )
     if not boxes:
         return replace(
             row,

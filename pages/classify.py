@@ -79,9 +79,12 @@ with verdict:
             f"it needs {predictor.detector.confidence:.0%}). Camera traps take many empty frames: wind, "
             "sun and warm ground set them off."
         )
-        if st.button("Classify the whole frame anyway", key="classify_anyway"):
-            st.session_state["classify_whole_frame"] = photo_key(photo)
-            st.rerun()
+        st.button(
+            "Classify the whole frame anyway",
+            key="classify_anyway",
+            on_click=st.session_state.update,
+            kwargs={"classify_whole_frame": photo_key(photo)},
+        )
     elif row.status == "ok" and row.rank not in ("", "species"):
         st.subheader("Not sure of the species")
         st.markdown(f"Most likely **{row.label}** ({row.confidence:.0%} together). Its species here:")

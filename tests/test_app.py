@@ -170,7 +170,7 @@ def detector_app(tiny_bundle: Path, species_dir: Path, tmp_path: Path, monkeypat
 
 def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detector_app: AppTest, tiny_image):
     pytest.importorskip("megadetector_lite", reason="the detector's weights are installed by `make install`")
-    detector_app.sidebar.slider[0].set_value(0.0).run()
+    detector_app.sidebar.slider[0].set_value(1.0).run()  # nothing is sure: no answer overrides the detector
     detector_app.file_uploader(key="classify_upload").upload(
         "field.jpg", jpeg(tiny_image("green", seed=2).resize((640, 480))), "image/jpeg"
     )
@@ -180,5 +180,8 @@ def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detect
     assert "best guess" in detector_app.markdown[0].value
     detector_app.button(key="classify_anyway").click().run()
     assert not detector_app.exception
-    assert detector_app.subheader[0].value == "Green field"
-    assert any("whole frame was classified" in c.value for c in detector_app.caption)
+    shown = detector_app.subheader[0].value + detector_app.markdown[0].value
+    assert "Green field" in shown  # the whole frame's answer, sure or not
+    assert any("whole frame was classified" in c.value for c in detector_app.caption), [
+        c.value for c in detector_app.caption
+    ]

@@ -76,10 +76,18 @@ def test_each_animal_is_classified_on_its_crop_and_the_frame_takes_the_surest(mo
 
 def test_a_frame_without_a_box_over_the_threshold_is_blank_and_says_how_close_it_came(model) -> None:
     detector = PastedAnimals([box_at((20, 30), confidence=0.1)])
-    row = Predictor(model, detector=detector, crop_margin=0.0).frame_row(frame_with([("red", (20, 30))]))
+    unsure = Predictor(model, detector=detector, crop_margin=0.0, threshold=1.0)  # no answer is sure
+    row = unsure.frame_row(frame_with([("red", (20, 30))]))
     assert (row.label, row.observation_type, row.status, row.count) == ("blank", BLANK, OK, 0)
     assert row.detections == () and row.detector_best == pytest.approx(0.1)
     assert row.confidence == pytest.approx(0.9)
+
+
+def test_an_animal_the_detector_missed_but_the_classifier_is_sure_of_is_not_blank(model) -> None:
+    detector = PastedAnimals([box_at((20, 30), confidence=0.1)])
+    sure = Predictor(model, detector=detector, crop_margin=0.0, threshold=0.0)
+    row = sure.frame_row(make_tiny_image("red", seed=4).resize(FRAME))
+    assert (row.label, row.observation_type, row.detections, row.count) == ("red", "animal", (), None)
 
 
 def test_whole_frame_rows_say_nobody_looked_for_an_animal(model) -> None:

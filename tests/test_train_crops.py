@@ -55,7 +55,7 @@ def test_training_on_crops_cuts_each_photo_and_the_bundle_finds_animals_first(tm
     assert side[0] == side[1] and side[0] == round(96 * 0.5 * 1.2)  # square, the box plus 10% a side
     assert all((data / loss["file"]).is_file() for loss in result.report["top_losses"])  # the originals
     bundle = read_bundle(result.bundle)
-    assert detector_settings(bundle) == {"confidence": 0.25, "input_size": 64}
+    assert detector_settings(bundle) == {"confidence": config.crop_confidence, "input_size": 64}
     assert result.report["recipe"]["crops"] == "detector"
 
 
