@@ -9,7 +9,8 @@ Watch `USA`, camtrapR's Borneo sample `MYS`, the Snapshot Serengeti frames outsi
 SpeciesNet's and PyTorch-Wildlife's frames come from places this folder does not record: they take part
 without a country (rollup only). Blank frames and vehicles are no animal and are left out.
 
-It measures, with the whole-frame predictor:
+It measures, with the bundle's own pipeline (the detector first, when its report names one; a frame
+called blank then names no class):
 - **unknown species** (animals the bundle has no class for): the share that comes out `uncertain`,
   `unknown` or rolled up above species, rather than named as a confident wrong class. Reported literally
   (any answer above species counts) and strictly (an answer above species counts only when it is right);
@@ -299,11 +300,16 @@ def predict(model_name: str, data: Path, frames_: list[Frame], cache: Path | Non
         saved = json.loads(cache.read_text())
     else:
         from classifier.bundles import load_model, resolve_bundle
+        from classifier.detect import detector_for
         from classifier.predict import Predictor
 
-        predictor = Predictor(load_model(resolve_bundle(model_name, REPO / "models")), top_k=3)
+        bundle = resolve_bundle(model_name, REPO / "models")
+        predictor = Predictor(load_model(bundle), detector=detector_for(bundle), top_k=3)
         rows = predictor.predict_many([data / f.path for f in frames_])
-        probs = {str(Path(row.path).relative_to(data)): list(row.probabilities) for row in rows}
+        # A frame called blank (the detector's pipeline) names no class: all zeros, which the rules answer
+        # `unknown`, as they would a frame whose place leaves no class.
+        zeros = [0.0] * len(predictor.classes)
+        probs = {str(Path(row.path).relative_to(data)): list(row.probabilities) or zeros for row in rows}
         saved = {"classes": list(predictor.classes), "threshold": predictor.threshold, "probs": probs}
         if cache:
             cache.write_text(json.dumps(saved))
