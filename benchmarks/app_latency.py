@@ -144,7 +144,8 @@ def first_prediction(page, url: str, query: str, photo: Path, started: float) ->
     page.goto(url + query, timeout=60_000)
     page.locator("input[type=file]").first.wait_for(state="attached", timeout=60_000)
     page.locator("input[type=file]").first.set_input_files(str(photo))
-    page.locator("[data-testid=stProgress]").first.wait_for(timeout=90_000)
+    answered = page.locator("[data-testid=stProgress]").or_(page.get_by_text("No animal found"))
+    answered.first.wait_for(timeout=90_000)  # bars, or a blank frame's answer
     return time.perf_counter() - started
 
 
@@ -156,7 +157,8 @@ def round_trip(page, photo: Path) -> float:
         """before => {
             const img = document.querySelector('[data-testid=stImage] img');
             const bars = document.querySelectorAll('[data-testid=stProgress]');
-            return img && img.src !== before && bars.length > 0 && !document.querySelector('[data-testid=stStatusWidget] *');
+            const blank = document.body.innerText.includes('No animal found');
+            return img && img.src !== before && (bars.length > 0 || blank) && !document.querySelector('[data-testid=stStatusWidget] *');
         }""",
         arg=before,
         timeout=30_000,

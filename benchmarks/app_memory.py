@@ -133,7 +133,8 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(address, timeout=60_000)
                 page.locator("input[type=file]").first.set_input_files(str(photo), timeout=60_000)
-                page.locator("[data-testid=stProgress]").first.wait_for(timeout=120_000)
+                answered = page.locator("[data-testid=stProgress]").or_(page.get_by_text("No animal found"))
+                answered.first.wait_for(timeout=120_000)  # bars, or a blank frame's answer
                 steps.append({"step": f"{label}, a photo classified", **memory(pid)})
                 page.close()
             for name in names:  # then every other page, once per bundle
