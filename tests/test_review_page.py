@@ -1,5 +1,5 @@
 """The review page (`pages/review.py`) through Streamlit's AppTest: queue, relabel, undo, sequences,
-progress, stop and come back, exports, bad input, a 10,000-row file.
+progress, stop and come back, exports, bad input, a 10,000-row file, and the hand-over from the batch page.
 
 Most tests need no model: a saved CSV of generated rows (`review_rows.batch_rows`) and a zip of generated
 photos. The downloads are made when clicked (a callable given to `st.download_button`); the `downloads`
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -298,3 +299,40 @@ def test_ten_thousand_rows_stay_responsive(app: AppTest) -> None:
     assert len(app.get("pagination")) == 1 and len(app.button) < 40  # a page of the queue, not 5,000 rows
     assert timings["load"] < 20 and max(timings.values()) < 10
 
+
+def test_the_batch_page_hands_its_rows_and_photos_to_the_review(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import write_tiny_species_notes
+    from review_rows import photo_bytes
+
+    shutil.copytree(tiny_bundle, tmp_path / "models" / "tiny")
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(write_tiny_species_notes(tmp_path)))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.session_state["threshold_tiny"] = 1.0  # nothing is sure: every photo needs a person
+    at.switch_page("pages/batch.py").run()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, label in enumerate(("red", "green", "blue")):
+            zf.writestr(f"trap/{label}.jpg", photo_bytes(label, i + 30))
+    at.file_uploader(key="batch_uploads").upload("trap.zip", archive.getvalue(), "application/zip")
+    at.run()
+    at.button[0].click().run()
+    at.button(key="batch_review").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Review and correct"
+    assert progress(at) == "0 of 3 reviewed"
+    assert review(at).classes == ("blue", "green", "red")
+    assert len(at.image) >= 2 and not at.warning  # the batch's photos, found by path
+    # AppTest runs the page its own switch_page last named, not the one st.switch_page moved to; the
+    # browser stays where the button took it.
+    at.switch_page(PAGE)
+    at.button(key="review_guess_1").click().run()
+    assert progress(at) == "1 of 3 reviewed"
+    assert review(at).records[0].classification_method == "human"
+    # Back to the batch page and here again: the review goes on as it was.
+    at.switch_page("pages/batch.py").run()
+    at.button(key="batch_review").click().run()
+    assert not at.exception
+    assert progress(at) == "1 of 3 reviewed"
