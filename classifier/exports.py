@@ -176,8 +176,11 @@ class Record:
         return self.classification_method == "human"
 
     def kind(self) -> str:
-        """Observation type: the file's, else from the label and status (old files)."""
-        if self.status == ERROR:
+        """Observation type: the file's, else from the label and status (old files).
+
+        An error row is `unclassified`, unless a person labelled it (they looked at the file elsewhere).
+        """
+        if self.status == ERROR and not (self.reviewed and self.label):
             return "unclassified"
         if self.observation_type:
             return self.observation_type
@@ -515,8 +518,14 @@ def _show(value: Any) -> str:
 def record_from_row(row: Row) -> Record:
     """A `Record` for a row predict made in memory (the app exports without writing a file first)."""
     detections = getattr(row, "detections", None)
-    if detections is not None and not isinstance(detections, tuple):
-        detections = _detections(detections if isinstance(detections, list | str) else list(detections))
+    if detections is not None and not (
+        isinstance(detections, tuple) and all(isinstance(d, Detection) for d in detections)
+    ):
+        # The pipeline's own boxes (classifier.rows.Detection) become this module's, as a file gives them.
+        items = detections if isinstance(detections, list | str) else list(detections)
+        if not isinstance(items, str):
+            items = [d.to_json() if hasattr(d, "to_json") else d for d in items]
+        detections = _detections(items)
     return Record(
         path=row.path,
         label=row.label,
@@ -841,17 +850,24 @@ def read_deployments(path: str | Path) -> list[Deployment]:
     """Read the deployments CSV: deploymentID, latitude, longitude, folder (+ `DEPLOYMENT_OPTIONAL_COLUMNS`)."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise ExportError(f"--deployments {path}: cannot be read ({exc.strerror or exc}).") from None
+    return parse_deployments(data, name=f"--deployments {path}")
+
+
+def parse_deployments(data: bytes | str, *, name: str = "deployments") -> list[Deployment]:
+    """The text of a deployments CSV (an upload, a table typed in the app); errors name `name`."""
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.removeprefix("\ufeff")
     except UnicodeDecodeError:
-        raise ExportError(f"--deployments {path}: is not UTF-8 text.") from None
+        raise ExportError(f"{name}: is not UTF-8 text.") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in DEPLOYMENT_COLUMNS if c not in header]
     if missing:
         raise ExportError(
-            f"--deployments {path}: missing columns {', '.join(missing)} "
+            f"{name}: missing columns {', '.join(missing)} "
             f"(needed: {', '.join(DEPLOYMENT_COLUMNS)}; optional: {', '.join(DEPLOYMENT_OPTIONAL_COLUMNS)})."
         )
     reader.fieldnames = header
@@ -860,7 +876,7 @@ def read_deployments(path: str | Path) -> list[Deployment]:
         values = {k: (v or "").strip() for k, v in raw.items() if k}
         if not any(values.values()):
             continue
-        where = f"--deployments {path}: line {reader.line_num}"
+        where = f"{name}: line {reader.line_num}"
         try:
             deployment = _deployment(values)
         except _Bad as exc:
@@ -870,7 +886,7 @@ def read_deployments(path: str | Path) -> list[Deployment]:
         seen.add(deployment.deployment_id)
         deployments.append(deployment)
     if not deployments:
-        raise ExportError(f"--deployments {path}: has no deployments.")
+        raise ExportError(f"{name}: has no deployments.")
     return deployments
 
 

@@ -1,19 +1,22 @@
-"""Batch-label photos: many files or a zip in, a table, counts per species and a CSV out."""
+"""Batch-label photos: many files or a zip in, a table, counts per species and a CSV out.
 
-import os
-import tempfile
-from pathlib import Path
+The uploads stay saved for the session (`classifier.review.Photos`, a temporary folder removed with it),
+so that "Review and correct" hands the batch's rows and photos to the review page.
+"""
+
+import uuid
 
 import pandas as pd
 import streamlit as st
 
+from classifier.exports import record_from_row
 from classifier.images import thumbnail_data_url
-from classifier.inputs import close_archives, expand_inputs
+from classifier.inputs import close_archives
+from classifier.review import Photos
 from classifier.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from classifier.sequences import assign_sequences
-from pages.common import require_bundle, require_predictor
+from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
 TABLE_COLUMNS = [
     "thumbnail",
     "path",
@@ -35,7 +38,7 @@ st.write(
     "spreadsheet or your camera-trap tools."
 )
 uploads = st.file_uploader(
-    "Photos or a zip", type=UPLOAD_TYPES, accept_multiple_files=True, key="batch_uploads"
+    "Photos or a zip", type=PHOTO_UPLOAD_TYPES, accept_multiple_files=True, key="batch_uploads"
 )
 gap = st.number_input(
     "Photos taken within this many seconds by the same camera are one sequence",
@@ -46,33 +49,21 @@ gap = st.number_input(
 )
 
 
-def save_uploads(folder: Path) -> list[Path]:
-    """Write the uploads into one folder (loose photos then share sequences), keeping names distinct."""
-    paths = []
-    for index, upload in enumerate(uploads):
-        name = Path(upload.name).name or f"upload-{index}"
-        path = folder / name
-        if path.exists():
-            path = folder / f"{Path(name).stem}-{index}{Path(name).suffix}"
-        path.write_bytes(upload.getvalue())
-        paths.append(path)
-    return paths
-
-
-def label_uploads() -> pd.DataFrame:
+def label_uploads() -> dict:
+    """Label the uploads: the table this page shows, and what the review page needs (rows and photos)."""
     predictor = require_predictor(bundle)
     progress = st.progress(0.0, text="Reading the files…")
-    with tempfile.TemporaryDirectory(prefix="batch-") as folder:
-        expansion = expand_inputs(save_uploads(Path(folder)))
-        rows, thumbnails, total = [], [], len(expansion.items)
-        # predict_many yields one row per item, in order, so the two can be walked together.
-        for item, row in zip(expansion.items, predictor.predict_many(expansion.items), strict=True):
-            rows.append(row)
-            thumbnails.append(None if row.status == ERROR else thumbnail_data_url(item.read()))
-            progress.progress(len(rows) / max(total, 1), text=f"Labelled {len(rows)} of {total} photos")
-        close_archives()  # the thumbnails opened the uploaded zips on this thread
-        for row in rows:
-            row.path = os.path.relpath(row.path, folder)  # what the user uploaded, not our temp folder
+    photos = Photos()  # the uploads, saved in one folder (loose photos then share sequences)
+    expansion = photos.add((upload.name, upload.getvalue()) for upload in uploads)
+    rows, thumbnails, total = [], [], len(expansion.items)
+    # predict_many yields one row per item, in order, so the two can be walked together.
+    for item, row in zip(expansion.items, predictor.predict_many(expansion.items), strict=True):
+        rows.append(row)
+        thumbnails.append(None if row.status == ERROR else thumbnail_data_url(item.read()))
+        progress.progress(len(rows) / max(total, 1), text=f"Labelled {len(rows)} of {total} photos")
+    close_archives()  # the thumbnails opened the uploaded zips on this thread
+    for row in rows:
+        row.path = photos.relative(row.path)  # what the user uploaded, not our temp folder
     progress.empty()
     assign_sequences(rows, float(gap))
     table = pd.DataFrame(
@@ -82,16 +73,22 @@ def label_uploads() -> pd.DataFrame:
     table.insert(0, "thumbnail", thumbnails)
     if expansion.skipped_total:
         st.info(f"Skipped {expansion.skipped_summary()}.")
-    return table
+    return {
+        "model": bundle.name,
+        "table": table,
+        "records": [record_from_row(row) for row in rows],
+        "photos": photos,
+        "batch": uuid.uuid4().hex,  # tells one batch from the next, for the review page
+    }
 
 
 if uploads and st.button(f"Label {len(uploads)} file(s)", type="primary"):
-    st.session_state["batch_results"] = (bundle.name, label_uploads())
+    st.session_state["batch_results"] = label_uploads()
 
 results = st.session_state.get("batch_results")
-if not results or results[0] != bundle.name:
+if not results or results["model"] != bundle.name:
     st.stop()
-table = results[1]
+table = results["table"]
 needs_review = table["status"] != OK
 kinds = table["observation_type"]
 
@@ -108,6 +105,30 @@ figures.append(
 )
 for column, (name, value, note) in zip(st.columns(len(figures)), figures, strict=True):
     column.metric(name, value, help=note)
+
+
+def open_review() -> None:
+    """Hand the batch's rows and photos to the review page (a review of this batch goes on as it was)."""
+    review = st.session_state.get("review")
+    if review is None or getattr(review, "origin", None) != ("batch", results["batch"]):
+        st.session_state["review_handover"] = {
+            "records": results["records"],
+            "photos": results["photos"],
+            "classes": bundle.classes,
+            "source": f"labels-{bundle.name}.csv",
+            "origin": ("batch", results["batch"]),
+        }
+
+
+if st.button(
+    "Review and correct",
+    key="batch_review",
+    icon=":material/fact_check:",
+    help="Go through the photos that need a person (not sure, unreadable, blank in a burst of animals, "
+    "and a few sure ones as spot checks), relabel them with a click or a key, and export.",
+):
+    open_review()
+    st.switch_page("pages/review.py")
 
 st.subheader("Photos per species")
 per_species = (

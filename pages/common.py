@@ -29,12 +29,15 @@ from classifier.bundles import (
     load_model,
     read_bundle,
 )
-from classifier.species import SpeciesBook, SpeciesInfoError, find_species_book
+from classifier.exports import Taxon, load_taxa
+from classifier.species import SPECIES_DIR_VARIABLE, SpeciesBook, SpeciesInfoError, find_species_book
 
 if TYPE_CHECKING:
     from classifier.detect import Detector
     from classifier.predict import Predictor
 
+# What the batch and review pages take as photos: the photo formats and zip archives of them.
+PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
 NO_COUNTRY = ""  # the place picker's "not given"
@@ -96,6 +99,16 @@ def _release_free_memory() -> None:
 @st.cache_data(show_spinner=False)
 def species_book(bundle_name: str) -> SpeciesBook | None:
     return find_species_book(bundle_name)
+
+
+def species_taxa(labels: set[str]) -> dict[str, Taxon]:
+    """Scientific names and taxonomy of the labels from the species notes, for the exports."""
+    return _species_taxa(tuple(sorted(labels)), os.environ.get(SPECIES_DIR_VARIABLE, ""))
+
+
+@st.cache_data(show_spinner=False)
+def _species_taxa(labels: tuple[str, ...], species_dir: str) -> dict[str, Taxon]:
+    return load_taxa(labels, root=species_dir or None)[0]
 
 
 def _load_key(bundle: Bundle) -> str:

@@ -13,7 +13,14 @@ from streamlit.testing.v1 import AppTest
 from conftest import TINY_CLASSES, write_tiny_species_notes
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-PAGES = ["pages/classify.py", "pages/batch.py", "pages/species.py", "pages/performance.py", "pages/about.py"]
+PAGES = [
+    "pages/classify.py",
+    "pages/batch.py",
+    "pages/review.py",
+    "pages/species.py",
+    "pages/performance.py",
+    "pages/about.py",
+]
 
 
 def jpeg(image) -> bytes:

@@ -36,6 +36,7 @@ from classifier.exports import (
     Record,
     load_taxa,
     megadetector_results,
+    parse_deployments,
     parse_predictions,
     read_deployments,
     read_predictions,
@@ -701,3 +702,44 @@ def test_tiny_and_edge_boxes_stay_valid(tmp_path, deployments):
         "0.00001",
         "0.6",
     )
+
+
+def test_record_from_row_takes_the_pipelines_own_boxes(tmp_path):
+    """Rows the app holds in memory carry `classifier.rows.Detection`s; exports read them as a file's."""
+    from classifier.rows import Detection as PipelineBox
+
+    row = Row("traps/A/IMG_0301.JPG", "zebra", 0.9, "ok", "", (("zebra", 0.9),), observation_type="animal")
+    row.detections = (
+        PipelineBox((0.1, 0.2, 0.3, 0.4), 0.93, "zebra", 0.9, (("zebra", 0.9),), "species", "ok"),
+        PipelineBox((0.6, 0.1, 0.2, 0.5), 0.8, "human", 0.7, (("human", 0.7),), "", "ok"),
+    )
+    in_memory = record_from_row(row)
+    from_file = read_predictions(write_predict_csv(tmp_path / "p.csv", [row])).records[0]
+    assert in_memory == from_file
+    results = megadetector_results([in_memory])
+    assert [d["category"] for d in results["images"][0]["detections"]] == ["1", "2"]
+    assert_megadetector_valid(results)
+
+
+def test_deployments_parsed_from_text_name_their_source():
+    with pytest.raises(ExportError) as error:
+        parse_deployments(b"deploymentID,latitude\nd1,1\n", name="upload.csv")
+    assert str(error.value).startswith("upload.csv: missing columns longitude, folder ")
+    assert [d.deployment_id for d in parse_deployments(DEPLOYMENTS)] == [
+        d.deployment_id for d in parse_deployments(DEPLOYMENTS.encode("utf-8"), name="x")
+    ]
+
+
+def test_a_person_labelling_an_unreadable_photo_is_an_observation(tmp_path, deployments):
+    rows = predict_rows()
+    rows[3].label, rows[3].classification_method, rows[3].classified_by = "zebra", "human", "A. Ranger"
+    rows[3].datetime = datetime(2024, 3, 1, 6, 10, 9)
+    records = [record_from_row(r) for r in rows]
+    assert records[3].kind() == "animal" and records[4].kind() == "blank"
+    assert megadetector_results(records)["images"][3]["failure"]  # the detector still could not read it
+    write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(deployments))
+    assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
+    observations = read_table(tmp_path / "unzipped", "observations")
+    person = [o for o in observations if o["classifiedBy"] == "A. Ranger"]
+    assert [(o["observationType"], o["classificationMethod"]) for o in person] == [("animal", "human")]
+    assert "truncated" in person[0]["observationComments"]
