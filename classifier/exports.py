@@ -52,8 +52,10 @@ FORMATS = ("csv", "megadetector", "camtrap-dp")
 REQUIRED_COLUMNS = ("path", "label", "confidence", "status")
 SECOND_WAVE_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced")
 REVIEW_COLUMNS = ("classification_method", "classified_by", "classified_at")
-# What `write_csv` writes: today's columns, then the pipeline's and the review's (read back unchanged).
-EXPORT_COLUMNS = (*CSV_COLUMNS, SEQUENCE_LABEL, *SECOND_WAVE_COLUMNS, *REVIEW_COLUMNS)
+# What `write_csv` writes: today's columns, then the pipeline's and the review's (read back unchanged),
+# each once: `CSV_COLUMNS` has come to hold the pipeline's and the review's too, and a header naming a
+# column twice is read by pandas and spreadsheets as two columns (observation_type, observation_type.1).
+EXPORT_COLUMNS = tuple(dict.fromkeys((*CSV_COLUMNS, SEQUENCE_LABEL, *SECOND_WAVE_COLUMNS, *REVIEW_COLUMNS)))
 OBSERVATION_TYPES = ("animal", "human", "vehicle", "blank", "unknown")
 # Labels the field uses for what is not an animal, and the observation type each one means.
 NON_ANIMAL_LABELS = {

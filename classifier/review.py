@@ -452,10 +452,11 @@ class Review:
         self._queue = None  # a reviewed row joins the queue
 
     def labels(self) -> list[str]:
-        """The one-click choices: the model's classes, then names typed in this review and labels the
-        rows carry (blank and unknown have buttons of their own)."""
+        """The one-click choices: the model's classes, then names typed in this review, the labels a
+        person gave (in an earlier sitting too: a saved review loaded again) and, for a file without its
+        model, the labels its rows carry (blank and unknown have buttons of their own)."""
         seen: dict[str, None] = {}
-        for label in (*self.classes, *self._typed):
+        for label in (*self.classes, *self._typed, *(r.label for r in self.records if r.reviewed)):
             if label_type(label) not in (BLANK, UNKNOWN):
                 seen.setdefault(label, None)
         if not self.classes:  # a file without its model: the labels it uses

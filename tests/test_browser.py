@@ -5,7 +5,11 @@ Screenshots are saved in each test's temporary folder (printed with -s) so a per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from benchmarks.load_test import CHROMIUM, CHROMIUM_FLAGS
 from conftest import make_tiny_image
 from live_app import BROWSER_MARKS, running_app, tiny_app_folders
+from review_rows import START, photo_bytes
 
 pytestmark = BROWSER_MARKS
 
@@ -69,3 +74,257 @@ def test_performance_page(app_url: str, page, tmp_path: Path) -> None:
     page.locator("canvas, svg.marks").first.wait_for(timeout=30_000)
     page.screenshot(path=tmp_path / "performance.png", full_page=True)
     assert page.get_by_text("Accuracy").first.is_visible()
+
+
+# ------------------------------------------------------------------------------------ review and correct
+
+# The page's run is over and shows `text` in its progress bar, with nothing left of the run before (short
+# runs end before the "Running" widget shows; elements of the last run stay, marked stale, until replaced).
+SETTLED = """text => {
+    const app = document.querySelector('[data-testid=stApp]');
+    const bar = document.querySelector('[data-testid=stProgress]');
+    return app && app.dataset.testScriptState === 'notRunning' && bar && bar.innerText.trim() === text
+        && !document.querySelector('[data-testid=stElementContainer][data-stale=true]')
+        && !document.querySelector('[data-testid=stStatusWidget] *');
+}"""
+PHOTOS = 24
+FIRST_SITTING = 20
+BURST = (12, 13, 14)  # the only photos taken within a minute of each other: one sequence
+# Generous, for any one step: a step takes about a second on a quiet machine, but on two cores shared with
+# other jobs (load 15) a 60 s wait has run out.
+WAIT_MS = 120_000
+GUESS = re.compile(r"(?P<label>.+?) · \d+%")
+
+
+def settled(page, progress: str) -> None:
+    page.wait_for_function(SETTLED, arg=progress, timeout=WAIT_MS)
+
+
+def at_place(page, place: int) -> None:
+    """Wait until the open photo is the queue's `place`-th and the run is over."""
+    page.wait_for_function(
+        """text => [...document.querySelectorAll('[data-testid=stCaptionContainer]')].some(
+            c => c.innerText.startsWith(text)) && document.querySelector('[data-testid=stApp]')
+            .dataset.testScriptState === 'notRunning'""",
+        arg=f"{place} of {PHOTOS} in the queue · ",
+        timeout=WAIT_MS,
+    )
+
+
+def photo_shown(page, path: str) -> None:
+    """Wait until the photo captioned `path` is on the page, loaded."""
+    page.wait_for_function(
+        """path => [...document.querySelectorAll('[data-testid=stImage]')].some(figure => {
+            const img = figure.querySelector('img');
+            return figure.innerText.trim() === path && img && img.complete && img.naturalWidth > 0;
+        })""",
+        arg=path,
+        timeout=WAIT_MS,
+    )
+
+
+def open_photo(page) -> tuple[int, str]:
+    """(its place in the queue, its path) of the photo open for review, as its caption says."""
+    caption = page.locator("[data-testid=stCaptionContainer]").filter(has_text=" in the queue · ")
+    place, _, path = caption.inner_text().partition(" in the queue · ")
+    return int(place.split(" of ")[0]), path.rsplit(" · ", 1)[-1].strip()
+
+
+def uploaded(page, key: str, files: int) -> None:
+    """Wait until the uploader `key` lists `files` files and the run their upload started is over."""
+    page.wait_for_function(
+        """([key, files]) => document.querySelectorAll(`.st-key-${key} [data-testid=stFileChip]`).length
+            === files && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'""",
+        arg=[key, files],
+        timeout=WAIT_MS,
+    )
+
+
+def button(page, key: str):
+    return page.locator(f".st-key-{key} button:visible")
+
+
+def guess(page, number: int) -> str:
+    """The label the model's guess `number` (its button, its key) gives."""
+    return GUESS.match(button(page, f"review_guess_{number}").inner_text()).group("label")
+
+
+def saved_rows(page, folder: Path, name: str) -> dict[str, dict[str, str]]:
+    """Download the review's CSV (its button) into `folder`: path -> row."""
+    with page.expect_download() as download:
+        button(page, "review_download_csv").click()
+    assert download.value.suggested_filename == name
+    folder.mkdir(exist_ok=True)
+    target = folder / name
+    download.value.save_as(target)
+    text = target.read_text(encoding="utf-8")
+    header = next(csv.reader(io.StringIO(text)))
+    assert len(set(header)) == len(header), header  # a spreadsheet reads a name given twice as two columns
+    return {row["path"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
+    app_url: str, browser, page, tmp_path: Path
+) -> None:
+    """Issue 16: batch-label 24 photos, review 20 of them (keys and clicks, an undo, a whole sequence),
+    download the CSV; in a new browser session upload it with the same photos: 20 of 24 reviewed, open at
+    the 21st, the labels and who gave them kept; review the last 4."""
+    photos = []
+    (tmp_path / "photos").mkdir()
+    for i in range(PHOTOS):
+        # EXIF dates 5 minutes apart but the burst's, 20 s apart (without a date, a photo's time would be
+        # its upload's, and photos uploaded together would all be one sequence).
+        taken = START + timedelta(minutes=5 * min(i, BURST[0]), seconds=20 * max(0, i - BURST[0]))
+        taken += timedelta(minutes=5 * max(0, i - BURST[-1]))
+        photo = tmp_path / "photos" / f"trap_{i:02d}.jpg"
+        photo.write_bytes(photo_bytes(("red", "green", "blue")[i % 3], 300 + i, taken))
+        photos.append(str(photo))
+
+    # The batch page, from the sidebar; a threshold of 1.0 sends every photo to a person: 24 in the queue.
+    page.set_default_timeout(WAIT_MS)
+    page.goto(app_url)
+    page.get_by_text("What animal is this?").wait_for()
+    page.locator("[data-testid=stSidebarNav]").get_by_text("Batch-label photos").click()
+    threshold = page.get_by_role("slider", name="Confidence threshold")
+    threshold.focus()
+    threshold.press("End")
+    page.locator("[data-testid=stSliderThumbValue]").filter(has_text="1.00").wait_for()
+    page.locator("input[type=file]").first.set_input_files(photos)
+    page.get_by_role("button", name=f"Label {PHOTOS} file(s)").click()
+    button(page, "batch_review").click()
+    settled(page, f"0 of {PHOTOS} reviewed")
+    page.get_by_role("heading", name="Review and correct").wait_for()
+    assert open_photo(page) == (1, "trap_00.jpg")
+    photo_shown(page, "trap_00.jpg")
+
+    page.locator(".st-key-review_reviewer input").fill("A. Ranger")
+    page.locator(".st-key-review_reviewer input").press("Enter")
+    settled(page, f"0 of {PHOTOS} reviewed")
+
+    expected: dict[str, str] = {}  # path -> the label given to it
+    done = 0
+
+    def review(label: Callable[[], str], action: Callable[[], None], photos: int = 1) -> None:
+        """Label the open photo (and the next `photos` - 1 of its sequence) by `action`."""
+        nonlocal done
+        place, path = open_photo(page)
+        assert (place, path) == (done + 1, f"trap_{done:02d}.jpg")  # the queue, in order
+        given = label()
+        for number in range(done, done + photos):
+            expected[f"trap_{number:02d}.jpg"] = given
+        action()
+        done += photos
+        settled(page, f"{done} of {PHOTOS} reviewed")
+        if done < PHOTOS:
+            assert open_photo(page) == (done + 1, f"trap_{done:02d}.jpg")  # the next one to review
+            photo_shown(page, f"trap_{done:02d}.jpg")
+
+    def key(name: str) -> Callable[[], None]:
+        return lambda: page.keyboard.press(name)
+
+    def click(widget: str) -> Callable[[], None]:
+        return lambda: button(page, widget).click()
+
+    subheader = page.locator("[data-testid=stHeadingWithActionElements] h3").first
+
+    def model_label() -> str:
+        return subheader.inner_text().strip()
+
+    # What each key gives the open photo: the model's guesses 1-3, its label kept, blank, unknown.
+    keyed = {
+        "1": lambda: guess(page, 1),
+        "2": lambda: guess(page, 2),
+        "3": lambda: guess(page, 3),
+        "a": model_label,
+        "b": lambda: "blank",
+        "u": lambda: "unknown",
+    }
+    review(keyed["1"], click("review_guess_1"))  # a click: the focus leaves the name's text box
+    for name in ("1", "2", "a", "b", "u"):
+        review(keyed[name], key(name))
+    # Z undoes the last correction and opens its photo again.
+    undone = list(expected)[-1]
+    page.keyboard.press("z")
+    done -= 1
+    settled(page, f"{done} of {PHOTOS} reviewed")
+    assert open_photo(page) == (done + 1, undone)
+    del expected[undone]
+    review(keyed["3"], key("3"))
+    # N and P move through the queue without labelling.
+    page.keyboard.press("n")
+    at_place(page, done + 2)
+    page.keyboard.press("p")
+    at_place(page, done + 1)
+    # The mouse: the model's guesses, keep, blank, unknown, any label, a name typed in.
+    review(keyed["2"], click("review_guess_2"))
+    review(model_label, click("review_keep"))
+    review(keyed["b"], click("review_blank"))
+    review(keyed["u"], click("review_unknown"))
+    pills = page.locator("[data-testid=stButtonGroup]").filter(has_text="Any label")
+    review(lambda: "green", lambda: pills.get_by_role("radio", name="green", exact=True).click())
+
+    def type_a_name() -> None:
+        page.locator(".st-key-review_typed input").fill("zebra")
+        page.locator(".st-key-review_typed input").press("Enter")
+
+    review(lambda: "zebra", type_a_name)
+    # S: the next label goes to the whole burst (three photos), here a click on the typed name.
+    assert done == BURST[0]
+    page.keyboard.press("Tab")  # out of the text box, where keys type (onto its "Use this label" button)
+    page.keyboard.press("s")
+    button(page, "review_sequence").filter(has_text="Whole sequence (3 photos): on").wait_for()
+    review(lambda: "zebra", lambda: pills.get_by_role("radio", name="zebra", exact=True).click(), 3)
+    # The rest by key, as a person who has learnt them would.
+    for name in ("1", "b", "2", "a", "u"):
+        review(keyed[name], key(name))
+    assert done == FIRST_SITTING
+    stopped_at = open_photo(page)
+    assert stopped_at[0] == FIRST_SITTING + 1
+    page.screenshot(path=tmp_path / "review-first-sitting.png", full_page=True)
+    first = saved_rows(page, tmp_path, "labels-tiny-reviewed.csv")
+    assert len(first) == PHOTOS
+    human = {path: row for path, row in first.items() if row["classification_method"] == "human"}
+    assert {path: row["label"] for path, row in human.items()} == expected
+    assert {row["classified_by"] for row in human.values()} == {"A. Ranger"}
+    assert all(row["classification_method"] == "machine" for p, row in first.items() if p not in human)
+
+    # Another day, a new browser session: the saved CSV and the same photos.
+    later = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        again = later.new_page()
+        again.set_default_timeout(WAIT_MS)
+        again.goto(f"{app_url}/review")
+        again.locator(".st-key-review_file input[type=file]").set_input_files(
+            str(tmp_path / "labels-tiny-reviewed.csv")
+        )
+        again.locator(".st-key-review_photos input[type=file]").set_input_files(photos)
+        uploaded(again, "review_file", 1)
+        uploaded(again, "review_photos", PHOTOS)  # a click while the photos upload has been lost
+        button(again, "review_load").click()
+        settled(again, f"{FIRST_SITTING} of {PHOTOS} reviewed")
+        assert open_photo(again) == stopped_at  # where it stopped: the 21st photo of the queue
+        photo_shown(again, stopped_at[1])
+        # The one before is the 20th, reviewed, with its label and the reviewer's name.
+        button(again, "review_previous").click()
+        at_place(again, FIRST_SITTING)
+        place, path = open_photo(again)
+        assert place == FIRST_SITTING
+        heading = again.locator("[data-testid=stHeadingWithActionElements] h3").first.inner_text().strip()
+        assert heading == expected[path]
+        assert again.get_by_text("Reviewed by A. Ranger").is_visible()
+        offered = again.locator("[data-testid=stButtonGroup]").filter(has_text="Any label")
+        assert offered.get_by_role("radio").all_inner_texts() == ["blue", "green", "red", "zebra"]
+        again.keyboard.press("n")
+        at_place(again, FIRST_SITTING + 1)
+        # The last four, by key.
+        for count, name in enumerate(("1", "b", "a", "u"), start=FIRST_SITTING + 1):
+            again.keyboard.press(name)
+            settled(again, f"{count} of {PHOTOS} reviewed")
+        again.screenshot(path=tmp_path / "review-second-sitting.png", full_page=True)
+        last = saved_rows(again, tmp_path / "later", "labels-tiny-reviewed.csv")
+    finally:
+        later.close()
+    assert all(row["classification_method"] == "human" for row in last.values())
+    assert {p: last[p]["label"] for p in expected} == expected  # the first sitting's labels kept
+    assert {p: last[p]["classified_by"] for p in expected} == dict.fromkeys(expected, "A. Ranger")
+    assert {last[p]["classified_by"] for p in last if p not in expected} == {"reviewer"}

@@ -155,6 +155,8 @@ def test_a_saved_review_reloads_where_it_stopped(write):
     assert again.records[1].label == ODD and again.records[1].classified_by == "A. Ranger"
     assert again.next_to_review() == 2
     assert parse_predictions(saved, name="x").records[1].classified_at == WHEN
+    again.classes = ("blue", "green", "red")  # the page gives the model's classes when it has the model
+    assert again.labels() == ["blue", "green", "red", ODD]  # a name typed in the first sitting
 
 
 def test_a_file_from_another_tool_is_refused_in_one_line():
