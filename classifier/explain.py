@@ -308,15 +308,25 @@ def prepared(predictor: Predictor, pictures: Sequence[Image.Image]) -> torch.Ten
 # ------------------------------------------------------------------------------------------- drawing
 
 
-def overlay(image: Image.Image, heatmap: Heatmap, opacity: float = 0.65) -> Image.Image:
+def overlay(
+    image: Image.Image, heatmap: Heatmap, opacity: float = 0.65, *, max_side: int | None = None
+) -> Image.Image:
     """`image` with the heatmap over it: hot cells coloured (dark red to pale yellow), cold ones left
-    as they are, so what the model ignored stays visible."""
-    rgb = image.convert("RGB")
-    values = heatmap.values(rgb.size)
-    colours = COLOURS[np.round(values * 255).astype(np.uint8)].astype(np.float32)
-    alpha = (opacity * values)[..., None]
-    blended = np.asarray(rgb, dtype=np.float32) * (1 - alpha) + colours * alpha
-    return Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), mode="RGB")
+    as they are, so what the model ignored stays visible. `max_side`: first shrink the image by a whole
+    factor (PIL's cheap box reduce) until neither side is longer, for a screen that shows no more.
+
+    Coloured at the classifier's input size, then stretched by PIL: blending a 3-megapixel frame in
+    numpy cost more than the prediction itself, and even PIL's blend of it about as much as the
+    heatmap's network pass (benchmarks/explain_speed.py); hence `max_side`."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if max_side and max(rgb.size) > max_side:
+        rgb = rgb.reduce(math.ceil(max(rgb.size) / max_side))
+    values = heatmap.values()
+    colours = Image.fromarray(COLOURS[np.round(values * 255).astype(np.uint8)], mode="RGB")
+    alpha = Image.fromarray(np.round(opacity * values * 255).astype(np.uint8), mode="L")
+    if colours.size != rgb.size:
+        colours, alpha = colours.resize(rgb.size, Image.BILINEAR), alpha.resize(rgb.size, Image.BILINEAR)
+    return Image.composite(colours, rgb, alpha)
 
 
 def render(image: Image.Image, explanation: Explanation, *, name: Callable[[str], str] = str) -> Image.Image:

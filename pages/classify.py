@@ -121,7 +121,7 @@ with picture:
     if explanation is not None:
         from classifier.explain import overlay
 
-        shown = overlay(photo.image, explanation.frame)
+        shown = overlay(photo.image, explanation.frame, max_side=DISPLAY_SIZE)
     st.image(
         annotate(shown, row.detections or (), name=common_name, blur_people=hide_people), width="stretch"
     )
@@ -200,7 +200,10 @@ with st.expander("How it decided, step by step"):
     ):
         st.markdown(f"**{number}. {step.title}.** {step.text}")
         if step.kind == DETECTOR and step.boxes:
-            st.image(annotate(photo.image, row.detections or (), name=common_name, blur_people=hide_people), width=320)
+            st.image(
+                annotate(photo.image, row.detections or (), name=common_name, blur_people=hide_people),
+                width=320,
+            )
         elif step.kind == CROP:
             chosen = next((d for d in row.detections or () if tuple(d.bbox) == step.bbox), None)
             st.image(seen_picture(step.bbox, chosen.label if chosen else row.label, hide_people), width=160)

@@ -175,6 +175,7 @@ def test_a_heatmap_knows_its_share_inside_a_box_and_draws_over_the_photo():
     assert drawn.shape == (200, 400, 3)
     assert (drawn[5, 395] == (0, 128, 0)).all()  # cold: the photo as it was
     assert abs(drawn[190, 10] - (0, 128, 0)).sum() > 100  # hot: coloured
+    assert overlay(photo, heat, max_side=150).size == (134, 67)  # the smallest whole factor that fits: 3
     assert Heatmap("zebra", 0.1, np.zeros((3, 3), np.float32), 96).mass_inside((0, 0, 1, 1)) == 0
 
 
