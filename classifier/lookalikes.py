@@ -84,6 +84,18 @@ def most_confused_pair(report: Mapping[str, Any]) -> tuple[str, str] | None:
     return pair
 
 
+def partner(report: Mapping[str, Any], book: SpeciesBook | None, key: str) -> str | None:
+    """The class to put beside `key` first: its notes' first look-alike among this model's classes,
+    else the class this model mixes up with it most; None when there is neither."""
+    classes = report.get("classes") or []
+    entry = book.get(key) if book else None
+    named = [look.species for look in entry.look_alikes if look.species in classes] if entry else []
+    if named:
+        return named[0]
+    mixed = confused_with(report, key, top=1)
+    return mixed[0][0] if mixed else None
+
+
 def how_to_tell(book: SpeciesBook | None, key: str, other: str) -> str | None:
     """What `key`'s notes say tells it from `other`, None when they do not name it."""
     entry = book.get(key) if book else None

@@ -6,7 +6,7 @@ words and numbers come from classifier/lookalikes.py; this page only draws them.
 
 import streamlit as st
 
-from classifier.lookalikes import compare, confusion_sentences, most_confused_pair
+from classifier.lookalikes import compare, confusion_sentences, most_confused_pair, partner
 from pages.cards import SPECIES_PAGE, heading, status_line
 from pages.common import require_bundle, species_book_or_warn
 
@@ -40,7 +40,10 @@ if len(classes) < 2:
     st.info("This model has a single class: nothing to compare.")
     st.stop()
 default_a, default_b = most_confused_pair(bundle.report) or (classes[0], classes[1])
-first, second = pick("species", default_a), pick("vs", default_b)
+first = pick("species", default_a)
+# A species page links `?species=` alone: put its own look-alike beside it.
+fallback = partner(bundle.report, book, first) or next(c for c in (default_b, *classes) if c != first)
+second = pick("vs", fallback)
 for parameter, value in (("species", first), ("vs", second)):
     if st.session_state.get(f"lookalikes_{parameter}") not in classes or parameter in st.query_params:
         st.session_state[f"lookalikes_{parameter}"] = value

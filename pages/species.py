@@ -1,7 +1,8 @@
 """Species: every class of the chosen model, searchable and filterable, with a page per species.
 
 A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes). It
-links the classes this model most often mixes up with the species to the look-alikes page.
+links the classes this model most often mixes up with the species to the look-alikes page, and that
+page for any other class.
 """
 
 import streamlit as st
@@ -66,10 +67,19 @@ def detail(book: SpeciesBook | None, key: str) -> None:
 
 def confusions(book: SpeciesBook | None, key: str) -> None:
     """The classes this model most often mixes up with `key` on its held-out photos, each linked to the
-    look-alikes page."""
+    look-alikes page, then that page for any class."""
     mixed = confused_with(bundle.report, key)
-    if not mixed:
-        return
+    if mixed:
+        confused_links(book, key, mixed)
+    st.page_link(
+        LOOKALIKES_PAGE,
+        label="Compare with another class",
+        icon=":material/compare:",
+        query_params={"species": key, "model": bundle.name},
+    )
+
+
+def confused_links(book: SpeciesBook | None, key: str, mixed: list[tuple[str, int, int]]) -> None:
     st.subheader("Often confused with")
     st.caption(f"What {bundle.title} mixed up with this class on its held-out photos.")
     for other, called, taken_for in mixed:

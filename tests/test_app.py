@@ -293,6 +293,11 @@ def test_a_species_page_links_what_the_model_confuses_it_with(confused_app: AppT
     assert ("blue: mixed up 2 times, side by side", "species=green&vs=blue&model=tiny") in compared
     assert ("Red field: mixed up 2 times, side by side", "species=green&vs=red&model=tiny") in compared
     assert ("Side by side", "species=green&vs=red&model=tiny") in compared  # the notes' look-alike
+    assert ("Compare with another class", "species=green&model=tiny") in compared
+    confused_app.query_params.pop("vs", None)
+    confused_app.switch_page("pages/lookalikes.py").run()  # what that last link opens
+    assert confused_app.selectbox(key="lookalikes_species").value == "green"
+    assert confused_app.selectbox(key="lookalikes_vs").value == "red"  # green's notes name red
 
 
 def test_a_not_sure_answer_links_its_two_look_alikes(confused_app: AppTest, tiny_image) -> None:

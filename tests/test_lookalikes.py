@@ -13,6 +13,7 @@ from classifier.lookalikes import (
     confusion_sentences,
     how_to_tell,
     most_confused_pair,
+    partner,
 )
 from classifier.species import LookAlike, SpeciesBook, SpeciesEntry
 
@@ -72,6 +73,14 @@ def test_look_alikes_come_from_the_notes_either_way_round_or_from_the_confusions
     assert are_look_alikes(REPORT, None, "hyena", "jackal")  # confused once, no notes
     assert not are_look_alikes(REPORT, BOOK, "fox", "zebra")
     assert not are_look_alikes(REPORT, BOOK, "fox", "fox")
+
+
+def test_the_first_class_to_compare_with_is_the_notes_look_alike_else_the_most_confused():
+    assert partner(REPORT, BOOK, "jackal") == "fox"  # the notes
+    assert partner(REPORT, BOOK, "hyena") == "jackal"  # no notes: confused once
+    assert partner(REPORT, BOOK, "fox") == "jackal"  # notes without look-alikes: the confusions
+    assert partner({"classes": CLASSES}, None, "zebra") is None
+    assert partner({"classes": ["jackal", "hyena"]}, BOOK, "jackal") is None  # fox: not a class here
 
 
 def test_compare_puts_notes_scores_and_counts_side_by_side():
