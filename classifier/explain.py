@@ -315,17 +315,17 @@ def overlay(
     as they are, so what the model ignored stays visible. `max_side`: first shrink the image by a whole
     factor (PIL's cheap box reduce) until neither side is longer, for a screen that shows no more.
 
-    Coloured at the classifier's input size, then stretched by PIL: blending a 3-megapixel frame in
-    numpy cost more than the prediction itself, and even PIL's blend of it about as much as the
-    heatmap's network pass (benchmarks/explain_speed.py); hence `max_side`."""
+    All in PIL, the map stretched once as 8-bit levels and coloured by look-up tables: blending a
+    3-megapixel frame in numpy cost more than the prediction itself, and even PIL's blend of it about
+    as much as the heatmap's network pass (benchmarks/explain_speed.py); hence `max_side`."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     if max_side and max(rgb.size) > max_side:
         rgb = rgb.reduce(math.ceil(max(rgb.size) / max_side))
-    values = heatmap.values()
-    colours = Image.fromarray(COLOURS[np.round(values * 255).astype(np.uint8)], mode="RGB")
-    alpha = Image.fromarray(np.round(opacity * values * 255).astype(np.uint8), mode="L")
-    if colours.size != rgb.size:
-        colours, alpha = colours.resize(rgb.size, Image.BILINEAR), alpha.resize(rgb.size, Image.BILINEAR)
+    level = Image.fromarray(np.round(heatmap.values() * 255).astype(np.uint8), mode="L")
+    if level.size != rgb.size:
+        level = level.resize(rgb.size, Image.BILINEAR)
+    colours = Image.merge("RGB", [level.point(COLOURS[:, c].tolist()) for c in range(3)])
+    alpha = level.point([round(opacity * v) for v in range(256)])
     return Image.composite(colours, rgb, alpha)
 
 
