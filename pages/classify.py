@@ -5,19 +5,25 @@ how it decided, step by step (classifier/steps.py words it; this page only draws
 """
 
 import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import streamlit as st
+from PIL import Image
 
 from classifier.annotate import annotate, blur
 from classifier.detect import crop_box
 from classifier.images import ImageError, Photo, load_photo
 from classifier.lookalikes import answer_pair
 from classifier.observations import observation_type
-from classifier.rows import BLANK, HUMAN
+from classifier.rows import BLANK, HUMAN, Row
 from classifier.steps import CROP, DETECTOR, SCORES, decision_steps
 from classifier.urlfetch import FetchError, fetch_image
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import require_bundle, require_predictor, species_book_or_warn
+
+if TYPE_CHECKING:  # the heatmap's module itself is imported when the toggle asks for it
+    from classifier.explain import Explanation
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 DISPLAY_SIZE = 1024  # decode big frames at a reduced scale: the page never shows more than this
@@ -71,7 +77,7 @@ def common_name(label: str) -> str:
     return entry.common_name if entry else label
 
 
-def explanation_for(row):
+def explanation_for(row: Row) -> "Explanation":
     """Where the model looked, computed once per photo and answer (this session keeps the last one)."""
     from classifier.explain import explain
 
@@ -92,7 +98,7 @@ def explanation_for(row):
     return found
 
 
-def seen_picture(bbox, label: str, hide_people: bool):
+def seen_picture(bbox: Sequence[float] | None, label: str, hide_people: bool) -> Image.Image:
     """The picture the classifier saw: the crop around `bbox` (None: the whole photo), squished to its
     input size; a person's crop blurred when people are blurred."""
     side = predictor.image_size
