@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/app_memory.py                        # the project's bundles
     .venv/bin/python benchmarks/app_memory.py --env MALLOC_ARENA_MAX=2 --python OTHER_VENV/bin/python
 
-Starts the app and, in Debian's Chromium, classifies a photo on the default bundle, then on every other
-bundle (`?model=NAME`, a new visitor each), then on the default bundle again; after each step it reads
+Starts the app and, in Debian's Chromium, classifies a photo on the default bundle and turns on "Show
+where the model looked" (the heatmap, once), then classifies on every other bundle (`?model=NAME`, a new
+visitor each), then on the default bundle again; after each step it reads
 /proc/PID/status and /proc/PID/smaps; then it opens the batch, species, performance and about pages
 with each bundle. Streamlit keeps a visitor's session (uploads included) for two
 minutes after they leave, so each step also holds the visitors before it, as a busy host does.
@@ -136,6 +137,10 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
                 answered = page.locator("[data-testid=stProgress]").or_(page.get_by_text("No animal found"))
                 answered.first.wait_for(timeout=120_000)  # bars, or a blank frame's answer
                 steps.append({"step": f"{label}, a photo classified", **memory(pid)})
+                if label == "default bundle":  # the heatmap, once: where the model looked
+                    page.get_by_text("Show where the model looked").click(timeout=60_000)
+                    page.get_by_text("Where the model looked for").first.wait_for(timeout=120_000)
+                    steps.append({"step": f"{label}, its heatmap shown", **memory(pid)})
                 page.close()
             for name in names:  # then every other page, once per bundle
                 page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -1,8 +1,10 @@
-"""`python -m classifier predict|evaluate|export|models|compile`: label, score, export, list, compile.
+"""`python -m classifier predict|evaluate|explain|export|models|compile`: label, score, show where the
+model looked, export, list, compile.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
     python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
     python -m classifier models
+    python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
     python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
     python -m classifier compile            # every bundle's network, for prediction (classifier.runtimes)
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from classifier.species import SpeciesBook
 
 LOOPBACK_SWITCH = "CLASSIFIER_TEST_ALLOW_LOOPBACK"
+EXPLAIN_SIZE = 1024  # `explain` decodes big photos at a reduced scale, as the app shows them
 PROG = "python -m classifier"
 
 
@@ -163,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _speed_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
+    _explain_parser(commands)
     _export_parser(commands)
 
     models = commands.add_parser("models", help="list the model bundles (name, classes, accuracy)")
@@ -451,6 +455,94 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         write_report(report, args.out, schema=EVALUATION_SCHEMA)
         print(f"Report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- explain
+
+
+def _explain_parser(commands: Any) -> None:
+    from classifier.explain import DEFAULT_METHOD, METHODS
+
+    explain = commands.add_parser(
+        "explain",
+        help="draw where the model looked in a photo: a heatmap over it (and over each animal found)",
+        description="Classify PHOTO as predict does and write a PNG: the photo with a heatmap of where the "
+        "classifier looked for its answer (the brighter, the more it counted), the detector's boxes, and "
+        "each animal's crop with its own heatmap. Prints each heatmap's class and, with boxes, the share "
+        "of the whole frame's heatmap inside them.",
+    )
+    _model_options(explain, required=False)
+    explain.add_argument("photo", metavar="PHOTO", help="an image file or an http(s) URL")
+    explain.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write (PNG)")
+    explain.add_argument(
+        "--class",
+        dest="target",
+        default=None,
+        metavar="NAME",
+        help="explain this class instead of each picture's first answer (default: the first answer)",
+    )
+    explain.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULT_METHOD,
+        help=f"class-activation method (default: {DEFAULT_METHOD}, chosen by benchmarks/explain_sanity.py)",
+    )
+    explain.add_argument(
+        "--no-detector",
+        action="store_true",
+        help="explain the whole frame only, even with a bundle that finds animals first",
+    )
+    explain.set_defaults(run=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from classifier.explain import ExplainError, explain, render
+    from classifier.images import ImageError, load_photo
+    from classifier.urlfetch import FetchError, fetch_image
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise CommandError(f"--out {args.out}: name a .png file.")
+    if out.is_dir():
+        raise CommandError(f"--out {args.out}: is a folder; name a .png file.")
+    bundle = _bundle(args)
+    if args.target is not None and args.target not in bundle.classes:
+        shown = ", ".join(bundle.classes[:8]) + (", ..." if len(bundle.classes) > 8 else "")
+        raise CommandError(f"--class {args.target}: not a class of {bundle.name!r} ({shown}).")
+    started = time.perf_counter()
+    try:
+        if args.photo.startswith(("http://", "https://")):
+            fetched = fetch_image(args.photo, allow_loopback=os.environ.get(LOOPBACK_SWITCH) == "1")
+            photo = load_photo(fetched.content, name=fetched.url, target_size=EXPLAIN_SIZE)
+        else:
+            photo = load_photo(args.photo, target_size=EXPLAIN_SIZE)
+    except (ImageError, FetchError) as exc:
+        raise CommandError(str(exc)) from None
+    predictor = Predictor(
+        load_model(bundle), detector=None if args.no_detector else detector_for(bundle), top_k=5
+    )
+    row = predictor.frame_row(photo.image, path=args.photo, location=photo.location)
+    try:
+        explanation = explain(predictor, photo.image, row, method=args.method, target=args.target)
+    except ExplainError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        render(photo.image, explanation).save(out, format="PNG")
+    except OSError as exc:
+        raise CommandError(f"--out {args.out}: cannot be written ({exc.strerror or exc}).") from None
+    frame = explanation.frame
+    lines = [f"whole frame: {frame.label} ({frame.probability:.1%}), {args.method}"]
+    for number, crop in enumerate(explanation.crops, 1):
+        inside = frame.mass_inside(crop.bbox)
+        lines.append(
+            f"animal {number}: {crop.heatmap.label} ({crop.heatmap.probability:.1%}); "
+            f"{inside:.0%} of the whole frame's heatmap is inside its box"
+        )
+    if row.detections == ():
+        lines.append("the detector found no animal; the whole frame is explained")
+    print("\n".join(lines))
+    print(f"Written to {out} in {time.perf_counter() - started:.1f} s.", file=sys.stderr)
     return 0
 
 

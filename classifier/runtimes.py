@@ -8,6 +8,16 @@ result is cached under the model file's SHA-256, the report's image size and cla
 version, and every later load reads only that file. `isolate=True` compiles in a child process (`python -m classifier compile`),
 so a process that never had fastai (the app) never gets it.
 
+The network is compiled as two parts, run one after the other (`CompiledNetwork`): the body (RGB in
+[0, 1], normalised inside -> the last feature map) and the head (feature map -> class scores). Where the
+model looked (`classifier.explain`) needs the gradient of a class score with respect to that feature
+map; one frozen graph of the whole network gives a gradient with respect to its input alone (freezing
+inlines every layer, so no feature map is left to ask for, nor hooks to ask with). A frozen head still
+takes gradients: its weights are constants, its input need not be. Measured on the serengeti bundle
+(1 thread, 260 px): whole graph 72.0 ms, the two parts 71.7 ms a photo, the same answers to 1e-5; the
+head's backward pass 2.3 ms; the file 2 kB larger. Both parts live in one cache file: the body is the
+saved module, the head rides in it as an extra file (`HEAD_FILE`).
+
 The cache lives in `$WILDLIFE_CACHE_DIR`, else `$XDG_CACHE_HOME/wildlife-classifier`, else
 `~/.cache/wildlife-classifier`. A cache entry is written whole (a temporary file, then a rename), so two
 processes compiling the same model at once leave one good file.
@@ -16,6 +26,7 @@ processes compiling the same model at once leave one good file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -25,13 +36,45 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+from torch import nn
+
 from classifier.bundles import Bundle, BundleError, load_learner
 
 if TYPE_CHECKING:
-    import torch
+    from classifier.network import WildlifeNet
 
 CACHE_VARIABLE = "WILDLIFE_CACHE_DIR"
 TRACE_BATCH = 2  # any batch size runs afterwards; the image size is fixed by the bundle
+LAYOUT = "body+head"  # what a cache entry holds; part of its name, so older entries are compiled again
+HEAD_FILE = "head.pt"
+
+
+class CompiledNetwork(nn.Module):
+    """A bundle's network as two compiled parts: `body` (images -> feature map), `head` (-> logits).
+
+    Called as one network, it answers as the learner's does; `classifier.explain` calls the parts."""
+
+    def __init__(self, body: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(images))
+
+
+class _Normalised(nn.Module):
+    """The backbone with the network's input normalisation in front: what `CompiledNetwork.body` runs."""
+
+    def __init__(self, network: WildlifeNet) -> None:
+        super().__init__()
+        self.body = network.body
+        self.register_buffer("mean", network.mean.detach().clone())
+        self.register_buffer("std", network.std.detach().clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body((images - self.mean) / self.std)
 
 
 def cache_root() -> Path:
@@ -44,10 +87,10 @@ def cache_root() -> Path:
 def compiled_path(bundle: Bundle, sha256: str) -> Path:
     """The cache entry of the model file with this hash, read as this report reads it (image size and
     classes: the checks a compile makes against the report hold only for that report)."""
-    import torch
-
     version = torch.__version__.replace("+", "-")
-    reading = hashlib.sha256(json.dumps([bundle.image_size, list(bundle.classes)]).encode()).hexdigest()
+    reading = hashlib.sha256(
+        json.dumps([LAYOUT, bundle.image_size, list(bundle.classes)]).encode()
+    ).hexdigest()
     return cache_root() / "networks" / f"{sha256}-{reading[:12]}-torch{version}.pt"
 
 
@@ -60,23 +103,26 @@ def compile_bundle(bundle: Bundle, force: bool = False) -> Path:
     return target
 
 
-def save_traced(network: torch.nn.Module, image_size: int, target: Path) -> None:
-    import torch
-
+def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
+    """Trace and freeze the network's body (with its normalisation) and head; write both to `target`."""
     network = network.eval().to(memory_format=torch.channels_last)
     example = torch.zeros(TRACE_BATCH, 3, image_size, image_size).contiguous(
         memory_format=torch.channels_last
     )
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice (torch 2.14)
-        frozen = torch.jit.freeze(torch.jit.trace(network, example, check_trace=False))
+        body = torch.jit.freeze(torch.jit.trace(_Normalised(network).eval(), example, check_trace=False))
+        maps = body(example)
+        head = torch.jit.freeze(torch.jit.trace(network.head.eval(), maps, check_trace=False))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle:
         partial = Path(handle.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(frozen, str(partial))
+            head_bytes = io.BytesIO()
+            torch.jit.save(head, head_bytes)
+            torch.jit.save(body, str(partial), _extra_files={HEAD_FILE: head_bytes.getvalue()})
         partial.chmod(0o644)  # a cache shared by the users of one machine, as pip's is
         os.replace(partial, target)
     finally:
@@ -87,8 +133,6 @@ def load_network(
     bundle: Bundle, sha256: str, device: torch.device, *, isolate: bool = False
 ) -> torch.nn.Module:
     """The compiled network of the model file whose hash is `sha256`, compiled first when not cached."""
-    import torch
-
     path = compiled_path(bundle, sha256)
     if not path.is_file():
         if isolate:
@@ -98,7 +142,12 @@ def load_network(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return torch.jit.load(str(path), map_location=device).eval()
+            extra = {HEAD_FILE: ""}
+            body = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            if not extra[HEAD_FILE]:
+                raise RuntimeError(f"no {HEAD_FILE} inside")
+            head = torch.jit.load(io.BytesIO(extra[HEAD_FILE]), map_location=device)
+        return CompiledNetwork(body, head).eval()
     except RuntimeError as exc:  # a damaged cache entry: compile it again next time
         path.unlink(missing_ok=True)
         raise BundleError(f"{path}: the compiled network could not be read ({exc}); try again.") from None

@@ -9,6 +9,7 @@ import streamlit as st
 from classifier.species import IUCN_COLOURS, SpeciesEntry
 
 SPECIES_PAGE = "pages/species.py"
+LOOKALIKES_PAGE = "pages/lookalikes.py"
 _DARK_BADGES = {"EX", "EW", "CR"}
 TREND_ARROWS = {"increasing": "↗", "stable": "→", "decreasing": "↘", "unknown": "?"}
 

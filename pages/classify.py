@@ -1,15 +1,29 @@
-"""Classify a photo: upload one, take one with the camera, or paste its web address."""
+"""Classify a photo: upload one, take one with the camera, or paste its web address.
+
+Under the answer: where the model looked (a heatmap, computed only when its toggle is turned on) and
+how it decided, step by step (classifier/steps.py words it; this page only draws).
+"""
 
 import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import streamlit as st
+from PIL import Image
 
-from classifier.annotate import annotate
+from classifier.annotate import annotate, blur
+from classifier.detect import crop_box
 from classifier.images import ImageError, Photo, load_photo
-from classifier.rows import BLANK
+from classifier.lookalikes import answer_pair
+from classifier.observations import observation_type
+from classifier.rows import BLANK, HUMAN, Row
+from classifier.steps import CROP, DETECTOR, SCORES, decision_steps
 from classifier.urlfetch import FetchError, fetch_image
-from pages.cards import species_card
+from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import require_bundle, require_predictor, species_book_or_warn
+
+if TYPE_CHECKING:  # the heatmap's module itself is imported when the toggle asks for it
+    from classifier.explain import Explanation
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 DISPLAY_SIZE = 1024  # decode big frames at a reduced scale: the page never shows more than this
@@ -63,12 +77,81 @@ def common_name(label: str) -> str:
     return entry.common_name if entry else label
 
 
+def explanation_for(row: Row) -> "Explanation":
+    """Where the model looked, computed once per photo and answer (this session keeps the last one)."""
+    from classifier.explain import explain
+
+    key = (
+        photo_key(photo),
+        bundle.name,
+        bundle.model_sha256,
+        row.label,
+        tuple(label for label, _ in row.top_k),
+        tuple(tuple(d.bbox) for d in row.detections or ()),
+    )
+    cached = st.session_state.get("classify_explanation")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with st.spinner("Working out where the model looked…"):
+        found = explain(predictor, photo.image, row)
+    st.session_state["classify_explanation"] = (key, found)
+    return found
+
+
+def seen_picture(bbox: Sequence[float] | None, label: str, hide_people: bool) -> Image.Image:
+    """The picture the classifier saw: the crop around `bbox` (None: the whole photo), squished to its
+    input size; a person's crop blurred when people are blurred."""
+    side = predictor.image_size
+    picture = photo.image if bbox is None else crop_box(photo.image, bbox, predictor.crop_margin)
+    picture = picture.convert("RGB").resize((side, side))
+    if hide_people and observation_type(label, detected=True) == HUMAN:
+        picture = blur(picture, (0, 0, 1, 1))
+    return picture
+
+
 picture, verdict = st.columns([3, 2])
 with picture:
-    blur = True
+    hide_people = True
     if row.detections:
-        blur = st.toggle("Blur people", value=True, key="classify_blur", help="People's boxes are blurred.")
-    st.image(annotate(photo.image, row.detections or (), name=common_name, blur_people=blur), width="stretch")
+        hide_people = st.toggle(
+            "Blur people", value=True, key="classify_blur", help="People's boxes are blurred."
+        )
+    looked = row.observation_type != BLANK and st.toggle(
+        "Show where the model looked",
+        value=False,
+        key="classify_heatmap",
+        help="A heatmap over the photo: the brighter a place, the more it counted for the answer.",
+    )
+    shown = photo.image
+    explanation = explanation_for(row) if looked else None
+    if explanation is not None:
+        from classifier.explain import overlay
+
+        shown = overlay(photo.image, explanation.frame, max_side=DISPLAY_SIZE)
+    st.image(
+        annotate(shown, row.detections or (), name=common_name, blur_people=hide_people), width="stretch"
+    )
+    if explanation is not None:
+        heat = explanation.frame
+        if heat.empty:
+            st.caption(f"Nothing in the whole photo counted for {common_name(heat.label)}.")
+        else:
+            st.caption(
+                f"Where the model looked for **{common_name(heat.label)}** ({heat.probability:.0%}) in the whole "
+                f"photo: the brighter, the more it counted. Worked out in {explanation.seconds:.2f} s."
+            )
+        if explanation.crops:
+            tiles = st.columns(min(len(explanation.crops), 4))
+            for number, (crop, detection) in enumerate(
+                zip(explanation.crops, row.detections or (), strict=True)
+            ):
+                tile = overlay(seen_picture(crop.bbox, detection.label, hide_people), crop.heatmap)
+                tiles[number % len(tiles)].image(
+                    tile,
+                    caption=f"Animal {number + 1}: looking for {common_name(crop.heatmap.label)} "
+                    f"({crop.heatmap.probability:.0%})",
+                    width="stretch",
+                )
     facts = [f"taken {photo.taken:%Y-%m-%d %H:%M}" if photo.taken else "", photo.camera or ""]
     st.caption(" · ".join(f for f in facts if f) or "No date or camera in this photo's EXIF.")
 with verdict:
@@ -110,6 +193,41 @@ with verdict:
         )
     if whole_frame:
         st.caption("The whole frame was classified, as you asked; the detector found no animal in it.")
+    unsure = row.status != "ok" or row.rank not in ("", "species")
+    pair = answer_pair(row.top_k, bundle.report, book) if unsure and row.observation_type != BLANK else None
+    if pair is not None:
+        st.page_link(
+            LOOKALIKES_PAGE,
+            label=f"How to tell {common_name(pair[0])} from {common_name(pair[1])}",
+            icon=":material/compare:",
+            query_params={"species": pair[0], "vs": pair[1], "model": bundle.name},
+        )
+
+with st.expander("How it decided, step by step"):
+    for number, step in enumerate(
+        decision_steps(row, predictor, name=common_name, whole_frame_asked=whole_frame), 1
+    ):
+        st.markdown(f"**{number}. {step.title}.** {step.text}")
+        if step.kind == DETECTOR and step.boxes:
+            st.image(
+                annotate(photo.image, row.detections or (), name=common_name, blur_people=hide_people),
+                width=320,
+            )
+        elif step.kind == CROP:
+            chosen = next((d for d in row.detections or () if tuple(d.bbox) == step.bbox), None)
+            st.image(seen_picture(step.bbox, chosen.label if chosen else row.label, hide_people), width=160)
+        elif step.kind == SCORES:
+            st.dataframe(
+                {"class": [label for label, _ in step.bars], "score": [p for _, p in step.bars]},
+                column_config={
+                    "class": st.column_config.TextColumn("Class"),
+                    "score": st.column_config.ProgressColumn(
+                        "Score", format="percent", min_value=0, max_value=1
+                    ),
+                },
+                hide_index=True,
+                key="classify_steps_scores",
+            )
 
 entry = book.get(row.label) if book else None
 if row.status == "ok" and entry is not None:

@@ -1,12 +1,15 @@
 """Species: every class of the chosen model, searchable and filterable, with a page per species.
 
-A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes).
+A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes). It
+links the classes this model most often mixes up with the species to the look-alikes page, and that
+page for any other class.
 """
 
 import streamlit as st
 
+from classifier.lookalikes import confused_with
 from classifier.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
-from pages.cards import SPECIES_PAGE, heading, status_line
+from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, heading, status_line
 from pages.common import require_bundle, species_book_or_warn
 
 bundle = require_bundle()
@@ -25,6 +28,7 @@ def detail(book: SpeciesBook | None, key: str) -> None:
     if entry is None:
         st.title(key.replace("-", " ").replace("_", " ").capitalize())
         st.info("We have no notes about this class yet; the model still recognises it.")
+        confusions(book, key)
         return
     st.title(entry.common_name)
     if entry.scientific_name:
@@ -50,8 +54,44 @@ def detail(book: SpeciesBook | None, key: str) -> None:
                 SPECIES_PAGE, label=label, query_params={"species": look_alike.species, "model": bundle.name}
             )
             st.caption(look_alike.how_to_tell)
+            st.page_link(
+                LOOKALIKES_PAGE,
+                label="Side by side",
+                icon=":material/compare:",
+                query_params={"species": key, "vs": look_alike.species, "model": bundle.name},
+            )
+    confusions(book, key)
     st.subheader("Sources")
     st.markdown("\n".join(f"- [{source.title}]({source.url})" for source in entry.sources))
+
+
+def confusions(book: SpeciesBook | None, key: str) -> None:
+    """The classes this model most often mixes up with `key` on its held-out photos, each linked to the
+    look-alikes page, then that page for any class."""
+    mixed = confused_with(bundle.report, key)
+    if mixed:
+        confused_links(book, key, mixed)
+    st.page_link(
+        LOOKALIKES_PAGE,
+        label="Compare with another class",
+        icon=":material/compare:",
+        query_params={"species": key, "model": bundle.name},
+    )
+
+
+def confused_links(book: SpeciesBook | None, key: str, mixed: list[tuple[str, int, int]]) -> None:
+    st.subheader("Often confused with")
+    st.caption(f"What {bundle.title} mixed up with this class on its held-out photos.")
+    for other, called, taken_for in mixed:
+        entry = book.get(other) if book else None
+        label = entry.common_name if entry else other
+        times = called + taken_for
+        st.page_link(
+            LOOKALIKES_PAGE,
+            label=f"{label}: mixed up {times} {'time' if times == 1 else 'times'}, side by side",
+            icon=":material/compare:",
+            query_params={"species": key, "vs": other, "model": bundle.name},
+        )
 
 
 def overview(book: SpeciesBook | None) -> None:

@@ -18,6 +18,7 @@ PAGES = [
     "pages/batch.py",
     "pages/review.py",
     "pages/species.py",
+    "pages/lookalikes.py",
     "pages/performance.py",
     "pages/about.py",
 ]
@@ -192,3 +193,123 @@ def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detect
     assert any("whole frame was classified" in c.value for c in detector_app.caption), [
         c.value for c in detector_app.caption
     ]
+
+
+# ------------------------------------------------------------------------------- explain and teach
+
+
+def links(at: AppTest) -> list[tuple[str, str, str]]:
+    """Every page link on the page: (label, page, query string)."""
+    return [(e.proto.label, e.proto.page, e.proto.query_string) for e in at.get("page_link")]
+
+
+def test_the_heatmap_is_computed_only_when_its_toggle_asks(app: AppTest, tiny_image, monkeypatch) -> None:
+    import classifier.explain
+
+    calls = []
+    original = classifier.explain.explain
+    monkeypatch.setattr(
+        classifier.explain, "explain", lambda *a, **k: calls.append(a[2]) or original(*a, **k)
+    )
+    app.sidebar.slider[0].set_value(0.0).run()
+    app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("red", seed=7)), "image/jpeg"
+    )
+    app.run()
+    toggle = app.toggle(key="classify_heatmap")
+    assert toggle.label == "Show where the model looked" and toggle.value is False
+    assert calls == [] and "classify_explanation" not in app.session_state
+    shown = len(app.get("imgs"))
+    toggle.set_value(True).run()
+    assert not app.exception and len(calls) == 1
+    assert any(c.value.startswith("Where the model looked for **Red field**") for c in app.caption)
+    assert len(app.get("imgs")) == shown  # the photo, now with its heatmap over it
+    app.run()
+    assert len(calls) == 1  # the same photo and answer: not computed again
+    app.toggle(key="classify_heatmap").set_value(False).run()
+    assert not any(c.value.startswith("Where the model looked") for c in app.caption)
+
+
+def test_how_it_decided_tells_each_step_of_the_answer(app: AppTest, tiny_image) -> None:
+    app.sidebar.slider[0].set_value(0.0).run()
+    app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("green", seed=5)), "image/jpeg"
+    )
+    app.run()
+    [expander] = app.expander
+    assert expander.label == "How it decided, step by step"
+    steps = [m.value for m in expander.markdown]
+    assert [s.split(".**")[0] for s in steps] == [
+        "**1. Looking for animals",
+        "**2. What the classifier saw",
+        "**3. Its top 3",
+        "**4. Where and what: the rules",
+        "**5. Sure, or not sure",
+    ]
+    assert "It gave **Green field** the most" in steps[2]
+    assert "at or above the **0%** threshold set in the sidebar" in steps[4]
+    assert expander.dataframe[0].value["class"].tolist()[0] == "Green field"
+    app.session_state["threshold_tiny"] = 1.0
+    app.run()
+    assert "so the answer is **not sure**" in app.expander[0].markdown[4].value
+
+
+def test_look_alikes_page_opens_from_a_link_and_keeps_the_address_in_step(app: AppTest) -> None:
+    app.query_params["species"] = "green"
+    app.query_params["vs"] = "red"
+    app.switch_page("pages/lookalikes.py").run()
+    assert not app.exception and app.title[0].value == "Look-alikes"
+    assert app.selectbox(key="lookalikes_species").value == "green"
+    assert app.selectbox(key="lookalikes_vs").value == "red"
+    texts = [m.value for m in app.markdown]
+    assert any(t.startswith("Of ") and t.endswith("the model called none Red field.") for t in texts)
+    assert "**How to tell it from the Red field**" in texts and "Colour." in texts  # green's notes
+    assert [m.label for m in app.metric][:4] == ["Precision", "Recall", "F1", "Photos"]
+    app.selectbox(key="lookalikes_vs").set_value("blue").run()
+    assert app.query_params["vs"] == "blue" and app.query_params["species"] == "green"
+    assert any(
+        "The notes say nothing about telling these two apart yet." in t
+        for t in [m.value for m in app.markdown]
+    )
+
+
+@pytest.fixture
+def confused_app(tiny_bundle: Path, species_dir: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    """The tiny bundle with a report that says it mixes up every pair of classes once each way."""
+    import json
+
+    bundle = tmp_path / "models" / "tiny"
+    shutil.copytree(tiny_bundle, bundle)
+    report = json.loads((bundle / "report.json").read_text())
+    n = len(report["classes"])
+    report["confusion_matrix"] = [[5 if i == j else 1 for j in range(n)] for i in range(n)]
+    (bundle / "report.json").write_text(json.dumps(report))
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(bundle.parent))
+    monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(species_dir))
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def test_a_species_page_links_what_the_model_confuses_it_with(confused_app: AppTest) -> None:
+    confused_app.query_params["species"] = "green"
+    confused_app.switch_page("pages/species.py").run()
+    assert "Often confused with" in [s.value for s in confused_app.subheader]
+    compared = [(label, query) for label, page, query in links(confused_app) if page.endswith("lookalikes")]
+    assert ("blue: mixed up 2 times, side by side", "species=green&vs=blue&model=tiny") in compared
+    assert ("Red field: mixed up 2 times, side by side", "species=green&vs=red&model=tiny") in compared
+    assert ("Side by side", "species=green&vs=red&model=tiny") in compared  # the notes' look-alike
+    assert ("Compare with another class", "species=green&model=tiny") in compared
+    confused_app.query_params.pop("vs", None)
+    confused_app.switch_page("pages/lookalikes.py").run()  # what that last link opens
+    assert confused_app.selectbox(key="lookalikes_species").value == "green"
+    assert confused_app.selectbox(key="lookalikes_vs").value == "red"  # green's notes name red
+
+
+def test_a_not_sure_answer_links_its_two_look_alikes(confused_app: AppTest, tiny_image) -> None:
+    confused_app.sidebar.slider[0].set_value(1.0).run()
+    confused_app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("red", seed=9)), "image/jpeg"
+    )
+    confused_app.run()
+    assert confused_app.subheader[0].value == "Not sure"
+    [(label, _, query)] = [link for link in links(confused_app) if "lookalikes" in link[1]]
+    assert label.startswith("How to tell Red field from ") and query.startswith("species=red&vs=")
