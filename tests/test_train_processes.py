@@ -34,6 +34,15 @@ def test_two_processes_write_a_bundle_as_good_as_one(
             assert predictor.predict_image(make_tiny_image(label, seed=seed)).label == label
 
 
+@pytest.mark.slow
+def test_a_bad_dataset_is_the_same_one_line_error_across_processes(tmp_path: Path) -> None:
+    from classifier.datasets import DatasetError
+    from train import train
+
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        train(tiny_config(tmp_path / "missing", tmp_path, processes=2), quiet=True)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

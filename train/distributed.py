@@ -31,10 +31,16 @@ if TYPE_CHECKING:
 
 
 def train_across(config: TrainConfig, quiet: bool = False) -> TrainResult:
-    """Run `train.pipeline.train` in `config.processes` processes here; the first one's result."""
+    """Run `train.pipeline.train` in `config.processes` processes here; the first one's result, or the
+    first exception a process raised (a bad dataset's one-line error stays one line)."""
     results = mp.get_context("spawn").SimpleQueue()
     port = _free_port()
-    mp.spawn(_process, args=(config, quiet, port, results), nprocs=config.processes, join=True)
+    try:
+        mp.spawn(_process, args=(config, quiet, port, results), nprocs=config.processes, join=True)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException):
+        if results.empty():
+            raise
+        raise results.get() from None
     return results.get()
 
 
@@ -62,6 +68,9 @@ def _process(rank: int, config: TrainConfig, quiet: bool, port: int, results: An
         result = train(config, quiet)
         if rank == 0:
             results.put(result)
+    except Exception as exc:
+        results.put(exc)
+        raise
     finally:
         dist.destroy_process_group()
 
