@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
-from classifier.engines import ENGINES, LOCAL, EngineError, PredictorOptions, open_engine
+from classifier.engines import (
+    ENGINES,
+    LOCAL,
+    EngineError,
+    LocalEngine,
+    PredictorOptions,
+    RayEngine,
+    open_engine,
+)
 from classifier.inputs import Expansion, expand_inputs, item_for_path
 from classifier.observations import per_detection
 from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
@@ -269,7 +277,9 @@ def run_predict(args: argparse.Namespace) -> int:
         engine.close()
 
 
-def _predict_with(engine: Any, args: argparse.Namespace, expansion: Expansion, started: float) -> int:
+def _predict_with(
+    engine: LocalEngine | RayEngine, args: argparse.Namespace, expansion: Expansion, started: float
+) -> int:
     output = _open_output(args.out)
     writer = (JsonRows if _is_json(args.out) else CsvRows)(output.stream, args.sequence_label)
     stream = (

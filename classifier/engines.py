@@ -44,8 +44,8 @@ import logging
 import os
 import pickle
 import re
+import socket
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,7 @@ BLOCKS_PER_ACTOR, MAX_BATCHES_PER_BLOCK = 4, 16
 LOCAL_OBJECT_STORE_BYTES = 1 << 30  # a local Ray's shared memory for blocks in flight
 # What `ray.init(address=...)` joins: a head's GCS (HOST:PORT), Ray Client (ray://HOST:PORT), or auto.
 ADDRESS = re.compile(r"auto|(ray://)?[\w.\-]+:\d{1,5}|(ray://)?\[[0-9a-fA-F:]+\]:\d{1,5}")
+ADDRESS_TIMEOUT_S = 5.0
 LOST = "the Ray engine returned no row for this photo (its batch was lost); run it again."
 
 
@@ -126,21 +127,37 @@ def open_engine(
     workers: int | None = None,
     address: str | None = None,
 ) -> LocalEngine | RayEngine:
+    """The engine `name`, ready to predict; `EngineError` (one line) when it cannot start."""
     if name == LOCAL:
         if address:
             raise EngineError("--address is for --engine ray.")
         return LocalEngine(bundle, options, workers=workers)
     if name == RAY:
-        if address is not None and not ADDRESS.fullmatch(address):
-            raise EngineError(
-                f"--address {address}: give HOST:PORT (a cluster's head), ray://HOST:10001 "
-                "(Ray Client) or auto."
-            )
+        if address is not None:
+            _check_address(address)
         return RayEngine(bundle, options, workers=workers, address=address)
     raise EngineError(f"no engine {name!r}; choose one of {', '.join(ENGINES)}.")
 
 
 # ------------------------------------------------------------------------------------------------- Ray
+
+
+def _check_address(address: str) -> None:
+    """A well-formed address where something answers: Ray itself retries a dead one for minutes."""
+    if not ADDRESS.fullmatch(address):
+        raise EngineError(
+            f"--address {address}: give HOST:PORT (a cluster's head), ray://HOST:10001 (Ray Client) or auto."
+        )
+    if address == "auto":  # Ray finds this machine's running cluster, or says at once there is none
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as exc:
+        raise EngineError(
+            f"--address {address}: nothing answers there ({_one_line(exc)}); start the cluster's head "
+            "(`ray start --head` prints its address) or check the host and port."
+        ) from None
 
 
 def start_local_ray(num_cpus: int | None = None) -> None:
@@ -226,9 +243,7 @@ class RayEngine:
 
         self.batch_size = options.batch_size or (GPU_BATCH_SIZE if self.gpus else CPU_BATCH_SIZE)
         self.files = ray.put(_BundleFiles(bundle, self.sha256, bundle.model_path.read_bytes()))
-        self.duplicates = 0  # batches that came back twice (after a retry), written once
         self.lost = 0  # photos that never came back (error rows)
-        self.first_ready: float | None = None  # time.time() the first actor had its model (benchmarks)
 
     def predict_many(self, items: Iterable[InputItem]) -> Iterator[Row]:
         """One row per item, in input order, streamed as the cluster finishes batches."""
@@ -243,6 +258,34 @@ class RayEngine:
             {"start": start, "items": pickle.dumps(items[start : start + self.batch_size])}
             for start in range(0, len(items), self.batch_size)
         ]
+        waiting: dict[int, list[Row]] = {}
+        done = 0  # rows written: every batch before `done` is out
+        iterator = self._dataset(batches).iter_batches(
+            batch_size=None, batch_format="numpy", prefetch_batches=1
+        )
+        try:
+            for block in iterator:
+                for start, blob in zip(block["start"].tolist(), block["rows"], strict=True):
+                    if start >= done and start not in waiting:  # else a retried batch, back twice
+                        waiting[start] = pickle.loads(blob)
+                while done in waiting:
+                    rows = waiting.pop(done)
+                    done += len(rows)
+                    yield from rows
+        except ray.exceptions.RayError as exc:
+            raise EngineError(f"the Ray run failed: {_one_line(exc)}") from None
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        for index in range(done, len(items)):  # never expected: Ray Data retries failed batches
+            self.lost += 1
+            yield _row(items[index], _decoded_error(LOST))
+
+    def _dataset(self, batches: list[dict[str, Any]]) -> Any:
+        """The pipeline of the module docstring over `batches`, one dataset row each."""
+        import ray.data
+
         per_block = max(1, min(MAX_BATCHES_PER_BLOCK, len(batches) // (self.actors * BLOCKS_PER_ACTOR)))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the CLI draws its own bar, over rows
@@ -254,7 +297,7 @@ class RayEngine:
         else:  # a pool that fits in 3/4 of the CPUs, whatever --workers asked for
             share = min(ACTOR_CPUS, ACTOR_CPUS * self.cpus / self.actors)
             actor_resources, decode_resources = {"num_cpus": share}, {"num_cpus": DECODE_CPUS}
-        dataset = (
+        return (
             ray.data.from_items(batches, override_num_blocks=-(-len(batches) // per_block))
             .map_batches(
                 _decode_batches,
@@ -275,32 +318,6 @@ class RayEngine:
                 **actor_resources,
             )
         )
-        waiting: dict[int, list[Row]] = {}
-        done = 0  # rows written: every batch before `done` is out
-        iterator = dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
-        try:
-            for block in iterator:
-                ready = float(min(block["ready"]))
-                self.first_ready = ready if self.first_ready is None else min(self.first_ready, ready)
-                for start, blob in zip(block["start"].tolist(), block["rows"], strict=True):
-                    if start < done or start in waiting:
-                        self.duplicates += 1
-                        continue
-                    waiting[start] = pickle.loads(blob)
-                while done in waiting:
-                    rows = waiting.pop(done)
-                    done += len(rows)
-                    yield from rows
-        except ray.exceptions.RayError as exc:
-            raise EngineError(f"the Ray run failed: {_one_line(exc)}") from None
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-        for index in range(done, len(items)):  # never expected: Ray Data retries failed batches
-            self.lost += 1
-            row = _row(items[index], _decoded_error(LOST))
-            yield row
 
     def close(self) -> None:
         if self.started:
@@ -352,7 +369,6 @@ class _ClassifyBatches:
         bundle = _bundle_on_this_node(shipped)
         options = dataclasses.replace(options, batch_size=batch_size)
         self.predictor = options.build(bundle, device=device, workers=0)
-        self.ready = time.time()  # when this actor could first classify: Ray's start-up is before it
 
     def __call__(self, block: dict[str, Any]) -> dict[str, Any]:
         out = []
@@ -361,7 +377,7 @@ class _ClassifyBatches:
             for row in rows:
                 row.probabilities = ()  # never written (the CLI drops them too); keeps blocks small
             out.append(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"start": block["start"], "rows": out, "ready": [self.ready] * len(out)}
+        return {"start": block["start"], "rows": out}
 
 
 def _bundle_on_this_node(files: _BundleFiles) -> Bundle:

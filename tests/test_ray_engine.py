@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,18 @@ def test_address_with_the_local_engine_and_a_malformed_address_are_one_line(caps
     assert cli.main([*common, "--engine", "ray", "--address", "not an address"]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--address not an address: give" in error
+
+
+def test_an_address_where_nothing_answers_is_one_line_at_once(capsys, tiny_bundle, many_photos):
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    argv = ["predict", "--engine", "ray", "--address", f"127.0.0.1:{port}", "--model", str(tiny_bundle)]
+    started = time.perf_counter()
+    assert cli.main([*argv, str(many_photos)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "nothing answers there" in error
+    assert time.perf_counter() - started < 30  # Ray alone retries for minutes
 
 
 def test_engine_ray_without_ray_installed_is_one_line(capsys, monkeypatch, tiny_bundle, many_photos):
