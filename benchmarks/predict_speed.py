@@ -184,8 +184,9 @@ def _repeat(frames: list[Path], n: int, folder: Path) -> Path:
 def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> dict:
     import torch
 
+    from classifier.decoding import decode_item
     from classifier.inputs import expand_inputs
-    from classifier.predict import PROCESSES, THREADS, Predictor, decode_item, default_workers
+    from classifier.predict import PROCESSES, THREADS, Predictor, default_workers
 
     items = expand_inputs([folder]).items
     size = model.bundle.image_size
@@ -282,7 +283,7 @@ def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> di
 
 def _decode_ms(items: list, size: int, passes: int = 5) -> float:
     """Median over passes of the mean time to read and decode one photo, one thread, as predict_many does."""
-    from classifier.predict import decode_item
+    from classifier.decoding import decode_item
 
     times = []
     for _ in range(passes):

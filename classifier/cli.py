@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
-from classifier.detect import detector_for
+from classifier.engines import (
+    ENGINES,
+    LOCAL,
+    EngineError,
+    LocalEngine,
+    PredictorOptions,
+    RayEngine,
+    open_engine,
+)
 from classifier.inputs import Expansion, expand_inputs, item_for_path
 from classifier.observations import per_detection
 from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
@@ -141,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="one row per animal the detector found, instead of one per photo (blank and error rows stay)",
     )
     _speed_options(predict)
+    scale = predict.add_argument_group(
+        "engines",
+        "Where the photos are decoded and classified; both engines write the same rows, in input order "
+        "(classifier/engines.py).",
+    )
+    scale.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=LOCAL,
+        help="local: threads in this process; ray: Ray Data, decoding in tasks and classifying in a pool "
+        "of actors that each load the model once, --workers of them (default with ray: one per CPU of "
+        "the cluster, or one per GPU) (default: local)",
+    )
+    scale.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine ray: join the Ray cluster there (e.g. ray://HEAD:10001, or auto) "
+        "(default: start a local Ray on this machine's cores for the run)",
+    )
     predict.set_defaults(run=run_predict)
 
     evaluate = commands.add_parser(
@@ -235,16 +263,27 @@ def run_predict(args: argparse.Namespace) -> int:
     if not expansion.items:
         raise CommandError(f"no photos found in the inputs ({_skipped_text(expansion) or 'they are empty'}).")
     started = time.perf_counter()
-    predictor = Predictor(
-        load_model(bundle),
-        detector=None if args.no_detector else detector_for(bundle),
+    options = PredictorOptions(
+        detect=not args.no_detector,
         book=None if args.no_rules else _species_book(bundle, required=bool(_place(args))),
         country=_place(args),
         threshold=args.threshold,
         top_k=args.top_k,
         batch_size=args.batch_size,
-        workers=args.workers,
     )
+    try:
+        engine = open_engine(args.engine, bundle, options, workers=args.workers, address=args.address)
+    except EngineError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        return _predict_with(engine, args, expansion, started)
+    finally:
+        engine.close()
+
+
+def _predict_with(
+    engine: LocalEngine | RayEngine, args: argparse.Namespace, expansion: Expansion, started: float
+) -> int:
     output = _open_output(args.out)
     writer = (JsonRows if _is_json(args.out) else CsvRows)(output.stream, args.sequence_label)
     stream = (
@@ -260,12 +299,16 @@ def run_predict(args: argparse.Namespace) -> int:
         if frame.status == ERROR and len(errors) < 5:
             errors.append(frame.error)
 
-    interrupted = False
+    interrupted, failed = False, ""
     progress = _progress(len(expansion.items))
     try:
-        rows = _counted(predictor.predict_many(expansion.items), progress, keep_probabilities=False)
+        rows = _counted(engine.predict_many(expansion.items), progress, keep_probabilities=False)
         for row in stream.feed(rows) if stream else rows:
             write(row)
+    except EngineError as exc:  # the cluster failed under the run: what finished is written, then why
+        for row in stream.flush() if stream else ():
+            write(row)
+        failed = str(exc)
     except KeyboardInterrupt:
         interrupted = True
         for row in stream.flush() if stream else ():
@@ -275,7 +318,9 @@ def run_predict(args: argparse.Namespace) -> int:
         writer.close()
         output.close()
     seconds = time.perf_counter() - started
-    _print_summary(expansion, counts, errors, args.out, seconds, interrupted)
+    _print_summary(expansion, counts, errors, args.out, seconds, interrupted or bool(failed))
+    if failed:
+        raise CommandError(failed)
     return 130 if interrupted else 0
 
 
@@ -497,6 +542,7 @@ def _explain_parser(commands: Any) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from classifier.detect import detector_for
     from classifier.explain import ExplainError, explain, render
     from classifier.images import ImageError, load_photo
     from classifier.urlfetch import FetchError, fetch_image

@@ -16,20 +16,21 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from classifier.bundles import LoadedModel
+from classifier.decoding import Decoded, decode_item, decode_size_for
 from classifier.detect import crop_box
 from classifier.geography import country_at, parse_country
-from classifier.images import ImageError, Source, load_photo
-from classifier.inputs import InputError, InputItem, close_archives, item_for_path
+from classifier.images import Source, load_photo
+from classifier.inputs import InputItem, close_archives, item_for_path
 from classifier.observations import detected_frame, whole_frame
 from classifier.rows import ERROR, MACHINE, OK, UNCERTAIN, Detection, Prediction, Row
 from classifier.taxonomy import decide, thresholds_for
@@ -45,15 +46,6 @@ THREADS, PROCESSES = "threads", "processes"
 # Detector runs: boxes scoring at least this are looked at, so a blank frame can say how close it came;
 # at most MAX_DETECTIONS boxes of a frame (the best) are classified. CROP_MARGIN: context around a box.
 DETECTOR_FLOOR, MAX_DETECTIONS, CROP_MARGIN = 0.05, 20, 0.15
-
-
-@dataclass
-class _Decoded:
-    pixels: Any = None  # HWC uint8 array (threads) or CHW uint8 tensor (processes); None on error
-    taken: datetime | None = None
-    camera: str | None = None
-    location: tuple[float, float] | None = None
-    error: str = ""
 
 
 def default_workers() -> int:
@@ -109,7 +101,7 @@ class Predictor:
         self.parallel = parallel
         # A detector needs the frame, not a squished thumbnail: decoded at a reduced scale no smaller
         # than what the detector sees, and its crops cut from that.
-        self.decode_size = max(detector.input_size, self.image_size) if detector else self.image_size
+        self.decode_size = decode_size_for(self.image_size, detector.input_size if detector else None)
         # The place and taxonomy rules (classifier/taxonomy.py): with the bundle's species notes, an answer
         # under the cut-off rolls up to a rank that is sure; with a place (given, or the photo's GPS), the
         # classes that do not live there are never the answer. Without notes, answers stay as they are.
@@ -214,10 +206,20 @@ class Predictor:
             pool.shutdown(wait=finished, cancel_futures=True)
 
     def _predict_chunk(self, chunk: list[InputItem]) -> list[Row]:
-        squish = self.detector is None
-        return self._rows([(item, decode_item(item, self.decode_size, squish=squish)) for item in chunk])
+        return self._rows([(item, self.decode(item)) for item in chunk])
 
-    def _rows(self, batch: list[tuple[InputItem, _Decoded]]) -> list[Row]:
+    def decode(self, item: InputItem) -> Decoded:
+        """The item read and decoded as this predictor's batches take it (never raises: see `decode_item`)."""
+        return decode_item(item, self.decode_size, squish=self.detector is None)
+
+    def predict_decoded(self, batch: list[tuple[InputItem, Decoded]]) -> list[Row]:
+        """The rows of one batch decoded elsewhere (`decode` there: another process, another machine),
+        in its order: the step `predict_many` runs after decoding, for engines that split the two
+        (classifier/engines.py). Given the batches `predict_many` makes (`batch_size` items in input
+        order), its rows are the ones `predict_many` writes."""
+        return self._rows(batch)
+
+    def _rows(self, batch: list[tuple[InputItem, Decoded]]) -> list[Row]:
         rows = [self._base_row(_row(item, decoded)) for item, decoded in batch]
         good = [i for i, (_, decoded) in enumerate(batch) if decoded.pixels is not None]
         pixels = [batch[i][1].pixels for i in good]
@@ -321,7 +323,7 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _row(item: InputItem, decoded: _Decoded) -> Row:
+def _row(item: InputItem, decoded: Decoded) -> Row:
     """The row's facts from the file (an error row when it could not be decoded); the answer comes next."""
     time = decoded.taken.replace(tzinfo=UTC).timestamp() if decoded.taken else item.mtime
     row = Row(
@@ -339,27 +341,6 @@ def _row(item: InputItem, decoded: _Decoded) -> Row:
     return row
 
 
-def decode_item(item: InputItem, size: int, *, squish: bool = True) -> _Decoded:
-    """Read and decode one item to an HWC uint8 array, squished to `size` x `size` (or, with `squish` off,
-    at a reduced scale no smaller than `size`); every failure becomes `_Decoded.error`."""
-    try:
-        photo = load_photo(item.read(), name=item.name, target_size=size)
-        image = (
-            photo.image
-            if photo.image.size == (size, size) or not squish
-            else photo.image.resize((size, size), Image.BILINEAR)
-        )
-        return _Decoded(np.array(image), photo.taken, photo.camera, photo.location)  # a writable copy
-    except (ImageError, InputError) as exc:
-        return _Decoded(error=_one_line(str(exc)))
-    except ValueError as exc:  # FetchError and friends: already one line for the user
-        return _Decoded(error=_one_line(str(exc)))
-    except MemoryError:
-        return _Decoded(error=f"{item.name}: not enough memory to decode this photo.")
-    except Exception as exc:  # a row per photo, whatever Pillow or the network throws
-        return _Decoded(error=_one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
-
-
 class _ItemDataset(torch.utils.data.Dataset):
     def __init__(self, items: list[InputItem], size: int) -> None:
         self.items, self.size = items, size
@@ -367,7 +348,7 @@ class _ItemDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> _Decoded:
+    def __getitem__(self, index: int) -> Decoded:
         decoded = decode_item(self.items[index], self.size)
         if decoded.pixels is not None:  # a tensor travels between processes through shared memory
             decoded.pixels = torch.from_numpy(decoded.pixels).permute(2, 0, 1)
@@ -376,7 +357,7 @@ class _ItemDataset(torch.utils.data.Dataset):
 
 def _decode_with_processes(
     chunks: Iterator[list[InputItem]], size: int, batch_size: int, workers: int
-) -> Iterator[list[tuple[InputItem, _Decoded]]]:
+) -> Iterator[list[tuple[InputItem, Decoded]]]:
     """Decode in torch DataLoader worker processes, predict in this one: the alternative to threads,
     measured side by side in benchmarks/predict_speed.py. Needs the whole item list up front."""
     listed = [item for chunk in chunks for item in chunk]
@@ -402,7 +383,3 @@ def _chunks(items: Iterator[InputItem], size: int) -> Iterator[list[InputItem]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]

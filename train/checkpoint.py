@@ -17,6 +17,8 @@ from typing import Any
 from fastai.callback.core import Callback
 from fastai.learner import Learner, load_model, save_model
 
+from train.distributed import is_main
+
 # Options that may differ between a run and its resumption without changing what is trained.
 _FREE_OPTIONS = frozenset({"resume", "workers", "out_dir", "runs_dir", "title", "verify_images"})
 
@@ -45,6 +47,8 @@ class RunState:
         return self.folder / "progress.json"
 
     def save(self, learn: Learner | None = None) -> None:
+        if not is_main():  # across processes, the first one writes for all
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         if learn is not None:
             partial = self.weights.with_name("checkpoint.pth.tmp")

@@ -36,6 +36,7 @@ from train.base import BaseModel, compare_with_base, load_base, network_for
 from train.checkpoint import EpochRecorder, RunState, start_run
 from train.crops import crop_photos
 from train.data import TrainingData, load_training_data, make_dataloaders
+from train.distributed import alone, data_parallel, is_main, same_everywhere, train_across
 from train.imagenet_prior import read_prior
 from train.probe import fit_probe
 from train.recipe import TrainConfig, check
@@ -55,6 +56,8 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     """Run the whole recipe and write the bundle; see the module docstring."""
     started = time.perf_counter()
     check(config)
+    if config.processes > 1 and not torch.distributed.is_initialized():
+        return train_across(config, quiet)  # which runs this in each of its processes
     set_seed(config.seed, reproducible=True)
     base = load_base(config) if config.base_model else None
     data = load_training_data(config, base)
@@ -68,7 +71,10 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
             report = finish_probe(learn, data, config, run, base, frames)
         else:
             fit_stages(learn, data, config, run, resuming=config.resume)
-            report = finish(learn, data, config, run, base)
+            report = {}
+            if is_main():
+                with alone():
+                    report = finish(learn, data, config, run, base)
     seconds = time.perf_counter() - started
     train_seconds = sum(row.get("train_seconds", 0.0) for row in run.history)
     seen = len(data.split.train) * len(run.history)
@@ -137,7 +143,7 @@ def fit_stages(
             run.restore_weights(learn)
             resuming = False
         if run.lr is None:
-            run.lr, run.lr_find = pick_lr(learn, config)
+            run.lr, run.lr_find = same_everywhere(pick_lr(learn, config))
         head_lr = run.lr if stage == "frozen" else run.lr / 2  # unfrozen: half, as fastai's fine_tune
         lr_max = head_lr if stage == "frozen" else slice(head_lr / config.lr_mult, head_lr)
         callbacks = [EpochRecorder(run, stage, size, skip_to=run.epochs_done)]
@@ -145,9 +151,10 @@ def fit_stages(
             callbacks.append(KeepBatchNormStatistics())
         if config.patience:
             callbacks.append(EarlyStoppingCallback(monitor="valid_loss", patience=config.patience))
-        learn.fit_one_cycle(
-            epochs, lr_max, pct_start=config.pct_start, cbs=callbacks, start_epoch=run.epochs_done
-        )
+        with data_parallel(learn):
+            learn.fit_one_cycle(
+                epochs, lr_max, pct_start=config.pct_start, cbs=callbacks, start_epoch=run.epochs_done
+            )
         run.stage, run.epochs_done = index + 1, 0
         run.save(learn)
     if resuming:  # every stage was done: only the export was left
@@ -179,7 +186,8 @@ class KeepBatchNormStatistics(Callback):
     """
 
     def before_train(self) -> None:  # runs after fastai puts the model in training mode
-        for module in self.learn.model.body.modules():
+        network = getattr(self.learn.model, "module", self.learn.model)  # inside DistributedDataParallel
+        for module in network.body.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
 

@@ -231,6 +231,13 @@ class TrainConfig:
             "DataLoader worker processes", shown=f"{default_workers()}, sized to the {os.cpu_count()} cores"
         ),
     )
+    processes: int = field(
+        default=1,
+        metadata=_help(
+            "data-parallel training processes on this machine (fastai's distrib_ctx: gloo on CPUs, one GPU "
+            "each where there are enough); a step sees PROCESSES x BATCH_SIZE images (train/distributed.py)"
+        ),
+    )
     mixed_precision: bool = field(
         default=True, metadata=_help("use 16-bit mixed precision (only ever on a CUDA GPU)")
     )
@@ -294,6 +301,10 @@ def check(config: TrainConfig) -> TrainConfig:
         problems.append("--lr must be positive")
     if config.workers < 0:
         problems.append("--workers must be >= 0")
+    if config.processes < 1:
+        problems.append("--processes must be at least 1")
+    if config.processes > 1 and (config.linear_probe or config.crops == "detector"):
+        problems.append("--processes > 1 trains the fine-tuning recipe only: drop --linear-probe and --crops")
     if (config.imagenet_prior or config.linear_probe) and config.head != "linear":
         problems.append("--imagenet-prior and --linear-probe need --head linear")
     if config.cv_folds and (not config.linear_probe or config.cv_folds < 2):

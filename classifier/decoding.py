@@ -1,0 +1,57 @@
+"""Read and decode one photo to pixels, as prediction's batches take it: no torch here.
+
+Kept apart from `classifier.predict` so that what only decodes (the Ray engine's decoding tasks,
+classifier/engines.py) starts without importing torch. Every failure becomes `Decoded.error`, a one-line
+reason for the photo's row, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from classifier.images import ImageError, load_photo
+from classifier.inputs import InputError, InputItem
+
+
+@dataclass
+class Decoded:
+    pixels: Any = None  # HWC uint8 array (threads) or CHW uint8 tensor (processes); None on error
+    taken: datetime | None = None
+    camera: str | None = None
+    location: tuple[float, float] | None = None
+    error: str = ""
+
+
+def decode_size_for(image_size: int, detector_input_size: int | None) -> int:
+    """The size photos are decoded at: the network's, or with a detector no smaller than what it sees."""
+    return image_size if detector_input_size is None else max(detector_input_size, image_size)
+
+
+def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
+    """Read and decode one item to an HWC uint8 array, squished to `size` x `size` (or, with `squish` off,
+    at a reduced scale no smaller than `size`); every failure becomes `Decoded.error`."""
+    try:
+        photo = load_photo(item.read(), name=item.name, target_size=size)
+        image = (
+            photo.image
+            if photo.image.size == (size, size) or not squish
+            else photo.image.resize((size, size), Image.BILINEAR)
+        )
+        return Decoded(np.array(image), photo.taken, photo.camera, photo.location)  # a writable copy
+    except (ImageError, InputError) as exc:
+        return Decoded(error=_one_line(str(exc)))
+    except ValueError as exc:  # FetchError and friends: already one line for the user
+        return Decoded(error=_one_line(str(exc)))
+    except MemoryError:
+        return Decoded(error=f"{item.name}: not enough memory to decode this photo.")
+    except Exception as exc:  # a row per photo, whatever Pillow or the network throws
+        return Decoded(error=_one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
