@@ -9,7 +9,9 @@ from classifier.images import ImageError, Photo, load_photo
 from classifier.rows import BLANK
 from classifier.urlfetch import FetchError, fetch_image
 from pages.cards import species_card
-from pages.common import require_bundle, require_predictor, species_book_or_warn
+from pages.common import require_bundle, require_predictor, species_book_or_warn, use_navigation
+
+use_navigation()
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 DISPLAY_SIZE = 1024  # decode big frames at a reduced scale: the page never shows more than this

@@ -76,6 +76,35 @@ def test_performance_page(app_url: str, page, tmp_path: Path) -> None:
     assert page.get_by_text("Accuracy").first.is_visible()
 
 
+NAVIGATION = [
+    "Classify a photo",
+    "Batch-label photos",
+    "Review and correct",
+    "Species",
+    "Model performance",
+    "About the models",
+]
+
+
+def test_a_page_link_as_a_fresh_servers_first_visit_has_the_apps_navigation(
+    tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, page, tmp_path: Path
+) -> None:
+    """Its own server: the first page a fresh process serves decides Streamlit's multipage mode."""
+    with running_app(*tiny_app_folders(tiny_bundle, tmp_path_factory)) as (url, _):
+        page.goto(f"{url}/batch", timeout=60_000)
+        page.locator("h1").filter(has_text="Batch-label photos").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'",
+            timeout=60_000,
+        )
+        page.locator("[data-testid=stFileUploaderDropzone]").wait_for(timeout=60_000)  # widgets drawn
+        page.screenshot(path=tmp_path / "first-visit-batch.png", full_page=True)
+        links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
+        titles = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
+        assert titles == NAVIGATION  # not every module of pages/, helpers and all
+        assert page.get_by_role("slider", name="Confidence threshold").count() == 1
+
+
 # ------------------------------------------------------------------------------------ review and correct
 
 # The page's run is over and shows `text` in its progress bar, with nothing left of the run before (short
