@@ -201,8 +201,8 @@ def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
     photos = []
     (tmp_path / "photos").mkdir()
     for i in range(PHOTOS):
-        # EXIF dates 5 minutes apart but the burst's, 20 s apart (without a date, a photo's time would be
-        # its upload's, and photos uploaded together would all be one sequence).
+        # EXIF dates 5 minutes apart but the burst's, 20 s apart (an undated upload is a sequence of its
+        # own).
         taken = START + timedelta(minutes=5 * min(i, BURST[0]), seconds=20 * max(0, i - BURST[0]))
         taken += timedelta(minutes=5 * max(0, i - BURST[-1]))
         photo = tmp_path / "photos" / f"trap_{i:02d}.jpg"
