@@ -43,6 +43,10 @@ PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
 ENTRY_FILE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+# The sidebar's settings hold for the whole session: by default Streamlit drops a widget's value on a
+# page switch that carries no widget values (st.switch_page, as "Review and correct" does), and the
+# threshold came back as the model's default.
+KEEP = "session"
 NO_COUNTRY = ""  # the place picker's "not given"
 NO_MODEL = (
     "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
@@ -163,6 +167,7 @@ def sidebar() -> None:
         "Model",
         names,
         key="model",
+        persist_state=KEEP,
         format_func=lambda n: next(b.title for b in working if b.name == n),
         on_change=_link_model,
     )
@@ -175,6 +180,7 @@ def sidebar() -> None:
         "Where were the photos taken?",
         [NO_COUNTRY, *countries()],
         key="country",
+        persist_state=KEEP,
         format_func=lambda code: countries().get(code, "Not given (each photo's GPS, if any)"),
         help="Species that do not live there are never the answer. Not given: each photo's own GPS "
         "position, when its camera wrote one.",
@@ -185,6 +191,7 @@ def sidebar() -> None:
         1.0,
         step=0.01,
         key=key,
+        persist_state=KEEP,
         help="Below this confidence a photo is marked 'not sure' and set aside for a person. "
         f"The model's own default is {bundle.threshold:.2f}.",
     )

@@ -192,3 +192,18 @@ def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detect
     assert any("whole frame was classified" in c.value for c in detector_app.caption), [
         c.value for c in detector_app.caption
     ]
+
+
+def test_the_threshold_stays_after_review_and_correct(app: AppTest, tiny_image) -> None:
+    """The button's page switch carries no widget values: the sidebar's own had been dropped with it."""
+    app.sidebar.slider[0].set_value(1.0).run()
+    app.switch_page("pages/batch.py").run()
+    app.file_uploader(key="batch_uploads").upload("red.jpg", jpeg(tiny_image("red", seed=3)), "image/jpeg")
+    app.run()
+    app.button[0].click().run()
+    app.button(key="batch_review").click().run()
+    assert not app.exception
+    assert app.title[0].value == "Review and correct"
+    assert app.sidebar.slider[0].value == 1.0
+    app.switch_page("pages/batch.py").run()
+    assert app.sidebar.slider[0].value == 1.0
