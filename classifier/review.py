@@ -65,7 +65,7 @@ from classifier.exports import (
     write_megadetector,
 )
 from classifier.images import ImageError, load_photo
-from classifier.inputs import Expansion, InputError, InputItem, expand_inputs
+from classifier.inputs import FILE, Expansion, InputError, InputItem, expand_inputs
 from classifier.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
 
 SPOT_CHECK_SHARE = 0.05  # of the sure answers, drawn for a person to check
@@ -214,6 +214,7 @@ class Photos:
             paths.append(path)
             self._saved += 1
         expansion = expand_inputs(paths)
+        expansion.items = [_without_saved_time(item) for item in expansion.items]
         for item in expansion.items:
             self._index(item)
         self.skipped.update(expansion.skipped)
@@ -289,6 +290,12 @@ class Photos:
 
     def close(self) -> None:
         self._cleanup()
+
+
+def _without_saved_time(item: InputItem) -> InputItem:
+    """A loose upload's file time is when this server saved it, not when it was taken: kept, it made
+    undated photos uploaded together one sequence. A zip's entries keep the times their zip recorded."""
+    return replace(item, mtime=None) if item.kind == FILE else item
 
 
 def _parts(path: str) -> tuple[str, ...]:

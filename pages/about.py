@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from pages.common import working_bundles
+from pages.common import use_navigation, working_bundles
+
+use_navigation()
 
 st.title("About the models")
 st.write(

@@ -15,7 +15,9 @@ from classifier.inputs import close_archives
 from classifier.review import Photos
 from classifier.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from classifier.sequences import assign_sequences
-from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor
+from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor, use_navigation
+
+use_navigation()
 
 TABLE_COLUMNS = [
     "thumbnail",

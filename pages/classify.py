@@ -20,7 +20,9 @@ from classifier.rows import BLANK, HUMAN, Row
 from classifier.steps import CROP, DETECTOR, SCORES, decision_steps
 from classifier.urlfetch import FetchError, fetch_image
 from pages.cards import LOOKALIKES_PAGE, species_card
-from pages.common import require_bundle, require_predictor, species_book_or_warn
+from pages.common import require_bundle, require_predictor, species_book_or_warn, use_navigation
+
+use_navigation()
 
 if TYPE_CHECKING:  # the heatmap's module itself is imported when the toggle asks for it
     from classifier.explain import Explanation

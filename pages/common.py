@@ -14,11 +14,13 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import runpy
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from classifier.bundles import (
     MODELS_DIR,
@@ -40,11 +42,32 @@ if TYPE_CHECKING:
 PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
+ENTRY_FILE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+# The sidebar's settings hold for the whole session: by default Streamlit drops a widget's value on a
+# page switch that carries no widget values (st.switch_page, as "Review and correct" does), and the
+# threshold came back as the model's default.
+KEEP = "session"
 NO_COUNTRY = ""  # the place picker's "not given"
 NO_MODEL = (
     "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
     "(see the About page), then reload this page."
 )
+
+
+def use_navigation() -> None:
+    """Every page's first call: run it through the entry file's `st.navigation`, also on a fresh server.
+
+    Streamlit (1.67) takes its old multipage mode for a process whose first session finds a `pages/`
+    folder beside the entry file (ours is there), and only a run of the entry file's `st.navigation` turns
+    that mode off. A first visitor who opens a page link (`/batch`) then gets the page run alone: no model
+    picker or threshold, and every module of `pages/`, helpers too, listed as a page. Turn the old mode
+    off for the process and run the entry file (navigation, sidebar, then this page) in this same run:
+    a rerun would drop the click that started the run (AppTest starts every run in the old mode).
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(ENTRY_FILE))
+        st.stop()  # the page has run, inside the entry file
 
 
 def models_root() -> Path:
@@ -144,6 +167,7 @@ def sidebar() -> None:
         "Model",
         names,
         key="model",
+        persist_state=KEEP,
         format_func=lambda n: next(b.title for b in working if b.name == n),
         on_change=_link_model,
     )
@@ -156,6 +180,7 @@ def sidebar() -> None:
         "Where were the photos taken?",
         [NO_COUNTRY, *countries()],
         key="country",
+        persist_state=KEEP,
         format_func=lambda code: countries().get(code, "Not given (each photo's GPS, if any)"),
         help="Species that do not live there are never the answer. Not given: each photo's own GPS "
         "position, when its camera wrote one.",
@@ -166,6 +191,7 @@ def sidebar() -> None:
         1.0,
         step=0.01,
         key=key,
+        persist_state=KEEP,
         help="Below this confidence a photo is marked 'not sure' and set aside for a person. "
         f"The model's own default is {bundle.threshold:.2f}.",
     )

@@ -8,7 +8,9 @@ import streamlit as st
 
 from classifier.lookalikes import compare, confusion_sentences, most_confused_pair, partner
 from pages.cards import SPECIES_PAGE, heading, status_line
-from pages.common import require_bundle, species_book_or_warn
+from pages.common import require_bundle, species_book_or_warn, use_navigation
+
+use_navigation()
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)

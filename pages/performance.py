@@ -5,7 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from classifier import performance
-from pages.common import current_threshold, require_bundle, working_bundles
+from pages.common import current_threshold, require_bundle, use_navigation, working_bundles
+
+use_navigation()
 
 bundle = require_bundle()
 report = bundle.report

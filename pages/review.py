@@ -42,7 +42,9 @@ from classifier.review import (
     megadetector_text,
 )
 from classifier.rows import ERROR
-from pages.common import PHOTO_UPLOAD_TYPES, current_bundle, species_taxa, working_bundles
+from pages.common import PHOTO_UPLOAD_TYPES, current_bundle, species_taxa, use_navigation, working_bundles
+
+use_navigation()
 
 PAGE_SIZE = 12  # photos a page of the queue shows: a 10,000-row file renders as fast as a small one
 PER_ROW = 4

@@ -10,7 +10,9 @@ import streamlit as st
 from classifier.lookalikes import confused_with
 from classifier.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
 from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, heading, status_line
-from pages.common import require_bundle, species_book_or_warn
+from pages.common import require_bundle, species_book_or_warn, use_navigation
+
+use_navigation()
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)

@@ -313,3 +313,18 @@ def test_a_not_sure_answer_links_its_two_look_alikes(confused_app: AppTest, tiny
     assert confused_app.subheader[0].value == "Not sure"
     [(label, _, query)] = [link for link in links(confused_app) if "lookalikes" in link[1]]
     assert label.startswith("How to tell Red field from ") and query.startswith("species=red&vs=")
+
+
+def test_the_threshold_stays_after_review_and_correct(app: AppTest, tiny_image) -> None:
+    """The button's page switch carries no widget values: the sidebar's own had been dropped with it."""
+    app.sidebar.slider[0].set_value(1.0).run()
+    app.switch_page("pages/batch.py").run()
+    app.file_uploader(key="batch_uploads").upload("red.jpg", jpeg(tiny_image("red", seed=3)), "image/jpeg")
+    app.run()
+    app.button[0].click().run()
+    app.button(key="batch_review").click().run()
+    assert not app.exception
+    assert app.title[0].value == "Review and correct"
+    assert app.sidebar.slider[0].value == 1.0
+    app.switch_page("pages/batch.py").run()
+    assert app.sidebar.slider[0].value == 1.0

@@ -76,6 +76,35 @@ def test_performance_page(app_url: str, page, tmp_path: Path) -> None:
     assert page.get_by_text("Accuracy").first.is_visible()
 
 
+NAVIGATION = [
+    "Classify a photo",
+    "Batch-label photos",
+    "Review and correct",
+    "Species",
+    "Model performance",
+    "About the models",
+]
+
+
+def test_a_page_link_as_a_fresh_servers_first_visit_has_the_apps_navigation(
+    tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, page, tmp_path: Path
+) -> None:
+    """Its own server: the first page a fresh process serves decides Streamlit's multipage mode."""
+    with running_app(*tiny_app_folders(tiny_bundle, tmp_path_factory)) as (url, _):
+        page.goto(f"{url}/batch", timeout=60_000)
+        page.locator("h1").filter(has_text="Batch-label photos").wait_for(timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'",
+            timeout=60_000,
+        )
+        page.locator("[data-testid=stFileUploaderDropzone]").wait_for(timeout=60_000)  # widgets drawn
+        page.screenshot(path=tmp_path / "first-visit-batch.png", full_page=True)
+        links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
+        titles = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
+        assert titles == NAVIGATION  # not every module of pages/, helpers and all
+        assert page.get_by_role("slider", name="Confidence threshold").count() == 1
+
+
 # ------------------------------------------------------------------------------------ review and correct
 
 # The page's run is over and shows `text` in its progress bar, with nothing left of the run before (short
@@ -172,8 +201,8 @@ def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
     photos = []
     (tmp_path / "photos").mkdir()
     for i in range(PHOTOS):
-        # EXIF dates 5 minutes apart but the burst's, 20 s apart (without a date, a photo's time would be
-        # its upload's, and photos uploaded together would all be one sequence).
+        # EXIF dates 5 minutes apart but the burst's, 20 s apart (an undated upload is a sequence of its
+        # own).
         taken = START + timedelta(minutes=5 * min(i, BURST[0]), seconds=20 * max(0, i - BURST[0]))
         taken += timedelta(minutes=5 * max(0, i - BURST[-1]))
         photo = tmp_path / "photos" / f"trap_{i:02d}.jpg"

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy.stats import spearmanr
 
-from classifier import cli
+from classifier import cli, detect
 from classifier.bundles import MODELS_DIR, load_learner, load_model, read_bundle, resolve_bundle
 from classifier.explain import (
     DEFAULT_METHOD,
@@ -241,7 +241,7 @@ def test_the_command_line_explains_each_animal_with_a_detector_bundle(
 
             return [[Box((0.1, 0.2, 0.3, 0.3), 0.9), Box((0.6, 0.5, 0.3, 0.4), 0.7)] for _ in frames]
 
-    monkeypatch.setattr(cli, "detector_for", lambda _: TwoAnimals())
+    monkeypatch.setattr(detect, "detector_for", lambda _: TwoAnimals())
     photo = tmp_path / "frame.png"
     Image.new("RGB", (320, 240), (40, 190, 50)).save(photo)
     out = tmp_path / "heat.png"

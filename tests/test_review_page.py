@@ -203,7 +203,7 @@ def test_rows_without_their_photos_are_shown_missing_and_can_be_relabelled(app: 
     with zipfile.ZipFile(some, "a") as archive:
         archive.writestr("trap/notes.txt", "batteries changed")
     load(app, csv_text(rows).encode(), [("some.zip", some.getvalue())])
-    assert [i.value for i in app.info] == ["Skipped 1 files without an image extension."]
+    assert [i.value for i in app.main.info] == ["Skipped 1 files without an image extension."]
     app.session_state["review_cursor"] = 5
     app.run()
     assert app.warning[0].value == "Photo missing: photo not found among the uploaded photos"

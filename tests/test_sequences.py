@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,11 @@ from PIL import Image
 from classifier.bundles import load_model, read_bundle
 from classifier.inputs import expand_inputs
 from classifier.predict import Predictor
+from classifier.review import Photos
 from classifier.rows import ERROR, OK, Row
 from classifier.sequences import SequenceStream, assign_sequences, majority_label
 from conftest import make_tiny_image
+from review_rows import START, photo_bytes
 
 
 def row(
@@ -149,3 +151,18 @@ def test_sequences_from_exif_times_written_by_the_test(tiny_bundle, tmp_path):
     )
     # the EXIF-less photo has a camera of "" and so is not chained to the TrapCam photo beside it
     assert rows[6].camera == "" and rows[6].time == pytest.approx(taken)
+
+
+def test_undated_photos_uploaded_together_are_not_one_sequence(tiny_bundle):
+    """An upload's file time is when the app saved it, so it is no capture time: each undated upload is a
+    sequence of its own, while dated uploads still chain by their EXIF time."""
+    dated = [(f"dated_{i}.jpg", photo_bytes("red", i, START + timedelta(seconds=10 * i))) for i in range(2)]
+    undated = [(f"undated_{i}.jpg", photo_bytes("blue", 10 + i)) for i in range(3)]
+    photos = Photos()
+    items = photos.add(dated + undated).items
+    rows = list(Predictor(load_model(read_bundle(tiny_bundle))).predict_many(items))
+    assign_sequences(rows, gap=60)
+    assert [Path(r.path).name for r in rows] == [name for name, _ in dated + undated]
+    assert ids(rows) == ["seq00001"] * 2 + ["seq00002", "seq00003", "seq00004"]
+    assert [r.time for r in rows[2:]] == [None] * 3
+    photos.close()
