@@ -80,6 +80,8 @@ def test_int8_calibrates_on_the_bundles_training_photos_and_keeps_its_answers(ti
     photos = runtimes.calibration_photos(bundle, limit=9)
     assert len(photos) == 9 and {p.parent.name for p in photos} == set(TINY_CLASSES)
     assert all(p.is_relative_to(tiny_dataset) for p in photos)
+    everything = runtimes.calibration_photos(bundle, limit=1000)
+    assert len(everything) == read_bundle(tiny_bundle).report["data"]["n_train"]  # not its validation photos
     images = generated_photos(60)[::4] + generated_photos(60)[1::4]  # the classes' own photos
     reference = Predictor(load_model(bundle, runtime="torch"), top_k=1).predict_arrays(images)
     for runtime in (runtimes.ONNX, runtimes.OPENVINO):
@@ -88,9 +90,9 @@ def test_int8_calibrates_on_the_bundles_training_photos_and_keeps_its_answers(ti
         found = Predictor(model, top_k=1).predict_arrays(images)
         assert [f.label for f in found] == [r.label for r in reference]
     [entry] = (Path(os.environ[runtimes.CACHE_VARIABLE]) / "networks").glob(
-        f"{bundle.model_sha256}-*int8.onnx"
+        f"{bundle.model_sha256}-*-int8{runtimes.INT8_RECIPE}.onnx"
     )
-    assert "-ort" in entry.name  # keyed by the quantizer's version too
+    assert "-ort" in entry.name  # keyed by the quantizer's version and recipe too
 
 
 def test_int8_without_the_training_photos_on_disk_says_so(tiny_bundle, tmp_path, monkeypatch):
@@ -98,7 +100,9 @@ def test_int8_without_the_training_photos_on_disk_says_so(tiny_bundle, tmp_path,
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_bundle, copy)
     report = json.loads((copy / "report.json").read_text())
-    report["data"] = {**report["data"], "root": str(tmp_path / "gone"), "source": str(tmp_path / "gone")}
+    gone = str(tmp_path / "gone")
+    report["data"] = {**report["data"], "root": gone, "source": gone}
+    report["recipe"] = {**report["recipe"], "data": gone}
     (copy / "report.json").write_text(json.dumps(report))
     with pytest.raises(BundleError, match=r"training photos, which are not on this disk.*--precision fp32"):
         load_model(read_bundle(copy), runtime="onnx", precision="int8")
@@ -267,3 +271,68 @@ def test_the_detectors_boxes_on_real_frames_are_torchs(runtime, shared_data):
         assert [d.confidence for d in mine] == pytest.approx([d.confidence for d in theirs], abs=2e-3)
         for a, b in zip(mine, theirs, strict=True):
             assert max(abs(x - y) for x, y in zip(a.bbox, b.bbox, strict=True)) < 2e-3
+
+
+def test_the_command_line_predicts_alike_on_every_runtime(tiny_bundle, tmp_path):
+    from classifier.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        make_tiny_image(TINY_CLASSES[i % 3], seed=900 + i).save(photos / f"{i}.jpg")
+    labels = {}
+    for runtime in runtimes.RUNTIMES:
+        out = tmp_path / f"{runtime}.csv"
+        assert (
+            main(
+                ["predict", "--model", str(tiny_bundle), "--runtime", runtime, "--out", str(out), str(photos)]
+            )
+            == 0
+        )
+        labels[runtime] = [line.split(",")[1] for line in out.read_text().splitlines()[1:]]
+    assert labels["openvino"] == labels["onnx"] == labels["torch"]
+    assert labels["torch"] == [TINY_CLASSES[i % 3] for i in range(6)]
+
+
+def test_a_precision_the_runtime_lacks_is_one_line_on_the_command_line(tiny_bundle, tmp_path, capsys):
+    from classifier.cli import main
+
+    make_tiny_image("red").save(tmp_path / "red.jpg")
+    status = main(
+        ["predict", "--model", str(tiny_bundle), "--runtime", "torch", "--precision", "int8", str(tmp_path)]
+    )
+    assert status == 1
+    assert capsys.readouterr().err.strip() == (
+        "python -m classifier predict: error: the torch runtime runs fp32 only; int8 needs --runtime "
+        "openvino or onnx."
+    )
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("runtime", [runtimes.OPENVINO, runtimes.ONNX])
+def test_two_threads_run_the_detector_and_the_classifier_at_once(tiny_bundle, runtime):
+    """As predict_many runs them: a batch per thread, the crops' count changing from call to call (the
+    first calls once deadlocked OpenVINO's input copy)."""
+    import threading
+
+    from classifier.detect import Detector
+
+    detector = Detector(input_size=320, runtime=runtime)
+    model = load_model(read_bundle(tiny_bundle), runtime=runtime)
+    failures: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for crops in (1, 3, 2, 5):
+                assert detector.network(torch.zeros(2, 3, 320, 320)).shape[0] == 2
+                assert model.network(batch(crops + seed)).shape == (crops + seed, 3)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,), daemon=True) for seed in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not any(thread.is_alive() for thread in threads), "the runtime deadlocked"
+    assert not failures, failures
