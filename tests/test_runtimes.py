@@ -336,3 +336,21 @@ def test_two_threads_run_the_detector_and_the_classifier_at_once(tiny_bundle, ru
         thread.join(timeout=240)
     assert not any(thread.is_alive() for thread in threads), "the runtime deadlocked"
     assert not failures, failures
+
+
+def test_the_compiled_parts_give_the_feature_map_and_the_heads_gradient(tiny_bundle):
+    """Where the model looked needs the class score's gradient at the body's feature map: the cached
+    torch network keeps body and head apart, and the frozen head takes gradients as the learner's does."""
+    bundle = read_bundle(tiny_bundle)
+    network = load_learner(bundle).model.eval()
+    compiled = load_model(bundle, runtime="torch").network
+    assert isinstance(compiled, runtimes.CompiledNetwork)
+    images = batch(3)
+    with torch.no_grad():
+        maps = compiled.body(images)
+        expected = network.body((images - network.mean) / network.std)
+    assert torch.allclose(maps, expected, atol=1e-4)
+    found, wanted = maps.clone().requires_grad_(True), expected.clone().requires_grad_(True)
+    compiled.head(found)[:, 1].sum().backward()
+    network.head(wanted)[:, 1].sum().backward()
+    assert found.grad is not None and torch.allclose(found.grad, wanted.grad, atol=1e-5)
