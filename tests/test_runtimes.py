@@ -108,6 +108,13 @@ def test_int8_without_the_training_photos_on_disk_says_so(tiny_bundle, tmp_path,
         load_model(read_bundle(copy), runtime="onnx", precision="int8")
 
 
+def test_openvino_keeps_its_compiled_blob_in_the_cache(tiny_bundle, tmp_path, monkeypatch):
+    """The next process reads OpenVINO's compiled network instead of compiling the ONNX file again."""
+    monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
+    load_model(read_bundle(tiny_bundle), runtime=runtimes.OPENVINO)
+    assert list((tmp_path / "cache" / "openvino").glob("*.blob"))
+
+
 @pytest.mark.parametrize(
     ("runtime", "precision", "message"),
     [
