@@ -8,9 +8,9 @@ Three runtimes, each compiled from the network itself and loaded without fastai:
 - `openvino`: the same ONNX file, compiled by OpenVINO's CPU plugin when it is loaded.
 
 and three precisions: `fp32` (every runtime), `int8` (`onnx` and `openvino`: the ONNX file quantized by
-ONNX Runtime's static quantizer: QDQ on the layers with weights, per-channel int8 weights with their
-range reduced to 7 bits, uint8 activations calibrated on the bundle's own training photos, or for the
-detector on 48 of them; both runtimes run that one file) and `bf16`
+ONNX Runtime's static quantizer: QDQ, per-channel int8 weights with their range reduced to 7 bits,
+uint8 activations calibrated on the bundle's own training photos; the detector's on its layers with
+weights only, calibrated on 48 of them; both runtimes run that one file) and `bf16`
 (`openvino` only: its CPU plugin's bfloat16 inference, which needs a CPU with bf16 instructions;
 elsewhere it runs float32, and `precision_in_use` says so).
 
@@ -86,8 +86,9 @@ DEFAULT_RUNTIME, DEFAULT_PRECISION = OPENVINO, FP32
 # int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
 CALIBRATION_PHOTOS = 160
 CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
-# What the quantizer is asked for, in the cache key: another recipe is another file.
-INT8_RECIPE = "-conv-w7"
+# What the quantizer is asked for, in the cache key: another recipe is another file. The classifier: every
+# op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
+INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
 LAYOUT = "body+head"  # what a torch cache entry holds; part of its name, so older entries compile again
 HEAD_FILE = "head.pt"
@@ -169,13 +170,13 @@ def cache_root() -> Path:
     return Path(base) / "wildlife-classifier"
 
 
-def _versions(runtime: str, precision: str) -> str:
+def _versions(runtime: str, precision: str, recipe: str = INT8_RECIPE) -> str:
     """The libraries whose version shapes the file: torch (trace or export), onnxruntime (its quantizer)."""
     text = f"torch{torch.__version__}"
     if precision == INT8:
         from importlib.metadata import version
 
-        text += f"-ort{version('onnxruntime')}-int8{INT8_RECIPE}"
+        text += f"-ort{version('onnxruntime')}-int8{recipe}"
     return text.replace("+", "-")
 
 
@@ -198,7 +199,7 @@ def compiled_path(bundle: Bundle, sha256: str, runtime: str = TORCH, precision: 
 def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision: str = FP32) -> Path:
     """The cache entry of the detector's weights with this hash at this input size."""
     stored = INT8 if precision == INT8 else FP32
-    name = f"detector-{sha256}-{input_size}px-{_versions(runtime, stored)}{_suffix(runtime)}"
+    name = f"detector-{sha256}-{input_size}px-{_versions(runtime, stored, DETECTOR_INT8_RECIPE)}{_suffix(runtime)}"
     return cache_root() / "networks" / name
 
 
@@ -302,11 +303,15 @@ def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channe
         )
 
 
-def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray]) -> None:
+def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray], *, weights_only: bool = False) -> None:
     """Quantize the float32 ONNX file: QDQ, int8 weights per channel, uint8 activations, calibrated on
     `batches` (what the network is fed). Weights keep 7 bits (`reduce_range`): on CPUs without VNNI
     instructions the 8-bit products saturate (measured on serengeti's 162 photos, top-1 agreement with
-    float32 0.957 without, 0.994 with)."""
+    float32 0.957 without, 0.994 with). `weights_only` quantizes the layers with weights alone, on the
+    graph `quant_pre_process` folded: OpenVINO cannot compile the detector with its box decoding (Exp,
+    the grid's Add and Mul, Concat) quantized too, and those cost little; the classifier keeps every op,
+    as that recipe cost it accuracy (serengeti's 160 calibration photos: top-1 agreement 0.950, against
+    0.994)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -319,10 +324,12 @@ def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray]) -> None:
 
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepared, partial = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # shapes known, graph folded
+        source, partial = fp32, Path(scratch) / "int8.onnx"
+        if weights_only:
+            source = Path(scratch) / "prepared.onnx"
+            quant_pre_process(str(fp32), str(source), skip_symbolic_shape=True)  # shapes known, graph folded
         quantize_static(
-            str(prepared),
+            str(source),
             str(partial),
             Reader(),
             quant_format=QuantFormat.QDQ,
@@ -330,9 +337,7 @@ def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray]) -> None:
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=True,
-            # The layers with weights only: OpenVINO cannot compile the detector with its box decoding
-            # (Exp, the grid's Add and Mul, Concat) quantized too, and those cost little.
-            op_types_to_quantize=QUANTIZED_OPS,
+            op_types_to_quantize=QUANTIZED_OPS if weights_only else None,
         )
         with _written_whole(target, ".onnx") as whole:
             os.replace(partial, whole)
@@ -453,7 +458,7 @@ def load_detector_network(
             if precision == INT8:
                 if calibration is None:
                     raise BundleError("int8 detection needs calibration frames; use --precision fp32.")
-                save_int8(fp32, path, calibration())
+                save_int8(fp32, path, calibration(), weights_only=True)
     return _read(path, device, runtime, precision, parts=False)
 
 

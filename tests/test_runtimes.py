@@ -95,6 +95,22 @@ def test_int8_calibrates_on_the_bundles_training_photos_and_keeps_its_answers(ti
     assert "-ort" in entry.name  # keyed by the quantizer's version and recipe too
 
 
+def test_the_detector_compiles_to_int8_for_openvino(tmp_path, monkeypatch):
+    """Its layers with weights quantized only: with the box decoding quantized too OpenVINO cannot compile it."""
+    from classifier.detect import Detector
+
+    monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
+    photos = []
+    for i, label in enumerate(TINY_CLASSES):
+        make_tiny_image(label, seed=i).resize((320, 240)).save(tmp_path / f"{i}.jpg")
+        photos.append(tmp_path / f"{i}.jpg")
+    detector = Detector(input_size=320, runtime=runtimes.OPENVINO, precision="int8", calibration=photos)
+    assert detector.network.precision_in_use == "int8"
+    assert detector.network(torch.zeros(1, 3, 320, 320)).shape[0] == 1
+    entries = (tmp_path / "cache" / "networks").glob(f"detector-*-int8{runtimes.DETECTOR_INT8_RECIPE}.onnx")
+    assert len(list(entries)) == 1
+
+
 def test_int8_without_the_training_photos_on_disk_says_so(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))  # nothing compiled yet
     copy = tmp_path / "tiny"
