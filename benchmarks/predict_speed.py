@@ -21,6 +21,17 @@ Figures (targets from issue 4, for a 2-core CPU with the cores to itself):
    temporary folder), with torch's default threads and with one: median <= 80 ms.
 4. peak resident memory of `python -m classifier predict` writing a CSV for 10,000 images (the frames
    repeated by symlinks; --quick: 500): <= 1.5 GB.
+5. runtimes (`--only runtimes` runs this part alone), each ratio within this one run:
+   a. the network alone, batch 4, one thread, and one stream per core: torch eager (the learner's own
+      module), torch (TorchScript), openvino and onnx at fp32, int8 and bf16: the runtime's ceiling
+      >= 2x torch eager's;
+   b. `python -m classifier predict` end to end on the full-size frames (whole frames, classifier
+      alone), each runtime: >= 2x today's (--runtime torch) photos/s;
+   c. the same with the detector first (a copy of the bundle whose report gets a `detector` section):
+      >= 2x the torch-only pipeline;
+   d. detector + classifier on 12 MP frames (the frames upscaled to 4000x3000): frames/s through the CLI
+      (target >= 4 on 2 cores) against the forward-only ceiling of the same networks in this run (the
+      detector on each frame plus the classifier on the crops it kept, one stream per core): >= 0.7.
 On a loaded machine torch's default (OpenMP) threads can run 30-100x slower than one thread; the
 figures for both are printed side by side, so check the load averages the JSON records.
 Prints the figures and writes them with the machine to benchmarks/results/predict_speed[-quick]-<time>.json
@@ -73,6 +84,28 @@ def main(argv: list[str] | None = None) -> int:
     n_images = args.images or (96 if args.quick else 480)
     n_baseline = 8 if args.quick else 40
     n_memory = args.memory_images or (500 if args.quick else 10_000)
+    if args.only == "runtimes":
+        results = {
+            "benchmark": "predict_speed_runtimes",
+            "quick": args.quick,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "torch": torch.__version__,
+                "load_average_at_start": os.getloadavg(),
+            },
+            "model": {
+                "name": bundle.name,
+                "arch": bundle.report.get("arch"),
+                "image_size": bundle.image_size,
+            },
+        }
+        with tempfile.TemporaryDirectory(prefix="predict_speed_") as scratch:
+            results["runtimes"] = _runtimes(bundle, frames, Path(scratch), args)
+        results["machine"]["load_average_at_end"] = os.getloadavg()
+        write_results(f"predict_speed_runtimes{'-quick' if args.quick else ''}", results)
+        return 0
     from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     model = load_model(bundle)
@@ -113,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         results["latency"] = _latency(model, frames, scratch, runs=10 if args.quick else 30)
         memory_folder = _repeat(frames, n_memory, scratch / "memory")
         results["memory"] = _peak_memory(bundle.directory, memory_folder, n_memory, scratch, args.batch_size)
+        results["runtimes"] = _runtimes(bundle, frames, scratch, args)
     results["met"] = {
         "ceiling_ratio": results["throughput"]["ratio_threads"] >= TARGETS["ceiling_ratio"],
         "speedup_vs_learn_predict": results["learn_predict"]["speedup"]
@@ -149,6 +183,15 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="images for the memory run (default: 10,000, quick 500)",
+    )
+    parser.add_argument(
+        "--only", choices=("runtimes",), default=None, help="run one part alone (runtimes: figure 5)"
+    )
+    parser.add_argument(
+        "--detector-frames",
+        type=int,
+        default=None,
+        help="frames for the detector runs of figure 5 (default: 96, quick 24)",
     )
     return parser
 
@@ -467,6 +510,297 @@ def _peak_memory(bundle_dir: Path, folder: Path, n: int, scratch: Path, batch_si
         flush=True,
     )
     return {"images": n, "rows": rows, "seconds": round(seconds, 1), "peak_rss_gb": round(peak_gb, 3)}
+
+
+# -------------------------------------------------------------------------------------------- runtimes
+
+RUNTIME_TARGETS = {"ceiling_vs_eager": 2.0, "cli_vs_torch": 2.0, "frames_per_s_12mp": 4.0, "ratio_12mp": 0.7}
+# (runtime, precision) pairs measured; eager is the learner's own module, the others classifier.runtimes.
+VARIANTS = (
+    ("eager", "fp32"),
+    ("torch", "fp32"),
+    ("openvino", "fp32"),
+    ("onnx", "fp32"),
+    ("openvino", "int8"),
+    ("onnx", "int8"),
+    ("openvino", "bf16"),
+)
+DETECTOR_SECTION = {"confidence": 0.05, "input_size": 640, "crop_margin": 0.15}
+
+
+def _runtimes(bundle, frames: list[Path], scratch: Path, args) -> dict:
+    figures: dict = {"targets": RUNTIME_TARGETS, "load_average_at_start": os.getloadavg()}
+    figures["network"] = _runtime_ceilings(bundle, rounds=3 if args.quick else 7)
+    n = args.images or (96 if args.quick else 480)
+    n_detector = args.detector_frames or (24 if args.quick else 96)
+    folder = _repeat(frames, n, scratch / "runtime_frames")
+    detector_folder = _repeat(frames, n_detector, scratch / "detector_frames")
+    detecting = _bundle_with_detector(bundle, scratch / "with_detector")
+    runs = ("torch", "openvino", "onnx", "openvino:int8")
+    # Compile everything first (the runs then time prediction, not compiling).
+    for run in runs:
+        runtime, _, precision = run.partition(":")
+        _cli(["compile", "--model", str(detecting), "--runtime", runtime, "--precision", precision or "fp32"])
+    figures["cli_classifier"] = _cli_runs(bundle.directory, folder, n, runs, ["--no-detector"], "photos")
+    figures["cli_detector"] = _cli_runs(detecting, detector_folder, n_detector, runs, [], "frames")
+    figures["twelve_mp"] = _twelve_megapixels(bundle, detecting, frames, scratch, args)
+    base = figures["network"]["eager:fp32"]["per_core"]
+    cli, det = figures["cli_classifier"], figures["cli_detector"]
+    figures["met"] = {
+        run: {
+            "ceiling_vs_eager": figures["network"]
+            .get(f"{run}" if ":" in run else f"{run}:fp32", {})
+            .get("per_core", 0)
+            / base
+            >= RUNTIME_TARGETS["ceiling_vs_eager"],
+            "cli_vs_torch": cli[run]["vs_torch"] >= RUNTIME_TARGETS["cli_vs_torch"],
+            "detector_cli_vs_torch": det[run]["vs_torch"] >= RUNTIME_TARGETS["cli_vs_torch"],
+        }
+        for run in runs
+    }
+    figures["load_average_at_end"] = os.getloadavg()
+    print(f"runtimes: targets met {figures['met']}; load average {os.getloadavg()}", flush=True)
+    return figures
+
+
+def _runtime_ceilings(bundle, rounds: int) -> dict:
+    """Forward alone, batch 4, on real-photo-sized random input: one stream on one thread, and one
+    stream per core (one thread each); rounds interleave the variants, medians reported."""
+    import warnings
+
+    import torch
+
+    from classifier.bundles import BundleError, load_learner, load_model
+    from classifier.predict import default_workers
+
+    streams = default_workers()
+    size = bundle.image_size
+    batch = torch.rand(4, 3, size, size).contiguous(memory_format=torch.channels_last)
+    networks = {}
+    for runtime, precision in VARIANTS:
+        key = f"{runtime}:{precision}"
+        try:
+            if runtime == "eager":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    network = load_learner(bundle).model.eval().to(memory_format=torch.channels_last)
+                networks[key] = (network, "fp32")
+            else:
+                model = load_model(bundle, runtime=runtime, precision=precision)
+                networks[key] = (model.network, getattr(model.network, "precision_in_use", precision))
+        except BundleError as exc:
+            print(f"{key}: not measured ({exc})", flush=True)
+    reference = torch.softmax(networks["eager:fp32"][0](batch), 1)
+    times: dict[str, dict[str, list[float]]] = {k: {"one": [], "per_core": []} for k in networks}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    repeats = 4
+    try:
+        with torch.inference_mode():
+            for network, _ in networks.values():
+                network(batch)  # warm-up
+            for _ in range(rounds):
+                for key, (network, _) in networks.items():
+
+                    def run(_: int, network=network) -> None:
+                        for _ in range(repeats):
+                            network(batch)
+
+                    start = time.perf_counter()
+                    run(0)
+                    times[key]["one"].append(4 * repeats / (time.perf_counter() - start))
+                    start = time.perf_counter()
+                    with ThreadPoolExecutor(streams) as pool:
+                        list(pool.map(run, range(streams)))
+                    times[key]["per_core"].append(4 * repeats * streams / (time.perf_counter() - start))
+            differences = {
+                key: float((torch.softmax(network(batch).float(), 1) - reference).abs().max())
+                for key, (network, _) in networks.items()
+            }
+    finally:
+        torch.set_num_threads(threads)
+    base = statistics.median(times["eager:fp32"]["one"])
+    base_cores = statistics.median(times["eager:fp32"]["per_core"])
+    figures = {}
+    print(f"network alone, batch 4, photos/s (median of {rounds} rounds): one thread | one stream per core")
+    for key, (_, ran) in networks.items():
+        one, cores = statistics.median(times[key]["one"]), statistics.median(times[key]["per_core"])
+        figures[key] = {
+            "one_thread": round(one, 1),
+            "per_core": round(cores, 1),
+            "one_thread_vs_eager": round(one / base, 2),
+            "per_core_vs_eager": round(cores / base_cores, 2),
+            "precision_in_use": ran,
+            "max_probability_difference_vs_eager": round(differences[key], 6),
+        }
+        print(
+            f"  {key:14s} {one:6.1f} ({one / base:.2f}x) | {cores:6.1f} ({cores / base_cores:.2f}x)  ran {ran}, "
+            f"max |p - eager's| {differences[key]:.2e}",
+            flush=True,
+        )
+    return figures
+
+
+def _bundle_with_detector(bundle, target: Path) -> Path:
+    """A copy of the bundle whose report names a detector (its model file linked, not copied)."""
+    import json
+
+    target.mkdir(parents=True)
+    report = json.loads((bundle.directory / "report.json").read_text(encoding="utf-8"))
+    report["detector"] = DETECTOR_SECTION
+    (target / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    (target / "model.pkl").symlink_to(bundle.model_path.resolve())
+    return target
+
+
+def _cli(arguments: list[str]) -> tuple[float, str]:
+    """Run `python -m classifier ARGUMENTS`; its wall time and standard error."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier", *arguments], cwd=REPO, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"python -m classifier {' '.join(arguments)} failed: {done.stderr[-2000:]}")
+    return seconds, done.stderr
+
+
+def _cli_runs(
+    model_dir: Path, folder: Path, n: int, runs: tuple[str, ...], extra: list[str], unit: str
+) -> dict:
+    """`python -m classifier predict` over `folder` for each runtime, twice each, interleaved; the
+    rate the command prints (model load included) and the wall time (Python's start included)."""
+    import re
+
+    figures: dict = {run: {"rates": [], "wall_s": []} for run in runs}
+    for _ in range(2):
+        for run in runs:
+            runtime, _, precision = run.partition(":")
+            out = folder.parent / f"{folder.name}-{runtime}-{precision or 'fp32'}.csv"
+            seconds, stderr = _cli(
+                [
+                    "predict",
+                    "--model",
+                    str(model_dir),
+                    "--runtime",
+                    runtime,
+                    "--precision",
+                    precision or "fp32",
+                    *extra,
+                    "--sequence-gap",
+                    "0",
+                    "--out",
+                    str(out),
+                    str(folder),
+                ]
+            )
+            rate = re.search(r"\(([\d.]+) photos/s\)", stderr)
+            figures[run]["rates"].append(float(rate.group(1)) if rate else n / seconds)
+            figures[run]["wall_s"].append(round(seconds, 1))
+    base = max(figures["torch"]["rates"])
+    labels = _labels(folder.parent, folder.name, runs)
+    print(f"python -m classifier predict {' '.join(extra)} on {n} full-size frames, {unit}/s (best of 2):")
+    for run in runs:
+        best = max(figures[run]["rates"])
+        figures[run].update(best=best, vs_torch=round(best / base, 2), same_labels_as_torch=labels[run])
+        print(
+            f"  {run:14s} {best:6.1f} {unit}/s ({best / base:.2f}x torch's), wall {figures[run]['wall_s']} s, "
+            f"same label as torch on {labels[run]:.3f} of rows",
+            flush=True,
+        )
+    return figures
+
+
+def _labels(directory: Path, prefix: str, runs: tuple[str, ...]) -> dict[str, float]:
+    import csv
+
+    def rows(run: str) -> dict[str, str]:
+        runtime, _, precision = run.partition(":")
+        with open(directory / f"{prefix}-{runtime}-{precision or 'fp32'}.csv", encoding="utf-8") as handle:
+            return {row["path"]: row["label"] for row in csv.DictReader(handle)}
+
+    reference = rows("torch")
+    return {
+        run: round(sum(rows(run).get(path) == label for path, label in reference.items()) / len(reference), 4)
+        for run in runs
+    }
+
+
+def _twelve_megapixels(bundle, detecting: Path, frames: list[Path], scratch: Path, args) -> dict:
+    """Detector + classifier on 12 MP frames: the CLI's frames/s against the forward-only ceiling."""
+    import json
+
+    import torch
+    from PIL import Image
+
+    from classifier.bundles import load_model, read_bundle
+    from classifier.detect import detector_for
+    from classifier.predict import MAX_DETECTIONS, default_workers
+
+    distinct = 6 if args.quick else 12
+    big = scratch / "twelve_mp"
+    big.mkdir()
+    for i, frame in enumerate(frames[:distinct]):
+        with Image.open(frame) as im:
+            im.convert("RGB").resize((4000, 3000), Image.BICUBIC).save(big / f"{i:02d}.jpg", quality=92)
+    n = 24 if args.quick else 48
+    folder = _repeat(sorted(big.glob("*.jpg")), n, scratch / "twelve_mp_frames")
+    figures: dict = {"frames": n, "distinct": distinct, "size": "4000x3000"}
+    runs = ("torch", "openvino", "onnx", "openvino:int8")
+    cli = _cli_runs(detecting, folder, n, runs, [], "frames")
+    streams = default_workers()
+    for run in runs:
+        runtime, _, precision = run.partition(":")
+        precision = precision or "fp32"
+        with open(folder.parent / f"{folder.name}-{runtime}-{precision}.csv", encoding="utf-8") as handle:
+            import csv
+
+            rows = list(csv.DictReader(handle))
+        crops = sum(min(len(json.loads(r["detections"] or "[]")), MAX_DETECTIONS) for r in rows) / len(rows)
+        model = load_model(read_bundle(detecting), runtime=runtime, precision=precision)
+        detector = detector_for(read_bundle(detecting), runtime, precision)
+        frame_batch = torch.rand(4, 3, 640, 640) * 255
+        crop_count = max(1, round(4 * crops))
+        crop_batch = torch.rand(crop_count, 3, bundle.image_size, bundle.image_size).contiguous(
+            memory_format=torch.channels_last
+        )
+
+        def work(
+            _: int, detector=detector, model=model, crop_batch=crop_batch, frame_batch=frame_batch
+        ) -> None:
+            with torch.inference_mode():
+                for _ in range(2):
+                    detector.network(frame_batch)
+                    model.network(crop_batch)
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            work(0)
+            rates = []
+            for _ in range(3):
+                start = time.perf_counter()
+                with ThreadPoolExecutor(streams) as pool:
+                    list(pool.map(work, range(streams)))
+                rates.append(8 * streams / (time.perf_counter() - start))
+        finally:
+            torch.set_num_threads(threads)
+        ceiling = statistics.median(rates)
+        best = cli[run]["best"]
+        figures[run] = {
+            "cli_frames_per_s": best,
+            "crops_per_frame": round(crops, 2),
+            "forward_ceiling_frames_per_s": round(ceiling, 2),
+            "ratio_to_ceiling": round(best / ceiling, 3),
+            "vs_torch": cli[run]["vs_torch"],
+        }
+        print(
+            f"  12 MP, {run:14s}: CLI {best:.2f} frames/s, forward-only ceiling {ceiling:.2f} frames/s "
+            f"({crops:.2f} crops a frame) -> {best / ceiling:.2f} of it (targets >= "
+            f"{RUNTIME_TARGETS['frames_per_s_12mp']:g} frames/s, >= {RUNTIME_TARGETS['ratio_12mp']:g})",
+            flush=True,
+        )
+    return figures
 
 
 if __name__ == "__main__":

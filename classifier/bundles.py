@@ -72,8 +72,10 @@ class LoadedModel:
     """A bundle's compiled network on `device`, ready for `classifier.predict.Predictor`."""
 
     bundle: Bundle
-    network: nn.Module
+    network: nn.Module  # or an OpenVINO / ONNX Runtime network called the same way (classifier.runtimes)
     device: torch.device
+    runtime: str = "torch"
+    precision: str = "fp32"
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -210,22 +212,38 @@ def resolve_bundle(name_or_dir: str | Path | None, *roots: str | Path) -> Bundle
 
 
 def load_model(
-    bundle: Bundle, device: str | torch.device | None = None, verify: bool = True, isolate: bool = False
+    bundle: Bundle,
+    device: str | torch.device | None = None,
+    verify: bool = True,
+    isolate: bool = False,
+    *,
+    runtime: str | None = None,
+    precision: str = "fp32",
 ) -> LoadedModel:
     """The bundle's network, compiled for this machine (`classifier.runtimes`), on `device` (GPU if any).
 
-    The model file's SHA-256 is checked against the report first. `isolate`: when the network is not
-    compiled yet, compile it in a child process, so this one never imports fastai (the app's memory).
-    `verify=False` skips the hash check; only for files you made yourself in this process (tests).
+    The model file's SHA-256 is checked against the report first. `runtime`: torch, openvino or onnx
+    (default: `runtimes.default_runtime()`; openvino and onnx run on the CPU); `precision`: fp32, bf16
+    (openvino) or int8 (openvino, onnx). `isolate`: when the network is not compiled yet, compile it in
+    a child process, so this one never imports fastai (the app's memory); openvino and onnx then serve the
+    torch network until theirs is compiled. `verify=False` skips the hash check; only for files you made
+    yourself in this process (tests).
     """
     import torch
 
     from classifier import runtimes
 
+    runtime = runtime or runtimes.default_runtime()
+    runtimes.check_choice(runtime, precision)
     sha256 = _checked_sha256(bundle, verify)
-    target = torch.device(device) if device is not None else _default_device()
-    network = runtimes.load_network(bundle, sha256, target, isolate=isolate)
-    return LoadedModel(bundle=bundle, network=network, device=target)
+    if runtime != runtimes.TORCH:
+        target = torch.device("cpu")
+    else:
+        target = torch.device(device) if device is not None else _default_device()
+    network = runtimes.load_network(
+        bundle, sha256, target, isolate=isolate, runtime=runtime, precision=precision
+    )
+    return LoadedModel(bundle=bundle, network=network, device=target, runtime=runtime, precision=precision)
 
 
 def load_learner(bundle: Bundle, verify: bool = True) -> Any:

@@ -7,6 +7,7 @@ model looked, export, list, compile.
     python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
     python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
     python -m classifier compile            # every bundle's network, for prediction (classifier.runtimes)
+    python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
 for a missing or broken model, no inputs, unusable evaluation data, or a predictions, deployments or
@@ -210,11 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser(
         "compile",
         help="compile bundles' networks for prediction, once per model file (done on first use otherwise)",
-        description="Trace and freeze each bundle's network into the runtime cache "
-        "(classifier/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
+        description="Compile each bundle's network (and its animal detector's) for a runtime into the "
+        "runtime cache (classifier/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
     )
     _model_options(compile_, required=False, every=True)
+    _runtime_options(compile_)
     compile_.add_argument("--force", action="store_true", help="compile again even when cached")
+    compile_.add_argument(
+        "--no-detector",
+        action="store_true",
+        help="leave out the animal detector of bundles that have one (default: compile it too)",
+    )
     compile_.set_defaults(run=run_compile)
     return parser
 
@@ -236,7 +243,28 @@ def _model_options(parser: argparse.ArgumentParser, required: bool, every: bool 
     )
 
 
+def _runtime_options(parser: argparse.ArgumentParser) -> None:
+    from classifier.runtimes import DEFAULT_RUNTIME, PRECISIONS, RUNTIME_VARIABLE, RUNTIMES
+
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="what runs the networks: torch (TorchScript), openvino or onnx (ONNX Runtime), each compiled "
+        f"once per model file and cached (default: ${RUNTIME_VARIABLE}, else {DEFAULT_RUNTIME}; "
+        "torch when its package is missing)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (default), int8 (openvino, onnx: calibrated on the bundle's training photos, "
+        "which must be on disk) or bf16 (openvino, on CPUs with bf16 instructions)",
+    )
+
+
 def _speed_options(parser: argparse.ArgumentParser) -> None:
+    _runtime_options(parser)
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -265,6 +293,8 @@ def run_predict(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     options = PredictorOptions(
         detect=not args.no_detector,
+        runtime=args.runtime,
+        precision=args.precision,
         book=None if args.no_rules else _species_book(bundle, required=bool(_place(args))),
         country=_place(args),
         threshold=args.threshold,
@@ -449,7 +479,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{args.data}: none of its {len(dataset.records)} labeled photos has a class of model "
             f"{bundle.name!r} (its classes: {', '.join(bundle.classes[:8])}{', ...' if len(bundle.classes) > 8 else ''})."
         )
-    predictor = Predictor(load_model(bundle), batch_size=args.batch_size, workers=args.workers)
+    predictor = Predictor(
+        load_model(bundle, runtime=args.runtime, precision=args.precision),
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
     items = [item_for_path(dataset.path(r)) for r in records]
     probabilities, targets, files = [], [], []
     progress = _progress(len(items))
@@ -545,6 +579,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from classifier.detect import detector_for
     from classifier.explain import ExplainError, explain, render
     from classifier.images import ImageError, load_photo
+    from classifier.runtimes import TORCH
     from classifier.urlfetch import FetchError, fetch_image
 
     out = Path(args.out)
@@ -565,8 +600,11 @@ def run_explain(args: argparse.Namespace) -> int:
             photo = load_photo(args.photo, target_size=EXPLAIN_SIZE)
     except (ImageError, FetchError) as exc:
         raise CommandError(str(exc)) from None
+    # The heatmap needs the network's two torch parts; torch and the other runtimes answer alike (1e-5).
     predictor = Predictor(
-        load_model(bundle), detector=None if args.no_detector else detector_for(bundle), top_k=5
+        load_model(bundle, runtime=TORCH),
+        detector=None if args.no_detector else detector_for(bundle, TORCH),
+        top_k=5,
     )
     row = predictor.frame_row(photo.image, path=args.photo, location=photo.location)
     try:
@@ -709,14 +747,29 @@ def format_table(bundles: list[Bundle]) -> str:
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    from classifier.runtimes import compile_bundle
+    from classifier.detect import DetectorUnavailable, detector_for
+    from classifier.runtimes import compile_bundle, default_runtime
 
+    runtime = args.runtime or default_runtime()
     roots = args.models_dir or [MODELS_DIR]
     bundles = [_bundle(args)] if args.model else [b for b in find_bundles(*roots) if b.ok]
     for bundle in bundles:
         started = time.perf_counter()
-        path = compile_bundle(bundle, force=args.force)
+        path = compile_bundle(bundle, force=args.force, runtime=runtime, precision=args.precision)
         print(f"{bundle.name}: {path} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        if args.no_detector:
+            continue
+        started = time.perf_counter()
+        try:
+            detector = detector_for(bundle, runtime, args.precision)
+        except DetectorUnavailable as exc:
+            print(f"{bundle.name}: its detector is not compiled: {exc}", file=sys.stderr)
+            continue
+        if detector is not None:
+            print(
+                f"{bundle.name}: detector for {runtime} {args.precision} ({time.perf_counter() - started:.1f} s)",
+                file=sys.stderr,
+            )
     return 0
 
 

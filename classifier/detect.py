@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from classifier.bundles import Bundle, detector_settings
-from classifier.images import Source, load_photo
+from classifier import runtimes
+from classifier.bundles import Bundle, BundleError, detector_settings
+from classifier.images import ImageError, Source, load_photo
 from classifier.yolox import CHANNEL_ORDER, YOLOX, postprocess
 
 # From benchmarks/detector.py on the 439 frames of ../shared/data/camera_traps (2026-12-01), fed RGB at 640 px:
@@ -82,6 +84,15 @@ def load_network(path: str | Path | None = None, expected_sha256: str | None = N
     `expected_sha256` defaults to the hash the `megadetector_lite` package pins.
     """
     path = Path(path) if path is not None else weights_path()
+    data, _ = _checked_weights(path, expected_sha256)
+    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    network = YOLOX(num_classes=1)
+    network.load_state_dict(checkpoint["model"], strict=True)
+    return network.eval().requires_grad_(False)
+
+
+def _checked_weights(path: Path, expected_sha256: str | None) -> tuple[bytes, str]:
+    """The weights file's bytes and SHA-256, after checking it is the pinned file."""
     if expected_sha256 is None:
         import megadetector_lite
 
@@ -98,10 +109,7 @@ def load_network(path: str | Path | None = None, expected_sha256: str | None = N
             f"{path}: SHA-256 {actual[:12]}... is not the pinned {expected_sha256[:12]}... (a damaged or "
             f"different file), so the detector is not loaded; reinstall it: {INSTALL_HINT}."
         )
-    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    network = YOLOX(num_classes=1)
-    network.load_state_dict(checkpoint["model"], strict=True)
-    return network.eval().requires_grad_(False)
+    return data, actual
 
 
 class Detector:
@@ -112,6 +120,9 @@ class Detector:
     trained at 640); `channel_order` what the network is fed (see `classifier.yolox.CHANNEL_ORDER`);
     `enlarge_small` whether frames smaller than the input are enlarged to fill it, as zamba does. `detect` takes PIL images (as `load_photo` returns them) or files/bytes, which it
     decodes with `load_photo` at a reduced scale (an unreadable one raises `ImageError`).
+    `runtime` and `precision`: how the network runs (`classifier.runtimes`; default: this machine's default
+    runtime at float32), compiled once for the input size and cached under the weights' SHA-256;
+    `calibration`: the photos int8 calibrates on.
     """
 
     def __init__(
@@ -123,6 +134,9 @@ class Detector:
         device: str | torch.device = "cpu",
         channel_order: str = CHANNEL_ORDER,
         enlarge_small: bool = False,
+        runtime: str | None = None,
+        precision: str = runtimes.FP32,
+        calibration: Sequence[Path] | None = None,
     ) -> None:
         if input_size < 32 or input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32 (e.g. 640), not {input_size}")
@@ -134,8 +148,31 @@ class Detector:
         self.input_size = input_size
         self.channel_order = channel_order
         self.enlarge_small = enlarge_small
-        self.device = torch.device(device)
-        self.network = load_network(weights).to(self.device)
+        self.runtime = runtime or runtimes.default_runtime()
+        self.precision = precision
+        # OpenVINO and ONNX Runtime run on the CPU; torch on the device asked for.
+        self.device = torch.device(device) if self.runtime == runtimes.TORCH else torch.device("cpu")
+        path = Path(weights) if weights is not None else weights_path()
+        _, sha256 = _checked_weights(path, None)
+        photos = list(calibration or ())
+
+        def frames() -> Iterator[np.ndarray]:
+            for photo in photos:
+                with suppress(ImageError):
+                    yield self.prepare(load_photo(photo, target_size=input_size).image)[None]
+
+        try:
+            self.network = runtimes.load_detector_network(
+                path,
+                sha256,
+                input_size,
+                self.device,
+                runtime=self.runtime,
+                precision=precision,
+                calibration=frames if photos else None,
+            )
+        except BundleError as exc:
+            raise DetectorUnavailable(f"the animal detector: {exc}") from None
 
     def detect(
         self, images: Sequence[Image.Image | Source], confidence: float | None = None
@@ -215,7 +252,17 @@ def _clip(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-def detector_for(bundle: Bundle) -> Detector | None:
-    """The detector a bundle was trained with (its report's `detector` settings); None: whole frames."""
+def detector_for(
+    bundle: Bundle, runtime: str | None = None, precision: str = runtimes.FP32
+) -> Detector | None:
+    """The detector a bundle was trained with (its report's `detector` settings); None: whole frames.
+    int8 calibrates on the bundle's training photos."""
     settings = detector_settings(bundle)
-    return None if settings is None else Detector(**settings)
+    if settings is None:
+        return None
+    photos = (
+        runtimes.calibration_photos(bundle, runtimes.CALIBRATION_FRAMES)
+        if precision == runtimes.INT8
+        else None
+    )
+    return Detector(**settings, runtime=runtime, precision=precision, calibration=photos)

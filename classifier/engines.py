@@ -87,14 +87,16 @@ class PredictorOptions:
     threshold: float | None = None
     top_k: int = 3
     batch_size: int | None = None
+    runtime: str | None = None  # None: the machine's default (classifier.runtimes)
+    precision: str = "fp32"
 
     def build(self, bundle: Bundle, *, device: str | None = None, workers: int | None = None) -> Predictor:
         from classifier.detect import detector_for
         from classifier.predict import Predictor
 
         return Predictor(
-            load_model(bundle, device=device),
-            detector=detector_for(bundle) if self.detect else None,
+            load_model(bundle, device=device, runtime=self.runtime, precision=self.precision),
+            detector=detector_for(bundle, self.runtime, self.precision) if self.detect else None,
             book=self.book,
             country=self.country,
             threshold=self.threshold,
@@ -206,7 +208,9 @@ class RayEngine:
             raise EngineError("--engine ray needs Ray: pip install 'ray[data]'.") from None
         self.bundle, self.options = bundle, options
         # Checked and compiled here first, so a bad model is one line before any cluster work.
-        model = load_model(bundle, device="cpu", isolate=True)
+        model = load_model(
+            bundle, device="cpu", isolate=True, runtime=options.runtime, precision=options.precision
+        )
         self.sha256 = file_sha256(bundle.model_path)
         if bundle.model_sha256 and self.sha256 != bundle.model_sha256:  # changed since load_model read it
             raise BundleError(f"{bundle.model_path}: changed while it was being loaded; run again.")
@@ -214,7 +218,7 @@ class RayEngine:
         if options.detect:
             from classifier.detect import detector_for
 
-            detector = detector_for(bundle)
+            detector = detector_for(bundle, options.runtime, options.precision)
         from classifier.decoding import decode_size_for
 
         self.decode_size = decode_size_for(bundle.image_size, detector.input_size if detector else None)

@@ -262,6 +262,7 @@ def explain(
     *,
     method: str = DEFAULT_METHOD,
     target: str | None = None,
+    network: torch.nn.Module | None = None,
 ) -> Explanation:
     """Where the predictor's classifier looked in `image`: over the whole frame, and in each animal's
     crop when `row` (the frame's row from `predictor.frame_row`) has the detector's boxes.
@@ -269,7 +270,8 @@ def explain(
     The whole frame is explained for the first class of a whole-frame row's bars (the place's classes
     only, as shown), else for its own top class; each crop for its own first class; `target` names
     another class to explain everywhere. Nothing is computed before this is called: prediction never
-    pays for it.
+    pays for it. `network`: the classifier's torch network in two parts (`load_model(bundle,
+    runtime="torch")`) when the predictor's runs on another runtime, which gives no gradients.
     """
     started = time.perf_counter()
     rgb = image if image.mode == "RGB" else image.convert("RGB")
@@ -286,7 +288,7 @@ def explain(
         pictures.append(crop)
         targets.append(target or next((label for label, _ in detection.top_k if label in classes), None))
     batch = prepared(predictor, pictures)
-    maps = heatmaps(predictor.network, batch, classes, targets, method)
+    maps = heatmaps(network or predictor.network, batch, classes, targets, method)
     return Explanation(
         frame=maps[0],
         crops=tuple(

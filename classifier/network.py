@@ -74,9 +74,11 @@ class ImageNetPrior(nn.Module):
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         logits = pooled @ self.weight.T + self.bias  # (N, 1000)
         grouped = logits[:, self.index].masked_fill(~self.member, float("-inf"))  # (N, C, width)
-        score = torch.logsumexp(grouped, dim=-1)
+        score = torch.logsumexp(grouped, dim=2)
         mapped = self.member.any(dim=1)
-        neutral = score[:, mapped].mean(dim=1, keepdim=True)
+        # The mean over the mapped classes, without boolean indexing (its output size is data-dependent,
+        # which ONNX and OpenVINO export cannot express; classifier/runtimes.py).
+        neutral = torch.where(mapped, score, 0.0).sum(dim=1, keepdim=True) / mapped.sum()
         return self.scale * torch.where(mapped, score, neutral)
 
 

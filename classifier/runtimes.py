@@ -1,26 +1,47 @@
-"""A bundle's network as prediction runs it: compiled once from the fastai learner, cached on disk.
+"""Networks as prediction runs them: compiled once (a bundle's classifier, the animal detector), cached on disk.
 
-Serving needs torch alone. The learner brings fastai, and with it pandas, matplotlib, scikit-learn, timm
-and torchvision: about 250 MB of the app's memory (benchmarks/app_memory.py). So the learner is unpickled
-once per model file, to trace its network with TorchScript and freeze it (weights folded in as
-constants, 1.6-1.7x the eager network's photos/s on one core, measured on the serengeti bundle); the
-result is cached under the model file's SHA-256, the report's image size and classes, and the torch
-version, and every later load reads only that file. `isolate=True` compiles in a child process (`python -m classifier compile`),
-so a process that never had fastai (the app) never gets it.
+Three runtimes, each compiled from the network itself and loaded without fastai:
 
-The network is compiled as two parts, run one after the other (`CompiledNetwork`): the body (RGB in
-[0, 1], normalised inside -> the last feature map) and the head (feature map -> class scores). Where the
-model looked (`classifier.explain`) needs the gradient of a class score with respect to that feature
-map; one frozen graph of the whole network gives a gradient with respect to its input alone (freezing
-inlines every layer, so no feature map is left to ask for, nor hooks to ask with). A frozen head still
-takes gradients: its weights are constants, its input need not be. Measured on the serengeti bundle
-(1 thread, 260 px): whole graph 72.0 ms, the two parts 71.7 ms a photo, the same answers to 1e-5; the
-head's backward pass 2.3 ms; the file 2 kB larger. Both parts live in one cache file: the body is the
-saved module, the head rides in it as an extra file (`HEAD_FILE`).
+- `torch`: the network traced with TorchScript and frozen (weights folded in as constants), as two parts
+  (`CompiledNetwork`, below).
+- `onnx`: the network exported to ONNX (opset 18) and run by ONNX Runtime's CPU engine.
+- `openvino`: the same ONNX file, compiled by OpenVINO's CPU plugin when it is loaded.
+
+and three precisions: `fp32` (every runtime), `int8` (`onnx` and `openvino`: the ONNX file quantized by
+ONNX Runtime's static quantizer: QDQ, per-channel int8 weights with their range reduced to 7 bits,
+uint8 activations calibrated on the bundle's own training photos; the detector's on its layers with
+weights only, calibrated on 48 of them; both runtimes run that one file) and `bf16`
+(`openvino` only: its CPU plugin's bfloat16 inference, which needs a CPU with bf16 instructions;
+elsewhere it runs float32, and `precision_in_use` says so).
+
+A bundle's learner is unpickled once per model file to compile it; the result is cached under the model
+file's SHA-256, the report's image size and classes, the precision and the version of the library that
+wrote the file (torch for the traced and exported networks, onnxruntime too for an int8 one), and every
+later load reads only that file. The detector's network (`classifier.yolox`, no fastai) is cached under
+its weights' SHA-256 and input size. `isolate=True` compiles in a child process (`python -m classifier
+compile`), so a process that never had fastai (the app) never gets it; and, for `openvino` and `onnx`,
+serves the traced torch network meanwhile (`Upgrading`), so a first visitor waits no longer than for the
+torch runtime alone.
+
+The torch runtime compiles a bundle's network as two parts, run one after the other (`CompiledNetwork`):
+the body (RGB in [0, 1], normalised inside -> the last feature map) and the head (feature map -> class
+scores). Where the model looked (`classifier.explain`) needs the gradient of a class score with respect
+to that feature map; one frozen graph of the whole network gives a gradient with respect to its input
+alone (freezing inlines every layer, so no feature map is left to ask for, nor hooks to ask with). A
+frozen head still takes gradients: its weights are constants, its input need not be. Measured on the
+serengeti bundle (1 thread, 260 px): whole graph 72.0 ms, the two parts 71.7 ms a photo, the same answers
+to 1e-5; the head's backward pass 2.3 ms; the file 2 kB larger. Both parts live in one cache file: the
+body is the saved module, the head rides in it as an extra file (`HEAD_FILE`). The onnx and openvino
+runtimes run the whole network as one graph (they serve prediction, not explanations).
 
 The cache lives in `$WILDLIFE_CACHE_DIR`, else `$XDG_CACHE_HOME/wildlife-classifier`, else
 `~/.cache/wildlife-classifier`. A cache entry is written whole (a temporary file, then a rename), so two
-processes compiling the same model at once leave one good file.
+processes compiling the same model at once leave one good file. OpenVINO keeps its own compiled form of
+each file there too (`openvino/`), so a process start need not compile the ONNX file again.
+
+Every network loaded here is called alike: `network(batch)` with a float tensor (N, 3, H, W) as the
+predictor and the detector build it (any memory format), returning a float tensor (the classifier's
+logits, the detector's raw boxes).
 """
 
 from __future__ import annotations
@@ -32,9 +53,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -42,11 +66,31 @@ from torch import nn
 from classifier.bundles import Bundle, BundleError, load_learner
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from classifier.network import WildlifeNet
 
 CACHE_VARIABLE = "WILDLIFE_CACHE_DIR"
+RUNTIME_VARIABLE = "WILDLIFE_RUNTIME"  # the default runtime of this machine, e.g. for the app
 TRACE_BATCH = 2  # any batch size runs afterwards; the image size is fixed by the bundle
-LAYOUT = "body+head"  # what a cache entry holds; part of its name, so older entries are compiled again
+ONNX_OPSET = 18  # OpenVINO's ONNX reader misreads opset 17's ReduceLogSumExp (the ImageNet prior's)
+TORCH, OPENVINO, ONNX = "torch", "openvino", "onnx"
+RUNTIMES = (TORCH, OPENVINO, ONNX)
+FP32, BF16, INT8 = "fp32", "bf16", "int8"
+PRECISIONS = (FP32, BF16, INT8)
+SUPPORTED = {TORCH: (FP32,), ONNX: (FP32, INT8), OPENVINO: (FP32, BF16, INT8)}
+LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
+# Measured with benchmarks/predict_speed.py (README, "Runtimes"): OpenVINO at float32 runs the classifier
+# and the detector fastest of the three with the same answers; int8 and bf16 are options only.
+DEFAULT_RUNTIME, DEFAULT_PRECISION = OPENVINO, FP32
+# int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
+CALIBRATION_PHOTOS = 160
+CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
+# What the quantizer is asked for, in the cache key: another recipe is another file. The classifier: every
+# op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
+INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+LAYOUT = "body+head"  # what a torch cache entry holds; part of its name, so older entries compile again
 HEAD_FILE = "head.pt"
 
 
@@ -77,6 +121,48 @@ class _Normalised(nn.Module):
         return self.body((images - self.mean) / self.std)
 
 
+# -------------------------------------------------------------------------------------------- choices
+
+
+def default_runtime() -> str:
+    """`$WILDLIFE_RUNTIME` when set, else `DEFAULT_RUNTIME`; torch when that runtime's library is missing."""
+    chosen = os.environ.get(RUNTIME_VARIABLE) or DEFAULT_RUNTIME
+    if chosen not in RUNTIMES:
+        raise BundleError(f"${RUNTIME_VARIABLE}={chosen!r}: not a runtime; use one of {', '.join(RUNTIMES)}.")
+    return chosen if available(chosen) else TORCH
+
+
+def available(runtime: str) -> bool:
+    """Whether the runtime's library is installed (torch always is)."""
+    if runtime == TORCH:
+        return True
+    from importlib.util import find_spec
+
+    return find_spec(LIBRARY[runtime]) is not None and find_spec("onnx") is not None
+
+
+def check_choice(runtime: str, precision: str) -> None:
+    """A `BundleError` (one line) for a runtime or precision this module does not have."""
+    if runtime not in RUNTIMES:
+        raise BundleError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
+    if precision not in PRECISIONS:
+        raise BundleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if precision not in SUPPORTED[runtime]:
+        others = [r for r in RUNTIMES if precision in SUPPORTED[r]]
+        raise BundleError(
+            f"the {runtime} runtime runs {', '.join(SUPPORTED[runtime])} only; {precision} needs "
+            f"--runtime {' or '.join(others)}."
+        )
+    if not available(runtime):
+        raise BundleError(
+            f"the {runtime} runtime needs the {LIBRARY[runtime]} and onnx packages, which are not "
+            "installed; run `make install` (or pick --runtime torch)."
+        )
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
 def cache_root() -> Path:
     if os.environ.get(CACHE_VARIABLE):
         return Path(os.environ[CACHE_VARIABLE])
@@ -84,23 +170,81 @@ def cache_root() -> Path:
     return Path(base) / "wildlife-classifier"
 
 
-def compiled_path(bundle: Bundle, sha256: str) -> Path:
+def _versions(runtime: str, precision: str, recipe: str = INT8_RECIPE) -> str:
+    """The libraries whose version shapes the file: torch (trace or export), onnxruntime (its quantizer)."""
+    text = f"torch{torch.__version__}"
+    if precision == INT8:
+        from importlib.metadata import version
+
+        text += f"-ort{version('onnxruntime')}-int8{recipe}"
+    return text.replace("+", "-")
+
+
+def _suffix(runtime: str) -> str:
+    return ".pt" if runtime == TORCH else ".onnx"
+
+
+def compiled_path(bundle: Bundle, sha256: str, runtime: str = TORCH, precision: str = FP32) -> Path:
     """The cache entry of the model file with this hash, read as this report reads it (image size and
-    classes: the checks a compile makes against the report hold only for that report)."""
-    version = torch.__version__.replace("+", "-")
+    classes: the checks a compile makes against the report hold only for that report). `bf16` is a
+    setting OpenVINO compiles the float32 file with: the same entry."""
     reading = hashlib.sha256(
         json.dumps([LAYOUT, bundle.image_size, list(bundle.classes)]).encode()
     ).hexdigest()
-    return cache_root() / "networks" / f"{sha256}-{reading[:12]}-torch{version}.pt"
+    stored = INT8 if precision == INT8 else FP32
+    name = f"{sha256}-{reading[:12]}-{_versions(runtime, stored)}{_suffix(runtime)}"
+    return cache_root() / "networks" / name
 
 
-def compile_bundle(bundle: Bundle, force: bool = False) -> Path:
-    """Unpickle the learner (hash checked), trace and freeze its network, write the cache entry; an
-    entry already there is kept unless `force`."""
-    target = compiled_path(bundle, bundle.model_sha256 or "")
+def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision: str = FP32) -> Path:
+    """The cache entry of the detector's weights with this hash at this input size."""
+    stored = INT8 if precision == INT8 else FP32
+    name = f"detector-{sha256}-{input_size}px-{_versions(runtime, stored, DETECTOR_INT8_RECIPE)}{_suffix(runtime)}"
+    return cache_root() / "networks" / name
+
+
+@contextmanager
+def _written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside `target`; renamed to `target` when the block ends without an error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=suffix, delete=False) as handle:
+        partial = Path(handle.name)
+    try:
+        yield partial
+        partial.chmod(0o644)  # a cache shared by the users of one machine, as pip's is
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------- compiling
+
+
+def compile_bundle(bundle: Bundle, force: bool = False, runtime: str = TORCH, precision: str = FP32) -> Path:
+    """Unpickle the learner (hash checked), compile its network for `runtime` at `precision`, write the
+    cache entry; an entry already there is kept unless `force`."""
+    check_choice(runtime, precision)
+    target = compiled_path(bundle, bundle.model_sha256 or "", runtime, precision)
     if force or not target.is_file():
-        save_traced(load_learner(bundle).model, bundle.image_size, target)
+        _compile_classifier(load_learner(bundle).model, bundle, bundle.model_sha256 or "", runtime, precision)
     return target
+
+
+def _compile_classifier(
+    network: torch.nn.Module, bundle: Bundle, sha256: str, runtime: str, precision: str
+) -> None:
+    size = bundle.image_size
+    target = compiled_path(bundle, sha256, runtime, precision)
+    if runtime == TORCH:
+        save_traced(network, size, target)
+    elif precision == INT8:
+        fp32 = compiled_path(bundle, sha256, runtime, FP32)
+        if not fp32.is_file():
+            save_onnx(network, size, fp32, channels_last=True)
+        photos = calibration_photos(bundle)
+        save_int8(fp32, target, _classifier_calibration(photos, size))
+    else:
+        save_onnx(network, size, target, channels_last=True)
 
 
 def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
@@ -110,52 +254,431 @@ def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
         memory_format=torch.channels_last
     )
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice (torch 2.14)
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice (torch 2.14), tracer warnings
         body = torch.jit.freeze(torch.jit.trace(_Normalised(network).eval(), example, check_trace=False))
         maps = body(example)
         head = torch.jit.freeze(torch.jit.trace(network.head.eval(), maps, check_trace=False))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle:
-        partial = Path(handle.name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            head_bytes = io.BytesIO()
-            torch.jit.save(head, head_bytes)
-            torch.jit.save(body, str(partial), _extra_files={HEAD_FILE: head_bytes.getvalue()})
-        partial.chmod(0o644)  # a cache shared by the users of one machine, as pip's is
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with _written_whole(target) as partial, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        head_bytes = io.BytesIO()
+        torch.jit.save(head, head_bytes)
+        torch.jit.save(body, str(partial), _extra_files={HEAD_FILE: head_bytes.getvalue()})
+
+
+def _channels_last(network: torch.nn.Module) -> torch.nn.Module:
+    """The network for export, taking (N, H, W, 3): what a channels-last tensor already is in memory, so
+    the runtimes read the predictor's batches without a copy."""
+
+    class ChannelsLast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return self.network(images.permute(0, 3, 1, 2))
+
+    return ChannelsLast()
+
+
+def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channels_last: bool) -> None:
+    """Export to ONNX with a free batch size: input (N, H, W, 3) with `channels_last`, else (N, 3, H, W)."""
+    network = network.eval()
+    shape = (
+        (TRACE_BATCH, image_size, image_size, 3)
+        if channels_last
+        else (TRACE_BATCH, 3, image_size, image_size)
+    )
+    module = _channels_last(network) if channels_last else network
+    with _written_whole(target, ".onnx") as partial, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
+        torch.onnx.export(
+            module,
+            (torch.zeros(shape),),
+            str(partial),
+            input_names=["images"],
+            output_names=["outputs"],
+            dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+
+
+def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray], *, weights_only: bool = False) -> None:
+    """Quantize the float32 ONNX file: QDQ, int8 weights per channel, uint8 activations, calibrated on
+    `batches` (what the network is fed). Weights keep 7 bits (`reduce_range`): on CPUs without VNNI
+    instructions the 8-bit products saturate (measured on serengeti's 162 photos, top-1 agreement with
+    float32 0.957 without, 0.994 with). `weights_only` quantizes the layers with weights alone, on the
+    graph `quant_pre_process` folded: OpenVINO cannot compile the detector with its box decoding (Exp,
+    the grid's Add and Mul, Concat) quantized too, and those cost little; the classifier keeps every op,
+    as that recipe cost it accuracy (serengeti's 160 calibration photos: top-1 agreement 0.950, against
+    0.994)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = iter(batches)
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, Any] | None:
+            batch = next(batches, None)
+            return None if batch is None else {"images": batch}
+
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source, partial = fp32, Path(scratch) / "int8.onnx"
+        if weights_only:
+            source = Path(scratch) / "prepared.onnx"
+            quant_pre_process(str(fp32), str(source), skip_symbolic_shape=True)  # shapes known, graph folded
+        quantize_static(
+            str(source),
+            str(partial),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=QUANTIZED_OPS if weights_only else None,
+        )
+        with _written_whole(target, ".onnx") as whole:
+            os.replace(partial, whole)
+
+
+def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[Path]:
+    """The bundle's own training photos for int8 calibration: its report's dataset (recipe `data`, else
+    `data.root`), where on disk, split as its training run split it (its validation photos are left
+    out; with cross-validation every photo trained the shipped model), spread over the classes. A
+    `BundleError` when they are not there."""
+    from classifier.datasets import DatasetError, read_dataset, split_dataset
+
+    data, recipe = bundle.report.get("data") or {}, bundle.report.get("recipe") or {}
+    named = next(
+        (v for v in (recipe.get("data"), data.get("root"), data.get("source")) if isinstance(v, str)), None
+    )
+    candidates = []
+    if named:
+        root = Path(named)
+        candidates = (
+            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[1] / root]
+        )
+    for root in candidates:
+        if not root.exists():
+            continue
+        try:
+            dataset = read_dataset(root, recipe.get("format"), image_root=recipe.get("image_root"))
+            records = dataset.records
+            if not recipe.get("cv_folds"):
+                how = recipe.get("split") or "auto"
+                records = split_dataset(
+                    dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42)
+                ).train
+        except (DatasetError, OSError, TypeError, ValueError):
+            continue
+        by_class: dict[str, list[Path]] = {}
+        for record in records:
+            by_class.setdefault(record.label, []).append(dataset.path(record))
+        spread = [photo for rank in _round_robin(list(by_class.values())) for photo in rank]
+        if spread:
+            return spread[:limit]
+    raise BundleError(
+        f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
+        f"disk ({named!r}); use --precision fp32."
+    )
+
+
+def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
+    for rank in range(max((len(g) for g in groups), default=0)):
+        yield [g[rank] for g in groups if rank < len(g)]
+
+
+def _classifier_calibration(photos: list[Path], size: int) -> Iterator[np.ndarray]:
+    from classifier.inputs import item_for_path
+    from classifier.predict import decode_item
+
+    for photo in photos:
+        pixels = decode_item(item_for_path(photo), size).pixels
+        if pixels is not None:
+            yield (pixels[None].astype("float32") / 255.0).astype("float32")
+
+
+# --------------------------------------------------------------------------------------------- loading
 
 
 def load_network(
-    bundle: Bundle, sha256: str, device: torch.device, *, isolate: bool = False
-) -> torch.nn.Module:
-    """The compiled network of the model file whose hash is `sha256`, compiled first when not cached."""
-    path = compiled_path(bundle, sha256)
+    bundle: Bundle,
+    sha256: str,
+    device: torch.device,
+    *,
+    isolate: bool = False,
+    runtime: str = TORCH,
+    precision: str = FP32,
+) -> Any:
+    """The compiled network of the model file whose hash is `sha256`, compiled first when not cached.
+
+    With `isolate`, a network not compiled yet is compiled in a child process; for `openvino` and `onnx`
+    that runs in the background while the torch network serves (see `Upgrading`).
+    """
+    check_choice(runtime, precision)
+    path = compiled_path(bundle, sha256, runtime, precision)
     if not path.is_file():
+        if isolate and runtime != TORCH:
+            current = load_network(bundle, sha256, device, isolate=True)
+            child = _start_child(bundle, runtime, precision)
+            return Upgrading(current, child, lambda: _read(path, device, runtime, precision))
         if isolate:
-            _compile_in_child(bundle)
+            _compile_in_child(bundle, TORCH, FP32)
         else:
-            save_traced(load_learner(bundle, verify=False).model, bundle.image_size, path)
+            _compile_classifier(load_learner(bundle, verify=False).model, bundle, sha256, runtime, precision)
+    return _read(path, device, runtime, precision)
+
+
+def load_detector_network(
+    weights: Path,
+    sha256: str,
+    input_size: int,
+    device: torch.device,
+    *,
+    runtime: str = TORCH,
+    precision: str = FP32,
+    calibration: Callable[[], Iterable[np.ndarray]] | None = None,
+) -> Any:
+    """The detector's YOLOX network, compiled for `runtime` at this input size and cached under the
+    weights' SHA-256; `calibration` gives int8 its (1, 3, S, S) inputs. Needs torch only (no fastai)."""
+    check_choice(runtime, precision)
+    path = detector_path(sha256, input_size, runtime, precision)
+    if not path.is_file():
+        from classifier.detect import load_network as load_yolox
+
+        network = load_yolox(weights, sha256)
+        if runtime == TORCH:
+            _save_traced_detector(network, input_size, path)
+        else:
+            fp32 = detector_path(sha256, input_size, runtime, FP32)
+            if not fp32.is_file():
+                save_onnx(network, input_size, fp32, channels_last=False)
+            if precision == INT8:
+                if calibration is None:
+                    raise BundleError("int8 detection needs calibration frames; use --precision fp32.")
+                save_int8(fp32, path, calibration(), weights_only=True)
+    return _read(path, device, runtime, precision, parts=False)
+
+
+def _save_traced_detector(network: torch.nn.Module, size: int, target: Path) -> None:
+    example = torch.zeros(1, 3, size, size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frozen = torch.jit.freeze(torch.jit.trace(network.eval(), example, check_trace=False))
+    with _written_whole(target) as partial, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(frozen, str(partial))
+
+
+def _read(path: Path, device: torch.device, runtime: str, precision: str, *, parts: bool = True) -> Any:
+    """The cache entry at `path`, loaded; `parts`: a torch entry holds body and head (the classifier's),
+    else one graph (the detector's)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            extra = {HEAD_FILE: ""}
-            body = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-            if not extra[HEAD_FILE]:
-                raise RuntimeError(f"no {HEAD_FILE} inside")
-            head = torch.jit.load(io.BytesIO(extra[HEAD_FILE]), map_location=device)
-        return CompiledNetwork(body, head).eval()
-    except RuntimeError as exc:  # a damaged cache entry: compile it again next time
+        if runtime == TORCH:
+            return _read_torch(path, device, parts)
+        if runtime == ONNX:
+            return OnnxRuntimeNetwork(path, precision)
+        return OpenVinoNetwork(path, precision)
+    except Exception as exc:  # a damaged cache entry: compile it again next time
+        if isinstance(exc, BundleError):
+            raise
         path.unlink(missing_ok=True)
-        raise BundleError(f"{path}: the compiled network could not be read ({exc}); try again.") from None
+        text = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise BundleError(f"{path}: the compiled network could not be read ({text}); try again.") from None
 
 
-def _compile_in_child(bundle: Bundle) -> None:
-    command = [sys.executable, "-m", "classifier", "compile", "--model", str(bundle.directory)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+def _read_torch(path: Path, device: torch.device, parts: bool) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if not parts:
+            return torch.jit.load(str(path), map_location=device).eval()
+        extra = {HEAD_FILE: ""}
+        body = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        if not extra[HEAD_FILE]:
+            raise RuntimeError(f"no {HEAD_FILE} inside")
+        head = torch.jit.load(io.BytesIO(extra[HEAD_FILE]), map_location=device)
+    return CompiledNetwork(body, head).eval()
+
+
+def _numpy_input(batch: Any, channels_last: bool) -> np.ndarray:
+    """What the exported network takes, from the predictor's tensor (or an array already so)."""
+    import numpy as np
+
+    if isinstance(batch, torch.Tensor):
+        batch = batch.detach().float().cpu()
+        if channels_last:
+            batch = batch.permute(0, 2, 3, 1)  # a view of a channels-last tensor: no copy
+        return np.ascontiguousarray(batch.numpy())
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+class _Exported:
+    runtime = ""
+    training = False  # as a torch module in eval mode
+
+    def __init__(self, path: Path, precision: str) -> None:
+        self.path, self.precision = path, precision
+
+    def eval(self) -> _Exported:  # as a torch module's; the predictor calls it
+        return self
+
+    @property
+    def channels_last(self) -> bool:
+        return not self.path.name.startswith("detector-")
+
+
+class OnnxRuntimeNetwork(_Exported):
+    """An ONNX file run by ONNX Runtime on the CPU, one thread a call: the predictor runs one batch on
+    each core at once (concurrent calls to one session are safe)."""
+
+    runtime = ONNX
+
+    def __init__(self, path: Path, precision: str, threads: int = 1) -> None:
+        super().__init__(path, precision)
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.precision_in_use = precision
+
+    def __call__(self, batch: Any) -> torch.Tensor:
+        [outputs] = self.session.run(None, {self.input: _numpy_input(batch, self.channels_last)})
+        return torch.from_numpy(outputs)
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def _openvino_core() -> Any:
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino
+
+            _CORE = openvino.Core()
+        return _CORE
+
+
+class OpenVinoNetwork(_Exported):
+    """An ONNX file compiled by OpenVINO for this CPU: one stream of one thread per core (as the
+    predictor runs one batch per core), an inference request per calling thread, no thread pinning (the
+    cores are shared)."""
+
+    runtime = OPENVINO
+
+    def __init__(self, path: Path, precision: str, streams: int | None = None) -> None:
+        super().__init__(path, precision)
+        from classifier.predict import default_workers
+
+        streams = streams or default_workers()
+        config = {
+            "NUM_STREAMS": streams,
+            "INFERENCE_NUM_THREADS": streams,
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == BF16 else "f32",
+            # OpenVINO's own compiled blob (keyed by the file, this config and its version): a process
+            # start reads it instead of compiling the ONNX file again (serengeti, loaded 2-core machine:
+            # 8-12 s compiling, 2-3 s reading).
+            "CACHE_DIR": str(cache_root() / "openvino"),
+        }
+        self.compiled = _openvino_core().compile_model(str(path), "CPU", config)
+        hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        self.precision_in_use = BF16 if "bf16" in hint else precision if precision == INT8 else FP32
+        self._local = threading.local()
+
+    def __call__(self, batch: Any) -> torch.Tensor:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        # share_inputs: the request reads the array in place. Copying it into the request's own tensor
+        # (OpenVINO's default) deadlocked two threads' first calls to the detector here (2026.4.1).
+        outputs = request.infer({0: _numpy_input(batch, self.channels_last)}, share_inputs=True)[0]
+        return torch.from_numpy(outputs.copy())  # the request's buffer is reused by its next call
+
+
+class Upgrading:
+    """Serves one network while a child process compiles another, then switches to that one at the next
+    call after the child succeeded (a child that fails leaves the first network serving)."""
+
+    training = False
+
+    def __init__(self, current: Any, child: subprocess.Popen, load: Callable[[], Any]) -> None:
+        self.current, self.child, self.load = current, child, load
+        self._lock = threading.Lock()
+
+    @property
+    def runtime(self) -> str:
+        return getattr(self.current, "runtime", TORCH)
+
+    @property
+    def precision(self) -> str:
+        return getattr(self.current, "precision", FP32)
+
+    def eval(self) -> Upgrading:
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the child; True once the compiled network serves."""
+        with suppress(subprocess.TimeoutExpired):
+            self.child.wait(timeout)
+        self._switch()
+        return self.child is None
+
+    def _switch(self) -> None:
+        if self.child is None or self.child.poll() is None:
+            return
+        with self._lock:
+            if self.child is None:
+                return
+            if self.child.returncode == 0:
+                with suppress(BundleError):
+                    self.current = self.load()
+            self.child = None
+
+    def __call__(self, batch: Any) -> Any:
+        self._switch()
+        return self.current(batch)
+
+
+def _child_command(bundle: Bundle, runtime: str, precision: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "classifier",
+        "compile",
+        "--model",
+        str(bundle.directory),
+        "--runtime",
+        runtime,
+        "--precision",
+        precision,
+        "--no-detector",
+    ]
+
+
+def _start_child(bundle: Bundle, runtime: str, precision: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        _child_command(bundle, runtime, precision),
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _compile_in_child(bundle: Bundle, runtime: str, precision: str) -> None:
+    done = subprocess.run(
+        _child_command(bundle, runtime, precision),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         reason = lines[-1].split("error: ", 1)[-1] if lines else f"exit status {done.returncode}"

@@ -20,7 +20,13 @@ from classifier.rows import BLANK, HUMAN, Row
 from classifier.steps import CROP, DETECTOR, SCORES, decision_steps
 from classifier.urlfetch import FetchError, fetch_image
 from pages.cards import LOOKALIKES_PAGE, species_card
-from pages.common import require_bundle, require_predictor, species_book_or_warn, use_navigation
+from pages.common import (
+    heatmap_network,
+    require_bundle,
+    require_predictor,
+    species_book_or_warn,
+    use_navigation,
+)
 
 use_navigation()
 
@@ -95,7 +101,8 @@ def explanation_for(row: Row) -> "Explanation":
     if cached is not None and cached[0] == key:
         return cached[1]
     with st.spinner("Working out where the model looked…"):
-        found = explain(predictor, photo.image, row)
+        network = heatmap_network(str(bundle.directory), bundle.model_sha256)
+        found = explain(predictor, photo.image, row, network=network)
     st.session_state["classify_explanation"] = (key, found)
     return found
 

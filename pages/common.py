@@ -91,6 +91,16 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     return load_model(read_bundle(directory), isolate=True)  # a first compile runs in a child process
 
 
+@st.cache_resource(show_spinner="Loading the model's torch network for the heatmap (once)…", max_entries=1)
+def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
+    """The bundle's network as two torch parts, whose gradients a heatmap needs; loaded the first time a
+    visitor asks for a heatmap (the served runtime, OpenVINO by default, gives no gradients)."""
+    from classifier.runtimes import TORCH
+
+    heatmap_network.clear()
+    return load_model(read_bundle(directory), isolate=True, runtime=TORCH)
+
+
 @st.cache_resource(show_spinner="Loading the animal detector (once for everyone)…", max_entries=1)
 def shared_detector(settings: tuple[tuple[str, float], ...]) -> Detector:
     """The detector a bundle asks for (its report's `detector` settings), one for the whole process."""
