@@ -53,7 +53,7 @@ from classifier.detect import Detector  # noqa: E402
 from classifier.explain import METHODS, heatmaps_by_method, prepared  # noqa: E402
 from classifier.images import ImageError, load_photo  # noqa: E402
 from classifier.predict import Predictor  # noqa: E402
-from classifier.runtimes import CompiledNetwork, _Normalised  # noqa: E402
+from classifier.runtimes import TORCH, CompiledNetwork, _Normalised  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 BOX_CONFIDENCE = 0.25
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, photos in samples(args.quick).items():
         bundle = resolve_bundle(name)
         print(f"{name}: {len(photos)} photos", file=sys.stderr)
-        predictor = Predictor(load_model(bundle), top_k=2)
+        predictor = Predictor(load_model(bundle, runtime=TORCH), top_k=2)
         randomisation += randomisation_check(bundle, predictor, photos[:per_sample])
         classes_check += class_check(predictor, photos[:per_sample])
         if name != "habitat":  # scenes: no animal to box

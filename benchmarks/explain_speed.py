@@ -36,6 +36,7 @@ from classifier.bundles import load_model, resolve_bundle  # noqa: E402
 from classifier.explain import DEFAULT_METHOD, explain, overlay  # noqa: E402
 from classifier.images import load_photo  # noqa: E402
 from classifier.predict import Predictor  # noqa: E402
+from classifier.runtimes import TORCH  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "camera_traps"
 DISPLAY_SIZE = 1024  # pages/classify.py decodes at most this
@@ -50,16 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         from classifier.detect import Detector
 
         detector = Detector(confidence=0.25)
+    # As the app: prediction on the default runtime, the heatmap on the torch network's two parts.
     predictor = Predictor(load_model(bundle), detector=detector, top_k=5)
+    network = load_model(bundle, runtime=TORCH).network
     with tempfile.TemporaryDirectory(prefix="explain_speed-") as scratch:
         paths = photos(args.photos, Path(scratch))
-        figures = measure(predictor, paths, args.repeats, args.method)
+        figures = measure(predictor, network, paths, args.repeats, args.method)
     figures |= {
         "benchmark": "explain_speed",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": bundle.name,
         "detector": bool(detector),
         "method": args.method,
+        "runtime": type(predictor.network).__name__,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
@@ -100,10 +104,14 @@ def photos(count: int, scratch: Path) -> list[Path]:
     return [generated_photo(scratch / f"photo{i}.jpg") for i in range(min(count, 3))]
 
 
-def measure(predictor: Predictor, paths: list[Path], repeats: int, method: str) -> dict:
+def measure(
+    predictor: Predictor, network: torch.nn.Module, paths: list[Path], repeats: int, method: str
+) -> dict:
     prediction, heatmap, ratios, crops = [], [], [], []
     first = load_photo(paths[0], target_size=DISPLAY_SIZE).image
-    explain(predictor, first, predictor.frame_row(first), method=method)  # warm-up: TorchScript's first runs
+    explain(
+        predictor, first, predictor.frame_row(first), method=method, network=network
+    )  # warm-up: TorchScript's first runs
     for path in paths:
         image = load_photo(path, target_size=DISPLAY_SIZE).image
         predicted, explained = [], []
@@ -112,7 +120,7 @@ def measure(predictor: Predictor, paths: list[Path], repeats: int, method: str) 
             row = predictor.frame_row(image)
             predicted.append(time.perf_counter() - started)
             started = time.perf_counter()
-            found = explain(predictor, image, row, method=method)
+            found = explain(predictor, image, row, method=method, network=network)
             overlay(image, found.frame, max_side=DISPLAY_SIZE)  # as the page draws it
             explained.append(time.perf_counter() - started)
         crops.append(len(found.crops))

@@ -161,7 +161,8 @@ def heatmaps_by_method(
     body, head = getattr(network, "body", None), getattr(network, "head", None)
     if body is None or head is None:
         raise ExplainError(
-            f"{type(network).__name__} has no separate body and head; load it with classifier.bundles.load_model"
+            f"{type(network).__name__} has no separate body and head: a heatmap needs the torch "
+            'runtime\'s network, load_model(bundle, runtime="torch")'
         )
     classes = list(classes)
     wanted = list(targets) if targets is not None else [None] * len(images)

@@ -101,7 +101,9 @@ def explanation_for(row: Row) -> "Explanation":
     if cached is not None and cached[0] == key:
         return cached[1]
     with st.spinner("Working out where the model looked…"):
-        network = heatmap_network(str(bundle.directory), bundle.model_sha256)
+        network = predictor.network  # the torch runtime's has the two parts a heatmap needs
+        if not hasattr(network, "body"):
+            network = heatmap_network(str(bundle.directory), bundle.model_sha256).network
         found = explain(predictor, photo.image, row, network=network)
     st.session_state["classify_explanation"] = (key, found)
     return found

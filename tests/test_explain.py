@@ -30,7 +30,7 @@ from classifier.explain import (
 )
 from classifier.predict import Predictor
 from classifier.rows import Detection, Row
-from classifier.runtimes import CompiledNetwork, _Normalised
+from classifier.runtimes import TORCH, CompiledNetwork, _Normalised
 from conftest import TINY_CLASSES
 
 BUNDLED = [b for b in ("serengeti", "habitat", "otters") if (MODELS_DIR / b / "model.pkl").is_file()]
@@ -81,7 +81,7 @@ def otters():
     if "otters" not in BUNDLED:
         pytest.skip("the otters bundle is not in models/")
     bundle = resolve_bundle("otters")
-    return bundle, Predictor(load_model(bundle)), load_learner(bundle).model.eval()
+    return bundle, Predictor(load_model(bundle, runtime=TORCH)), load_learner(bundle).model.eval()
 
 
 def test_the_heatmap_changes_when_the_models_weights_are_randomised(otters):
@@ -110,7 +110,7 @@ def test_the_heatmap_changes_when_the_models_weights_are_randomised(otters):
 @pytest.mark.parametrize("name", BUNDLED)
 def test_every_bundled_model_explains_its_answer(name):
     bundle = resolve_bundle(name)
-    predictor = Predictor(load_model(bundle), top_k=5)
+    predictor = Predictor(load_model(bundle, runtime=TORCH), top_k=5)
     photo = animal_photo(1)
     row = predictor.frame_row(photo)
     explanation = explain(predictor, photo, row)
@@ -126,7 +126,7 @@ def test_every_bundled_model_explains_its_answer(name):
 
 
 def test_every_method_runs_and_a_named_class_is_explained(tiny_bundle, tiny_image):
-    predictor = Predictor(load_model(read_bundle(tiny_bundle)))
+    predictor = Predictor(load_model(read_bundle(tiny_bundle), runtime=TORCH))
     batch = prepared(predictor, [tiny_image("red", seed=1)])
     found = heatmaps_by_method(predictor.network, batch, TINY_CLASSES, ["blue"])
     assert set(found) == set(METHODS)
@@ -140,7 +140,7 @@ def test_every_method_runs_and_a_named_class_is_explained(tiny_bundle, tiny_imag
 
 
 def test_each_animal_the_detector_found_gets_its_own_heatmap(tiny_bundle, tiny_image):
-    predictor = Predictor(load_model(read_bundle(tiny_bundle)), top_k=3)
+    predictor = Predictor(load_model(read_bundle(tiny_bundle), runtime=TORCH), top_k=3)
     frame = Image.new("RGB", (300, 200), (128, 128, 128))
     frame.paste(tiny_image("red", seed=2).resize((80, 80)), (20, 30))
     frame.paste(tiny_image("blue", seed=3).resize((90, 90)), (180, 90))
@@ -189,7 +189,7 @@ def test_on_a_real_frame_most_of_the_heatmap_is_inside_the_detectors_box(shared_
         pytest.skip("the serengeti bundle is not in models/")
     photo = load_photo(shared_data / FRAME, target_size=1024).image
     [box, *_] = Detector(confidence=0.25).detect_one(photo)
-    predictor = Predictor(load_model(resolve_bundle("serengeti")))
+    predictor = Predictor(load_model(resolve_bundle("serengeti"), runtime=TORCH))
     row = predictor.frame_row(photo)
     heat = explain(predictor, photo, row).frame
     area = box.bbox[2] * box.bbox[3]
@@ -241,7 +241,7 @@ def test_the_command_line_explains_each_animal_with_a_detector_bundle(
 
             return [[Box((0.1, 0.2, 0.3, 0.3), 0.9), Box((0.6, 0.5, 0.3, 0.4), 0.7)] for _ in frames]
 
-    monkeypatch.setattr(detect, "detector_for", lambda _: TwoAnimals())
+    monkeypatch.setattr(detect, "detector_for", lambda *_: TwoAnimals())
     photo = tmp_path / "frame.png"
     Image.new("RGB", (320, 240), (40, 190, 50)).save(photo)
     out = tmp_path / "heat.png"
