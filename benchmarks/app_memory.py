@@ -86,7 +86,7 @@ def measure(
     models: Path, photo: Path | None = None, python: str = sys.executable, env: dict[str, str] | None = None
 ) -> dict:
     """Serve the bundles in `models`, classify `photo` with each, and return the memory after every step."""
-    from classifier.bundles import find_bundles
+    from classifier.models.bundles import find_bundles
 
     names = [bundle.name for bundle in find_bundles(models) if bundle.ok]
     if not names:

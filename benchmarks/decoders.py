@@ -7,7 +7,7 @@ For each target side (260 px: the serengeti classifier; 640 px: the detector's i
 the file's bytes and returns RGB pixels at the reduced scale libjpeg's DCT-domain scaling gives (the
 largest 1/1, 1/2, 1/4 or 1/8 that keeps both sides at least the target, as Pillow's draft mode picks):
 
-- `pil_draft`: Pillow, `Image.draft` then `load` (what `classifier.images.load_photo` does today);
+- `pil_draft`: Pillow, `Image.draft` then `load` (what `classifier.intake.images.load_photo` does today);
 - `simplejpeg`: libjpeg-turbo's TurboJPEG API through simplejpeg, at the same scale;
 - `simplejpeg_fast`: the same with `fastdct` and `fastupsample` (faster, other pixels);
 - `pyturbojpeg`: the TurboJPEG API through PyTurboJPEG, when it and the system's libturbojpeg are there;
@@ -129,14 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no full-size frames under {CAMERA_TRAPS}", file=sys.stderr)
         return 2
     data = [p.read_bytes() for p in paths]
-    from classifier import images
+    from classifier.intake import images
 
     results: dict = {
         "benchmark": "decoders",
         "frames": len(paths),
         "megapixels_median": statistics.median(_megapixels(p) for p in paths),
         "load_average_at_start": os.getloadavg(),
-        "load_photo_decoder": "pil_draft",  # what classifier.images.load_photo decodes with
+        "load_photo_decoder": "pil_draft",  # what classifier.intake.images.load_photo decodes with
         "targets": {},
     }
     print(f"{len(paths)} frames of >= {MIN_PIXELS / 1e6:.1f} MP; load average {os.getloadavg()}")

@@ -13,7 +13,7 @@ for the input size), at input sizes 416, 512, 640 and 800, fed as RGB (as zamba 
    target >= 0.97; frames of people, vehicles (and mowers) and `unknown`/`unidentified` ones are counted
    apart, as information;
 3. RGB against BGR: on how many colour animal frames each order gives the higher best score (this is how
-   `classifier.yolox.CHANNEL_ORDER` was chosen);
+   `classifier.models.yolox.CHANNEL_ORDER` was chosen);
 4. speed of one 12-megapixel JPEG (a real frame upscaled to 4000x3000 in memory): end to end (decode at
    a reduced scale, fit to the input size, network, NMS) and the network alone, medians, with torch on
    1 thread and on 2.
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from classifier.detect import Detector
+    from classifier.models.detect import Detector
 
     if not (CAMERA_TRAPS / "labels.csv").is_file():
         print(f"needs the real frames in {CAMERA_TRAPS}", file=sys.stderr)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     frames = _frames(step=4 if args.quick else 1)
     sizes = tuple(args.sizes or ((416, 640) if args.quick else SIZES))
-    from classifier.detect import load_network
+    from classifier.models.detect import load_network
 
     detector = Detector(confidence=min(THRESHOLDS), runtime="torch")
     detector.network = load_network()  # the eager network: this benchmark feeds it every input size
@@ -161,8 +161,8 @@ def _top_scores(detector, frames: list[dict], size: int, variants: list[str]) ->
     import numpy as np
     import torch
 
-    from classifier.images import ImageError, load_photo
-    from classifier.yolox import postprocess
+    from classifier.intake.images import ImageError, load_photo
+    from classifier.models.yolox import postprocess
 
     started = time.perf_counter()
     settings = (detector.input_size, detector.channel_order, detector.enlarge_small)
@@ -297,7 +297,7 @@ def _speed(detector, sizes: tuple[int, ...], runs: int) -> dict:
     import torch
     from PIL import Image
 
-    from classifier.images import load_photo
+    from classifier.intake.images import load_photo
 
     with Image.open(CAMERA_TRAPS / BIG_SOURCE) as im:
         buffer = io.BytesIO()

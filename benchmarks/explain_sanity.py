@@ -1,4 +1,4 @@
-"""Which class-activation method `classifier.explain` uses: two sanity checks on every bundled model.
+"""Which class-activation method `classifier.models.explain` uses: two sanity checks on every bundled model.
 
     .venv/bin/python benchmarks/explain_sanity.py                 # all methods, all bundles
     .venv/bin/python benchmarks/explain_sanity.py --quick         # fewer photos
@@ -48,12 +48,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from classifier.bundles import load_learner, load_model, resolve_bundle  # noqa: E402
-from classifier.detect import Detector  # noqa: E402
-from classifier.explain import METHODS, heatmaps_by_method, prepared  # noqa: E402
-from classifier.images import ImageError, load_photo  # noqa: E402
-from classifier.predict import Predictor  # noqa: E402
-from classifier.runtimes import TORCH, CompiledNetwork, _Normalised  # noqa: E402
+from classifier.intake.images import ImageError, load_photo  # noqa: E402
+from classifier.models.bundles import load_learner, load_model, resolve_bundle  # noqa: E402
+from classifier.models.detect import Detector  # noqa: E402
+from classifier.models.explain import METHODS, heatmaps_by_method, prepared  # noqa: E402
+from classifier.models.predict import Predictor  # noqa: E402
+from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 BOX_CONFIDENCE = 0.25
@@ -285,7 +285,7 @@ def box_check(name: str, predictor: Predictor, detector: Detector, photos) -> li
 
 
 def time_methods(predictor: Predictor, photos) -> dict[str, float]:
-    from classifier.explain import heatmaps
+    from classifier.models.explain import heatmaps
 
     _, _, image = next(pictures(photos, predictor.image_size))
     batch = prepared(predictor, [image])

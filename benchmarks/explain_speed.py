@@ -32,11 +32,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from classifier.bundles import load_model, resolve_bundle  # noqa: E402
-from classifier.explain import DEFAULT_METHOD, explain, overlay  # noqa: E402
-from classifier.images import load_photo  # noqa: E402
-from classifier.predict import Predictor  # noqa: E402
-from classifier.runtimes import TORCH  # noqa: E402
+from classifier.intake.images import load_photo  # noqa: E402
+from classifier.models.bundles import load_model, resolve_bundle  # noqa: E402
+from classifier.models.explain import DEFAULT_METHOD, explain, overlay  # noqa: E402
+from classifier.models.predict import Predictor  # noqa: E402
+from classifier.models.runtimes import TORCH  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "camera_traps"
 DISPLAY_SIZE = 1024  # pages/classify.py decodes at most this
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = resolve_bundle(args.model)
     detector = None
     if args.detector:
-        from classifier.detect import Detector
+        from classifier.models.detect import Detector
 
         detector = Detector(confidence=0.25)
     # As the app: prediction on the default runtime, the heatmap on the torch network's two parts.

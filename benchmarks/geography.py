@@ -19,7 +19,7 @@ called blank then names no class):
 - **right at some rank** on every animal frame: the answer is the true class or a taxon above the true
   animal; plain top-1 beside it.
 Four pipelines are compared: plain (today's top class), the geofence alone (renormalised), geofence then
-rollup of the renormalised probabilities, and what ships (`classifier.taxonomy.decide`): geofence, then
+rollup of the renormalised probabilities, and what ships (`classifier.knowledge.taxonomy.decide`): geofence, then
 rollup of the model's own probabilities with the removed classes counted only from family up.
 
 The rollup thresholds are chosen here, one rank at a time from genus up (the class cut-off stays the
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.record import REPO, write_results
 from benchmarks.serengeti_transfer import KNOWN, frames
-from classifier.geography import geofence
-from classifier.species import ROLLUP_RANKS, SpeciesBook, find_species_book
-from classifier.taxonomy import OK, Rollup, decide, rollup
+from classifier.knowledge.geography import geofence
+from classifier.knowledge.species import ROLLUP_RANKS, SpeciesBook, find_species_book
+from classifier.knowledge.taxonomy import OK, Rollup, decide, rollup
 
 COUNTRY = {
     "snapshot_wisconsin_fieldguide": "USA",
@@ -171,7 +171,7 @@ def renormalised(frame: Frame, classes: list[str], book: SpeciesBook, cuts: dict
 
 
 def passed_up(frame: Frame, classes: list[str], book: SpeciesBook, cuts: dict[str, float]) -> Rollup:
-    """What ships (`classifier.taxonomy.decide`): removed classes never answered, counted from family up."""
+    """What ships (`classifier.knowledge.taxonomy.decide`): removed classes never answered, counted from family up."""
     return decide(frame.probabilities, classes, book, frame.country, cuts)
 
 
@@ -299,9 +299,9 @@ def predict(model_name: str, data: Path, frames_: list[Frame], cache: Path | Non
     if cache and cache.exists():
         saved = json.loads(cache.read_text())
     else:
-        from classifier.bundles import load_model, resolve_bundle
-        from classifier.detect import detector_for
-        from classifier.predict import Predictor
+        from classifier.models.bundles import load_model, resolve_bundle
+        from classifier.models.detect import detector_for
+        from classifier.models.predict import Predictor
 
         bundle = resolve_bundle(model_name, REPO / "models")
         predictor = Predictor(load_model(bundle), detector=detector_for(bundle), top_k=3)

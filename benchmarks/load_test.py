@@ -155,9 +155,9 @@ def percentile(values: list[float], share: float) -> float:
 def expectations(bundle_dir: Path, photos: list[Path], names: dict[str, str]) -> list[Expected]:
     """What the app must show for each photo: the model's answer here, by the page's own code path."""
     sys.path.insert(0, str(REPO))
-    from classifier.bundles import load_model, read_bundle
-    from classifier.images import load_photo
-    from classifier.predict import Predictor
+    from classifier.intake.images import load_photo
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.predict import Predictor
 
     predictor = Predictor(load_model(read_bundle(bundle_dir)), top_k=1)
     results = [predictor.predict_image(load_photo(photo).image) for photo in photos]
@@ -214,7 +214,7 @@ def measure(args: argparse.Namespace, photos: list[Path]) -> dict:
 
     bundle_dir = REPO / "models" / args.model
     sys.path.insert(0, str(REPO))
-    from classifier.species import find_species_book
+    from classifier.knowledge.species import find_species_book
 
     book = find_species_book(args.model)
     names = {key: entry.common_name for key, entry in (book.entries if book else {}).items()}

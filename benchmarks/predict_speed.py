@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from classifier.bundles import BundleError, load_model, resolve_bundle
+    from classifier.models.bundles import BundleError, load_model, resolve_bundle
 
     try:
         bundle = resolve_bundle(args.model)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         results["machine"]["load_average_at_end"] = os.getloadavg()
         write_results(f"predict_speed_runtimes{'-quick' if args.quick else ''}", results)
         return 0
-    from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+    from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     model = load_model(bundle)
     args.batch_size = args.batch_size or (CPU_BATCH_SIZE if model.device.type == "cpu" else GPU_BATCH_SIZE)
@@ -227,9 +227,9 @@ def _repeat(frames: list[Path], n: int, folder: Path) -> Path:
 def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> dict:
     import torch
 
-    from classifier.decoding import decode_item
-    from classifier.inputs import expand_inputs
-    from classifier.predict import PROCESSES, THREADS, Predictor, default_workers
+    from classifier.intake.decoding import decode_item
+    from classifier.intake.inputs import expand_inputs
+    from classifier.models.predict import PROCESSES, THREADS, Predictor, default_workers
 
     items = expand_inputs([folder]).items
     size = model.bundle.image_size
@@ -326,7 +326,7 @@ def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> di
 
 def _decode_ms(items: list, size: int, passes: int = 5) -> float:
     """Median over passes of the mean time to read and decode one photo, one thread, as predict_many does."""
-    from classifier.decoding import decode_item
+    from classifier.intake.decoding import decode_item
 
     times = []
     for _ in range(passes):
@@ -341,7 +341,7 @@ def _batch_sizes(model, sizes: tuple[int, ...], n: int) -> dict:
     """Forward-alone speed by batch size, one stream per core: why the default batch is small on a CPU."""
     import torch
 
-    from classifier.predict import default_workers
+    from classifier.models.predict import default_workers
 
     s = model.bundle.image_size
     streams = default_workers()
@@ -382,11 +382,11 @@ def _learn_predict(model, folder: Path, n: int, throughput: dict) -> dict:
     import torch
     from fastai.vision.core import PILImage
 
-    from classifier.inputs import expand_inputs
+    from classifier.intake.inputs import expand_inputs
 
     paths = [str(item.location) for item in expand_inputs([folder]).items[:n]]
     ways = {"source_apps": lambda path: PILImage.create(path), "path": lambda path: path}
-    from classifier.bundles import load_learner
+    from classifier.models.bundles import load_learner
 
     learner = load_learner(model.bundle)
     default_threads = torch.get_num_threads()
@@ -426,8 +426,8 @@ def _latency(model, frames: list[Path], scratch: Path, runs: int) -> dict:
     import torch
     from PIL import Image
 
-    from classifier.images import load_photo
-    from classifier.predict import Predictor
+    from classifier.intake.images import load_photo
+    from classifier.models.predict import Predictor
 
     source = max(frames, key=lambda p: p.stat().st_size)
     big = scratch / "twelve_megapixels.jpg"
@@ -515,7 +515,7 @@ def _peak_memory(bundle_dir: Path, folder: Path, n: int, scratch: Path, batch_si
 # -------------------------------------------------------------------------------------------- runtimes
 
 RUNTIME_TARGETS = {"ceiling_vs_eager": 2.0, "cli_vs_torch": 2.0, "frames_per_s_12mp": 4.0, "ratio_12mp": 0.7}
-# (runtime, precision) pairs measured; eager is the learner's own module, the others classifier.runtimes.
+# (runtime, precision) pairs measured; eager is the learner's own module, the others classifier.models.runtimes.
 VARIANTS = (
     ("eager", "fp32"),
     ("torch", "fp32"),
@@ -570,8 +570,8 @@ def _runtime_ceilings(bundle, rounds: int) -> dict:
 
     import torch
 
-    from classifier.bundles import BundleError, load_learner, load_model
-    from classifier.predict import default_workers
+    from classifier.models.bundles import BundleError, load_learner, load_model
+    from classifier.models.predict import default_workers
 
     streams = default_workers()
     size = bundle.image_size
@@ -733,9 +733,9 @@ def _twelve_megapixels(bundle, detecting: Path, frames: list[Path], scratch: Pat
     import torch
     from PIL import Image
 
-    from classifier.bundles import load_model, read_bundle
-    from classifier.detect import detector_for
-    from classifier.predict import MAX_DETECTIONS, default_workers
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.detect import detector_for
+    from classifier.models.predict import MAX_DETECTIONS, default_workers
 
     distinct = 6 if args.quick else 12
     big = scratch / "twelve_mp"

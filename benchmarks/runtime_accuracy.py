@@ -12,7 +12,7 @@ Each photo is decoded once as prediction decodes it; every runtime and precision
 pixels. Figures: top-1 accuracy, its change from torch float32 in points, the share of photos whose best
 class is torch's, and the largest probability difference. The issue's bar: float32 within 1e-3 and the
 same best class on >= 99.5% of photos; a precision is offered as the default only within 0.5 points.
-int8 calibrates on the bundle's training photos (`classifier.runtimes.calibration_photos`).
+int8 calibrates on the bundle's training photos (`classifier.models.runtimes.calibration_photos`).
 Writes benchmarks/results/runtime_accuracy-<time>.json.
 """
 
@@ -43,7 +43,7 @@ CAMERA_TRAPS = REPO.parent / "shared" / "data" / "camera_traps"
 
 
 def validation_sets(bundle) -> dict[str, list[tuple[Path, str]]]:
-    from classifier.datasets import read_dataset, split_dataset
+    from classifier.intake.datasets import read_dataset, split_dataset
 
     recipe = bundle.report.get("recipe") or {}
     root = Path(recipe["data"])
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="bundle names (default: every bundle)")
     args = parser.parse_args(argv)
-    from classifier.bundles import BundleError, find_bundles, load_model, resolve_bundle
-    from classifier.inputs import item_for_path
-    from classifier.predict import Predictor, decode_item
+    from classifier.intake.inputs import item_for_path
+    from classifier.models.bundles import BundleError, find_bundles, load_model, resolve_bundle
+    from classifier.models.predict import Predictor, decode_item
 
     bundles = [resolve_bundle(n) for n in args.models] if args.models else [b for b in find_bundles() if b.ok]
     results: dict = {"benchmark": "runtime_accuracy", "load_average_at_start": os.getloadavg(), "bundles": {}}

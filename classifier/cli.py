@@ -6,7 +6,7 @@ model looked, export, list, compile.
     python -m classifier models
     python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
     python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
-    python -m classifier compile            # every bundle's network, for prediction (classifier.runtimes)
+    python -m classifier compile            # every bundle's network, for prediction (classifier.models.runtimes)
     python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
@@ -33,8 +33,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from classifier.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, load_model, resolve_bundle
-from classifier.engines import (
+from classifier.intake.inputs import Expansion, expand_inputs, item_for_path
+from classifier.models.bundles import (
+    MODELS_DIR,
+    Bundle,
+    BundleError,
+    find_bundles,
+    load_model,
+    resolve_bundle,
+)
+from classifier.models.engines import (
     ENGINES,
     LOCAL,
     EngineError,
@@ -43,14 +51,13 @@ from classifier.engines import (
     RayEngine,
     open_engine,
 )
-from classifier.inputs import Expansion, expand_inputs, item_for_path
-from classifier.observations import per_detection
-from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
-from classifier.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
-from classifier.sequences import DEFAULT_GAP_SECONDS, SequenceStream
+from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
+from classifier.results.observations import per_detection
+from classifier.results.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
+from classifier.results.sequences import DEFAULT_GAP_SECONDS, SequenceStream
 
 if TYPE_CHECKING:
-    from classifier.species import SpeciesBook
+    from classifier.knowledge.species import SpeciesBook
 
 LOOPBACK_SWITCH = "CLASSIFIER_TEST_ALLOW_LOOPBACK"
 EXPLAIN_SIZE = 1024  # `explain` decodes big photos at a reduced scale, as the app shows them
@@ -153,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale = predict.add_argument_group(
         "engines",
         "Where the photos are decoded and classified; both engines write the same rows, in input order "
-        "(classifier/engines.py).",
+        "(classifier/models/engines.py).",
     )
     scale.add_argument(
         "--engine",
@@ -212,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compile",
         help="compile bundles' networks for prediction, once per model file (done on first use otherwise)",
         description="Compile each bundle's network (and its animal detector's) for a runtime into the "
-        "runtime cache (classifier/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
+        "runtime cache (classifier/models/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
     )
     _model_options(compile_, required=False, every=True)
     _runtime_options(compile_)
@@ -244,7 +251,7 @@ def _model_options(parser: argparse.ArgumentParser, required: bool, every: bool 
 
 
 def _runtime_options(parser: argparse.ArgumentParser) -> None:
-    from classifier.runtimes import DEFAULT_RUNTIME, PRECISIONS, RUNTIME_VARIABLE, RUNTIMES
+    from classifier.models.runtimes import DEFAULT_RUNTIME, PRECISIONS, RUNTIME_VARIABLE, RUNTIMES
 
     parser.add_argument(
         "--runtime",
@@ -457,8 +464,8 @@ class JsonRows:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from classifier.datasets import DatasetError, read_dataset
-    from classifier.report import EVALUATION_SCHEMA, evaluate, write_report
+    from classifier.intake.datasets import DatasetError, read_dataset
+    from classifier.results.report import EVALUATION_SCHEMA, evaluate, write_report
 
     bundle = _bundle(args)
     try:
@@ -541,7 +548,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _explain_parser(commands: Any) -> None:
-    from classifier.explain import DEFAULT_METHOD, METHODS
+    from classifier.models.explain import DEFAULT_METHOD, METHODS
 
     explain = commands.add_parser(
         "explain",
@@ -576,11 +583,11 @@ def _explain_parser(commands: Any) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from classifier.detect import detector_for
-    from classifier.explain import ExplainError, explain, render
-    from classifier.images import ImageError, load_photo
-    from classifier.runtimes import TORCH
-    from classifier.urlfetch import FetchError, fetch_image
+    from classifier.intake.images import ImageError, load_photo
+    from classifier.intake.urlfetch import FetchError, fetch_image
+    from classifier.models.detect import detector_for
+    from classifier.models.explain import ExplainError, explain, render
+    from classifier.models.runtimes import TORCH
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -634,7 +641,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def _export_parser(commands: Any) -> None:
-    from classifier.exports import DEPLOYMENT_COLUMNS, FORMATS
+    from classifier.results.exports import DEPLOYMENT_COLUMNS, FORMATS
 
     export = commands.add_parser(
         "export",
@@ -687,7 +694,7 @@ def _export_parser(commands: Any) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from classifier.exports import ExportError, export
+    from classifier.results.exports import ExportError, export
 
     started = time.perf_counter()
     try:
@@ -747,8 +754,8 @@ def format_table(bundles: list[Bundle]) -> str:
 
 
 def run_compile(args: argparse.Namespace) -> int:
-    from classifier.detect import DetectorUnavailable, detector_for
-    from classifier.runtimes import compile_bundle, default_runtime
+    from classifier.models.detect import DetectorUnavailable, detector_for
+    from classifier.models.runtimes import compile_bundle, default_runtime
 
     runtime = args.runtime or default_runtime()
     roots = args.models_dir or [MODELS_DIR]
@@ -778,7 +785,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
 def _place(args: argparse.Namespace) -> str | None:
     """The alpha-3 country the user gave, as --country or as --lat/--lon; None for none."""
-    from classifier.geography import GeographyError, country_at
+    from classifier.knowledge.geography import GeographyError, country_at
 
     if (args.lat is None) != (args.lon is None):
         raise CommandError("--lat and --lon go together; give both, or --country.")
@@ -795,7 +802,7 @@ def _place(args: argparse.Namespace) -> str | None:
 
 def _species_book(bundle: Bundle, required: bool) -> SpeciesBook | None:
     """The bundle's species notes for the rules; a place needs them (ranges), rollup alone does not."""
-    from classifier.species import SpeciesInfoError, find_species_book
+    from classifier.knowledge.species import SpeciesInfoError, find_species_book
 
     try:
         book = find_species_book(bundle.name)
@@ -847,7 +854,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _country(text: str) -> str:
-    from classifier.geography import GeographyError, parse_country
+    from classifier.knowledge.geography import GeographyError, parse_country
 
     try:
         return parse_country(text)

@@ -1,6 +1,6 @@
 """Batch-label photos: many files or a zip in, a table, counts per species and a CSV out.
 
-The uploads stay saved for the session (`classifier.review.Photos`, a temporary folder removed with it),
+The uploads stay saved for the session (`classifier.results.review.Photos`, a temporary folder removed with it),
 so that "Review and correct" hands the batch's rows and photos to the review page.
 """
 
@@ -9,12 +9,12 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from classifier.exports import record_from_row
-from classifier.images import thumbnail_data_url
-from classifier.inputs import close_archives
-from classifier.review import Photos
-from classifier.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
-from classifier.sequences import assign_sequences
+from classifier.intake.images import thumbnail_data_url
+from classifier.intake.inputs import close_archives
+from classifier.results.exports import record_from_row
+from classifier.results.review import Photos
+from classifier.results.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
+from classifier.results.sequences import assign_sequences
 from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor, use_navigation
 
 use_navigation()

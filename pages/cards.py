@@ -6,7 +6,7 @@ import html
 
 import streamlit as st
 
-from classifier.species import IUCN_COLOURS, SpeciesEntry
+from classifier.knowledge.species import IUCN_COLOURS, SpeciesEntry
 
 SPECIES_PAGE = "pages/species.py"
 LOOKALIKES_PAGE = "pages/lookalikes.py"

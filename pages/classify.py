@@ -1,7 +1,7 @@
 """Classify a photo: upload one, take one with the camera, or paste its web address.
 
 Under the answer: where the model looked (a heatmap, computed only when its toggle is turned on) and
-how it decided, step by step (classifier/steps.py words it; this page only draws).
+how it decided, step by step (classifier/results/steps.py words it; this page only draws).
 """
 
 import hashlib
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from PIL import Image
 
-from classifier.annotate import annotate, blur
-from classifier.detect import crop_box
-from classifier.images import ImageError, Photo, load_photo
-from classifier.lookalikes import answer_pair
-from classifier.observations import observation_type
-from classifier.rows import BLANK, HUMAN, Row
-from classifier.steps import CROP, DETECTOR, SCORES, decision_steps
-from classifier.urlfetch import FetchError, fetch_image
+from classifier.intake.images import ImageError, Photo, load_photo
+from classifier.intake.urlfetch import FetchError, fetch_image
+from classifier.knowledge.lookalikes import answer_pair
+from classifier.models.detect import crop_box
+from classifier.results.annotate import annotate, blur
+from classifier.results.observations import observation_type
+from classifier.results.rows import BLANK, HUMAN, Row
+from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
     heatmap_network,
@@ -31,7 +31,7 @@ from pages.common import (
 use_navigation()
 
 if TYPE_CHECKING:  # the heatmap's module itself is imported when the toggle asks for it
-    from classifier.explain import Explanation
+    from classifier.models.explain import Explanation
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 DISPLAY_SIZE = 1024  # decode big frames at a reduced scale: the page never shows more than this
@@ -87,7 +87,7 @@ def common_name(label: str) -> str:
 
 def explanation_for(row: Row) -> "Explanation":
     """Where the model looked, computed once per photo and answer (this session keeps the last one)."""
-    from classifier.explain import explain
+    from classifier.models.explain import explain
 
     key = (
         photo_key(photo),
@@ -136,7 +136,7 @@ with picture:
     shown = photo.image
     explanation = explanation_for(row) if looked else None
     if explanation is not None:
-        from classifier.explain import overlay
+        from classifier.models.explain import overlay
 
         shown = overlay(photo.image, explanation.frame, max_side=DISPLAY_SIZE)
     st.image(

@@ -3,7 +3,7 @@
 A model loads when a page first needs it, once per process (`st.cache_resource`, shared by all sessions:
 the network is only read from), and only one stays loaded: a free host (Streamlit Community Cloud) gives
 the whole app about 1 GB, and the libraries alone take most of it (benchmarks/app_memory.py). The app
-runs the compiled network (classifier/runtimes.py) and never imports fastai: a model file not compiled
+runs the compiled network (classifier/models/runtimes.py) and never imports fastai: a model file not compiled
 yet is compiled once in a child process. Bundle
 lists, reports and species notes load once per content (`st.cache_data`). A model that fails to load on
 this host is set aside for everyone, with its reason in the sidebar, and the other models stay usable.
@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from classifier.bundles import (
+from classifier.knowledge.species import (
+    SPECIES_DIR_VARIABLE,
+    SpeciesBook,
+    SpeciesInfoError,
+    find_species_book,
+)
+from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
     LoadedModel,
@@ -31,12 +37,11 @@ from classifier.bundles import (
     load_model,
     read_bundle,
 )
-from classifier.exports import Taxon, load_taxa
-from classifier.species import SPECIES_DIR_VARIABLE, SpeciesBook, SpeciesInfoError, find_species_book
+from classifier.results.exports import Taxon, load_taxa
 
 if TYPE_CHECKING:
-    from classifier.detect import Detector
-    from classifier.predict import Predictor
+    from classifier.models.detect import Detector
+    from classifier.models.predict import Predictor
 
 # What the batch and review pages take as photos: the photo formats and zip archives of them.
 PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
@@ -95,7 +100,7 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
 def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
     """The bundle's network as two torch parts, whose gradients a heatmap needs; loaded the first time a
     visitor asks for a heatmap (the served runtime, OpenVINO by default, gives no gradients)."""
-    from classifier.runtimes import TORCH
+    from classifier.models.runtimes import TORCH
 
     heatmap_network.clear()
     return load_model(read_bundle(directory), isolate=True, runtime=TORCH)
@@ -104,7 +109,7 @@ def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
 @st.cache_resource(show_spinner="Loading the animal detector (once for everyone)…", max_entries=1)
 def shared_detector(settings: tuple[tuple[str, float], ...]) -> Detector:
     """The detector a bundle asks for (its report's `detector` settings), one for the whole process."""
-    from classifier.detect import Detector
+    from classifier.models.detect import Detector
 
     return Detector(**dict(settings))
 
@@ -210,7 +215,7 @@ def sidebar() -> None:
 @st.cache_data(show_spinner=False)
 def countries() -> dict[str, str]:
     """ISO 3166-1 alpha-3 code -> country name, by name: the place picker's choices."""
-    from classifier.geography import country_table
+    from classifier.knowledge.geography import country_table
 
     table = country_table()
     return {code: table[code].name for code in sorted(table, key=lambda c: table[c].name)}
@@ -263,7 +268,7 @@ def require_predictor(bundle: Bundle) -> Predictor:
             f"Model '{bundle.title}' cannot be loaded here ({reason}); pick another model in the sidebar."
         )
         st.stop()
-    from classifier.predict import Predictor  # torch comes with the first model a page needs
+    from classifier.models.predict import Predictor  # torch comes with the first model a page needs
 
     # Cheap: the network is shared; only this session's threshold and top-k are its own.
     return Predictor(

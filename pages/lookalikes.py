@@ -1,12 +1,12 @@
 """Look-alikes: two classes side by side, how to tell them apart, and how often this model mixes them up.
 
 Shareable: `?species=jackal&vs=bat-eared-fox` (and `&model=serengeti` for another model's classes). The
-words and numbers come from classifier/lookalikes.py; this page only draws them.
+words and numbers come from classifier/knowledge/lookalikes.py; this page only draws them.
 """
 
 import streamlit as st
 
-from classifier.lookalikes import compare, confusion_sentences, most_confused_pair, partner
+from classifier.knowledge.lookalikes import compare, confusion_sentences, most_confused_pair, partner
 from pages.cards import SPECIES_PAGE, heading, status_line
 from pages.common import require_bundle, species_book_or_warn, use_navigation
 

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from classifier import performance
+from classifier.results import performance
 from pages.common import current_threshold, require_bundle, use_navigation, working_bundles
 
 use_navigation()

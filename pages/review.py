@@ -3,7 +3,7 @@
 Reached from the batch page ("Review and correct" hands the batch's rows and photos over in session
 state), or on its own: upload a predictions CSV or JSON (this page's, the batch page's or
 `python -m classifier predict`'s) and the same photos, and the review goes on where it stopped. The queue,
-corrections, undo, photos and exports are `classifier.review`'s; this page only shows them.
+corrections, undo, photos and exports are `classifier.results.review`'s; this page only shows them.
 
 Keys (Streamlit's button shortcuts; none fires while the cursor is in a text box): 1-5 the model's
 guesses for the open photo, A keep its label, B blank, U unknown, S whole sequence on or off, N next,
@@ -21,9 +21,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from classifier.exports import ExportError, Record, Taxon, parse_deployments
-from classifier.inputs import close_archives
-from classifier.review import (
+from classifier.intake.inputs import close_archives
+from classifier.results.exports import ExportError, Record, Taxon, parse_deployments
+from classifier.results.review import (
     BLANK_IN_SEQUENCE,
     BLANK_LABEL,
     DEFAULT_REVIEWER,
@@ -41,7 +41,7 @@ from classifier.review import (
     deployments_from_table,
     megadetector_text,
 )
-from classifier.rows import ERROR
+from classifier.results.rows import ERROR
 from pages.common import PHOTO_UPLOAD_TYPES, current_bundle, species_taxa, use_navigation, working_bundles
 
 use_navigation()

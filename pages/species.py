@@ -7,8 +7,8 @@ page for any other class.
 
 import streamlit as st
 
-from classifier.lookalikes import confused_with
-from classifier.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
+from classifier.knowledge.lookalikes import confused_with
+from classifier.knowledge.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
 from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, heading, status_line
 from pages.common import require_bundle, species_book_or_warn, use_navigation
 

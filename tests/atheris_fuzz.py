@@ -29,10 +29,10 @@ with atheris.instrument_imports(include=["PIL", "classifier", "yaml", "zipfile"]
 
     from PIL import Image
 
-    from classifier.images import ImageError, load_photo
-    from classifier.inputs import InputError, close_archives, expand_inputs
-    from classifier.species import SpeciesInfoError, load_species_book
-    from classifier.urlfetch import FetchError, check_url
+    from classifier.intake.images import ImageError, load_photo
+    from classifier.intake.inputs import InputError, close_archives, expand_inputs
+    from classifier.intake.urlfetch import FetchError, check_url
+    from classifier.knowledge.species import SpeciesInfoError, load_species_book
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="atheris-"))
 SPECIES_YAML = Path(__file__).resolve().parents[1] / "species_info" / "otters.yaml"

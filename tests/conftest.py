@@ -139,9 +139,9 @@ def write_tiny_species_notes(root: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Compiled networks (classifier/runtimes.py) go to a folder of this test run, for every process it
+    """Compiled networks (classifier/models/runtimes.py) go to a folder of this test run, for every process it
     starts too, not to the user's cache."""
-    from classifier.runtimes import CACHE_VARIABLE
+    from classifier.models.runtimes import CACHE_VARIABLE
 
     folder = tmp_path_factory.mktemp("runtime_cache")
     os.environ[CACHE_VARIABLE] = str(folder)

@@ -204,12 +204,12 @@ def links(at: AppTest) -> list[tuple[str, str, str]]:
 
 
 def test_the_heatmap_is_computed_only_when_its_toggle_asks(app: AppTest, tiny_image, monkeypatch) -> None:
-    import classifier.explain
+    import classifier.models.explain
 
     calls = []
-    original = classifier.explain.explain
+    original = classifier.models.explain.explain
     monkeypatch.setattr(
-        classifier.explain, "explain", lambda *a, **k: calls.append(a[2]) or original(*a, **k)
+        classifier.models.explain, "explain", lambda *a, **k: calls.append(a[2]) or original(*a, **k)
     )
     app.sidebar.slider[0].set_value(0.0).run()
     app.file_uploader(key="classify_upload").upload(

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from classifier.backbones import OFFLINE_BACKBONES, BackboneError, create_backbone, feature_count
-from classifier.images import open_image
-from classifier.network import body_head_splitter, build_network
+from classifier.intake.images import open_image
+from classifier.models.backbones import OFFLINE_BACKBONES, BackboneError, create_backbone, feature_count
+from classifier.models.network import body_head_splitter, build_network
 
 ZEBRA = (
     Path(__file__).resolve().parents[1].parent

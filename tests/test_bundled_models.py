@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from classifier.bundles import find_bundles, load_model, read_bundle
-from classifier.predict import Predictor
-from classifier.report import read_report
+from classifier.models.bundles import find_bundles, load_model, read_bundle
+from classifier.models.predict import Predictor
+from classifier.results.report import read_report
 from conftest import SHARED_DATA
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from classifier.bundles import (
+from classifier.models.bundles import (
     DEFAULT_BUNDLE,
+    RENAMED_MODULES,
     BundleError,
     find_bundles,
     load_learner,
@@ -18,7 +20,7 @@ from classifier.bundles import (
     read_bundle,
     resolve_bundle,
 )
-from classifier.network import WildlifeNet
+from classifier.models.network import WildlifeNet
 
 
 def copy_bundle(source: Path, target: Path) -> Path:
@@ -201,5 +203,24 @@ def test_a_pickle_that_is_not_a_learner_is_refused(tmp_path, tiny_bundle):
     bundle = copy_bundle(tiny_bundle, tmp_path / "tiny")
     torch.save({"weights": torch.zeros(2)}, bundle / "model.pkl")
     rehash(bundle)
-    with pytest.raises(BundleError, match=r"not a classifier\.network\.WildlifeNet"):
+    with pytest.raises(BundleError, match=r"not a classifier\.models\.network\.WildlifeNet"):
         load_model(read_bundle(bundle))
+
+
+def test_a_bundle_exported_before_the_sub_packages_still_loads(tmp_path, tiny_bundle):
+    bundle = copy_bundle(tiny_bundle, tmp_path / "tiny")
+    renamed = {new.encode() + b"\n": old.encode() + b"\n" for old, new in RENAMED_MODULES.items()}
+    with (
+        zipfile.ZipFile(tiny_bundle / "model.pkl") as source,
+        zipfile.ZipFile(bundle / "model.pkl", "w") as target,
+    ):
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename.endswith("data.pkl"):
+                old_names = sum(data.count(new) for new in renamed)
+                for new, old in renamed.items():
+                    data = data.replace(new, old)
+            target.writestr(entry, data)
+    rehash(bundle)
+    assert old_names >= 2  # the network's class and the data's transforms named their modules' old paths
+    assert isinstance(load_learner(read_bundle(bundle)).model, WildlifeNet)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from classifier import cli
-from classifier.predict import Predictor
-from classifier.rows import CSV_COLUMNS
+from classifier.models.predict import Predictor
+from classifier.results.rows import CSV_COLUMNS
 from conftest import TINY_CLASSES, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def test_models_lists_bundles_and_broken_ones(capsys, tiny_bundle, tmp_path):
 
 
 def test_evaluate_writes_the_report_schema(capsys, tiny_bundle, tiny_dataset, tmp_path):
-    from classifier.report import EVALUATION_SCHEMA, read_report
+    from classifier.results.report import EVALUATION_SCHEMA, read_report
 
     data = tmp_path / "data"
     import shutil

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier.datasets import (
+from classifier.intake.datasets import (
     Dataset,
     DatasetError,
     ImageReader,

@@ -1,4 +1,4 @@
-"""The animal detector (MegadetectorLite in classifier.yolox / classifier.detect), as a user meets it.
+"""The animal detector (MegadetectorLite in classifier.models.yolox / classifier.models.detect), as a user meets it.
 
 The detector is loaded once for the module. Frames from ../shared/data are only read (tests that need
 them skip without it); every other image is generated here.
@@ -17,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier.detect import (
+from classifier.intake.images import ImageError, load_photo
+from classifier.models.detect import (
     DEFAULT_CONFIDENCE,
     Detection,
     Detector,
@@ -26,8 +27,7 @@ from classifier.detect import (
     load_network,
     weights_path,
 )
-from classifier.images import ImageError, load_photo
-from classifier.yolox import YOLOX, nms
+from classifier.models.yolox import YOLOX, nms
 
 REFERENCE = Path(__file__).parent / "data" / "detector_reference.json"
 SPECIESNET = "camera_traps/speciesnet_test_data"

@@ -1,4 +1,4 @@
-"""Where the model looked (classifier/explain.py): heatmaps that depend on the model, on every bundle,
+"""Where the model looked (classifier/models/explain.py): heatmaps that depend on the model, on every bundle,
 on real frames where the animal is, for crops, and from the command line."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 from scipy.stats import spearmanr
 
 from classifier import cli, detect
-from classifier.bundles import MODELS_DIR, load_learner, load_model, read_bundle, resolve_bundle
-from classifier.explain import (
+from classifier.models.bundles import MODELS_DIR, load_learner, load_model, read_bundle, resolve_bundle
+from classifier.models.explain import (
     DEFAULT_METHOD,
     EIGENCAM,
     METHODS,
@@ -28,9 +28,9 @@ from classifier.explain import (
     overlay,
     prepared,
 )
-from classifier.predict import Predictor
-from classifier.rows import Detection, Row
-from classifier.runtimes import TORCH, CompiledNetwork, _Normalised
+from classifier.models.predict import Predictor
+from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised
+from classifier.results.rows import Detection, Row
 from conftest import TINY_CLASSES
 
 BUNDLED = [b for b in ("serengeti", "habitat", "otters") if (MODELS_DIR / b / "model.pkl").is_file()]
@@ -182,8 +182,8 @@ def test_a_heatmap_knows_its_share_inside_a_box_and_draws_over_the_photo():
 @pytest.mark.shared
 def test_on_a_real_frame_most_of_the_heatmap_is_inside_the_detectors_box(shared_data):
     pytest.importorskip("megadetector_lite", reason="the detector's weights are installed by `make install`")
-    from classifier.detect import Detector
-    from classifier.images import load_photo
+    from classifier.intake.images import load_photo
+    from classifier.models.detect import Detector
 
     if "serengeti" not in BUNDLED:
         pytest.skip("the serengeti bundle is not in models/")
@@ -237,7 +237,7 @@ def test_the_command_line_explains_each_animal_with_a_detector_bundle(
         confidence, input_size = 0.25, 640
 
         def detect(self, frames, confidence=None):
-            from classifier.detect import Detection as Box
+            from classifier.models.detect import Detection as Box
 
             return [[Box((0.1, 0.2, 0.3, 0.3), 0.9), Box((0.6, 0.5, 0.3, 0.4), 0.7)] for _ in frames]
 

@@ -1,4 +1,4 @@
-"""`classifier.exports` and `python -m classifier export`: each format re-read by its published rules.
+"""`classifier.results.exports` and `python -m classifier export`: each format re-read by its published rules.
 
 Validators (test dependencies, offline):
 - MegaDetector: the `megadetector-utils` package's own `validate_batch_results` (the validator the format's
@@ -28,7 +28,7 @@ import pytest
 
 from classifier import cli
 from classifier.cli import CsvRows, JsonRows
-from classifier.exports import (
+from classifier.results.exports import (
     EXPORT_COLUMNS,
     MEDIA_FIELDS,
     OBSERVATION_FIELDS,
@@ -44,7 +44,7 @@ from classifier.exports import (
     write_camtrap_dp,
     write_csv,
 )
-from classifier.rows import Row
+from classifier.results.rows import Row
 
 RULES = Path(__file__).resolve().parent / "data" / "camtrap_dp_1_0"
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe
@@ -706,8 +706,8 @@ def test_tiny_and_edge_boxes_stay_valid(tmp_path, deployments):
 
 
 def test_record_from_row_takes_the_pipelines_own_boxes(tmp_path):
-    """Rows the app holds in memory carry `classifier.rows.Detection`s; exports read them as a file's."""
-    from classifier.rows import Detection as PipelineBox
+    """Rows the app holds in memory carry `classifier.results.rows.Detection`s; exports read them as a file's."""
+    from classifier.results.rows import Detection as PipelineBox
 
     row = Row("traps/A/IMG_0301.JPG", "zebra", 0.9, "ok", "", (("zebra", 0.9),), observation_type="animal")
     row.detections = (

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from classifier.bundles import load_model, read_bundle
-from classifier.network import ImageNetPrior, LinearHead
-from classifier.predict import Predictor
+from classifier.models.bundles import load_model, read_bundle
+from classifier.models.network import ImageNetPrior, LinearHead
+from classifier.models.predict import Predictor
 from conftest import TINY_CLASSES, make_tiny_image, tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classifier.images import ImageError, load_photo
-from classifier.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
+from classifier.intake.images import ImageError, load_photo
+from classifier.intake.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
 from conftest import SHARED_DATA, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]

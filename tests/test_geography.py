@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image
 
-from classifier.geography import (
+from classifier.intake.images import gps_from_exif
+from classifier.knowledge.geography import (
     DATA_DIR,
     UNKNOWN,
     GeographyError,
@@ -20,8 +21,7 @@ from classifier.geography import (
     parse_country,
     photo_location,
 )
-from classifier.images import gps_from_exif
-from classifier.species import find_species_book, load_species_book
+from classifier.knowledge.species import find_species_book, load_species_book
 from tests.test_species import valid_book, write
 
 GPS = ExifTags.GPS

@@ -24,8 +24,8 @@ from PIL import Image, ImageOps
 from streamlit.testing.v1 import AppTest
 
 from classifier import cli
-from classifier.images import ImageError, load_photo
-from classifier.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
+from classifier.intake.images import ImageError, load_photo
+from classifier.intake.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
 from conftest import make_tiny_image, png_chunk, png_declaring
 
 ROOT = Path(__file__).resolve().parents[1]

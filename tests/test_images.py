@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classifier.images import ImageError, has_image_extension, load_photo, open_image, thumbnail_data_url
+from classifier.intake.images import (
+    ImageError,
+    has_image_extension,
+    load_photo,
+    open_image,
+    thumbnail_data_url,
+)
 from conftest import png_declaring
 
 SPECIESNET = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from classifier.inputs import (
+from classifier.intake.inputs import (
     FILE,
     INVALID,
     URL,

@@ -1,11 +1,10 @@
-"""Look-alikes (classifier/lookalikes.py): confusion counts from a report, notes both ways round, words."""
+"""Look-alikes (classifier/knowledge/lookalikes.py): confusion counts from a report, notes both ways round, words."""
 
 from __future__ import annotations
 
 import pytest
 
-from classifier.bundles import MODELS_DIR, read_bundle
-from classifier.lookalikes import (
+from classifier.knowledge.lookalikes import (
     answer_pair,
     are_look_alikes,
     compare,
@@ -15,7 +14,8 @@ from classifier.lookalikes import (
     most_confused_pair,
     partner,
 )
-from classifier.species import LookAlike, SpeciesBook, SpeciesEntry
+from classifier.knowledge.species import LookAlike, SpeciesBook, SpeciesEntry
+from classifier.models.bundles import MODELS_DIR, read_bundle
 
 CLASSES = ["jackal", "fox", "hyena", "zebra"]
 REPORT = {

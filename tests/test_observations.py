@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.bundles import load_model, read_bundle
-from classifier.observations import per_detection
-from classifier.predict import Predictor
-from classifier.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row
-from classifier.sequences import assign_sequences
+from classifier.models.bundles import load_model, read_bundle
+from classifier.models.predict import Predictor
+from classifier.results.observations import per_detection
+from classifier.results.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row
+from classifier.results.sequences import assign_sequences
 from conftest import make_tiny_image
 
 FRAME = (480, 320)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier import performance
+from classifier.results import performance
 
 REPORT = {
     "classes": ["lion", "leopard", "zebra"],

@@ -14,9 +14,9 @@ import yaml
 from PIL import Image
 
 from classifier import cli
-from classifier.bundles import load_model, read_bundle
-from classifier.predict import Predictor
-from classifier.species import load_species_book
+from classifier.knowledge.species import load_species_book
+from classifier.models.bundles import load_model, read_bundle
+from classifier.models.predict import Predictor
 from conftest import make_tiny_image
 
 NAIROBI = (-1.2921, 36.8219)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.bundles import MODELS_DIR, find_bundles, load_learner, load_model, read_bundle
-from classifier.inputs import expand_inputs
-from classifier.predict import PROCESSES, Predictor
-from classifier.rows import CSV_COLUMNS, ERROR, OK, UNCERTAIN, Row
+from classifier.intake.inputs import expand_inputs
+from classifier.models.bundles import MODELS_DIR, find_bundles, load_learner, load_model, read_bundle
+from classifier.models.predict import PROCESSES, Predictor
+from classifier.results.rows import CSV_COLUMNS, ERROR, OK, UNCERTAIN, Row
 from conftest import TINY_CLASSES, make_tiny_image
 
 SPECIESNET = "camera_traps/speciesnet_test_data"

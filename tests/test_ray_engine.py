@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from classifier import cli
-from classifier.bundles import resolve_bundle
-from classifier.engines import PredictorOptions, RayEngine, start_local_ray
-from classifier.inputs import expand_inputs
+from classifier.intake.inputs import expand_inputs
+from classifier.models.bundles import resolve_bundle
+from classifier.models.engines import PredictorOptions, RayEngine, start_local_ray
 from conftest import TINY_CLASSES, make_tiny_image
 
 ray = pytest.importorskip("ray")
@@ -152,7 +152,7 @@ def test_engine_ray_without_ray_installed_is_one_line(capsys, monkeypatch, tiny_
 
 
 def test_the_cli_and_the_local_engine_never_import_ray():
-    code = "import sys, classifier.cli, classifier.engines, classifier.predict; print('ray' in sys.modules)"
+    code = "import sys, classifier.cli, classifier.models.engines, classifier.models.predict; print('ray' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
 

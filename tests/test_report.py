@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
-from classifier.report import (
+from classifier.results.report import (
     BUNDLE_SCHEMA,
     EVALUATION_SCHEMA,
     ReportError,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.datasets import Dataset, Record, read_dataset, split_dataset
+from classifier.intake.datasets import Dataset, Record, read_dataset, split_dataset
 from conftest import TINY_CLASSES, make_tiny_image, tiny_config
 
 REVIEW = {"classification_method": "human", "classified_by": "ann", "classified_at": "2026-11-30T10:00:00"}
@@ -162,8 +162,8 @@ def test_one_sequence_for_a_whole_folder_is_split_at_random() -> None:
 
 
 def test_retrained_bundle_names_the_new_class_and_still_the_old_ones(retrained) -> None:
-    from classifier.bundles import load_model, read_bundle
-    from classifier.predict import Predictor
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.predict import Predictor
 
     report = retrained.report
     assert report["classes"] == ["blue", "green", "purple", "red"]
@@ -177,9 +177,9 @@ def test_retrained_bundle_names_the_new_class_and_still_the_old_ones(retrained) 
 
 
 def test_report_compares_with_the_base_model_on_the_same_held_out_rows(retrained, tiny_bundle: Path) -> None:
-    from classifier.bundles import load_model, read_bundle
-    from classifier.predict import Predictor
-    from classifier.report import read_report
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.predict import Predictor
+    from classifier.results.report import read_report
 
     report = read_report(retrained.bundle / "report.json")  # the schema holds, base_model included
     base = report["base_model"]
@@ -225,7 +225,7 @@ def test_serengeti_retrains_by_its_own_recipe_and_keeps_its_imagenet_prior(tmp_p
     """The default bundle: linear probe with an ImageNet prior, EfficientNet-Lite2 at 260 px."""
     import torch
 
-    from classifier.bundles import load_learner, read_bundle
+    from classifier.models.bundles import load_learner, read_bundle
     from train import train
     from train.recipe import config_from_args
 

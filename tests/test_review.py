@@ -1,4 +1,4 @@
-"""`classifier.review`: the queue, corrections, undo, progress, photos found by path, reload and exports."""
+"""`classifier.results.review`: the queue, corrections, undo, progress, photos found by path, reload and exports."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.exports import ExportError, parse_predictions, record_from_row
-from classifier.review import (
+from classifier.results.exports import ExportError, parse_predictions, record_from_row
+from classifier.results.review import (
     BLANK_FRAME,
     BLANK_IN_SEQUENCE,
     NOT_SURE,

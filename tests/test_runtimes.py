@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from classifier import runtimes
-from classifier.bundles import BundleError, load_learner, load_model, read_bundle
-from classifier.predict import Predictor
+from classifier.models import runtimes
+from classifier.models.bundles import BundleError, load_learner, load_model, read_bundle
+from classifier.models.predict import Predictor
 from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def test_int8_calibrates_on_the_bundles_training_photos_and_keeps_its_answers(ti
 
 def test_the_detector_compiles_to_int8_for_openvino(tmp_path, monkeypatch):
     """Its layers with weights quantized only: with the box decoding quantized too OpenVINO cannot compile it."""
-    from classifier.detect import Detector
+    from classifier.models.detect import Detector
 
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
     photos = []
@@ -210,7 +210,7 @@ def test_the_app_process_never_imports_fastai_and_starts_without_torch(tiny_bund
     script = (
         "import sys, json\n"
         "import pages.common\n"
-        "from classifier.bundles import find_bundles, load_model\n"
+        "from classifier.models.bundles import find_bundles, load_model\n"
         "[bundle] = find_bundles(sys.argv[1])\n"
         "before = sorted(m for m in ('torch', 'fastai') if m in sys.modules)\n"
         "load_model(bundle, isolate=True, runtime='torch')\n"
@@ -264,7 +264,7 @@ def test_the_detector_loads_through_the_runtimes_with_torchs_outputs(runtime, tm
     eager network's and box corners within a pixel."""
     import megadetector_lite
 
-    from classifier.detect import Detector, load_network
+    from classifier.models.detect import Detector, load_network
 
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
     detector = Detector(input_size=320, runtime=runtime)
@@ -283,7 +283,7 @@ def test_the_detector_loads_through_the_runtimes_with_torchs_outputs(runtime, tm
 @pytest.mark.shared
 @pytest.mark.parametrize("runtime", [runtimes.OPENVINO, runtimes.ONNX])
 def test_the_detectors_boxes_on_real_frames_are_torchs(runtime, shared_data):
-    from classifier.detect import Detector
+    from classifier.models.detect import Detector
 
     frames = sorted((shared_data / "camera_traps" / "speciesnet_test_data").glob("*.jpg"))
     frames = [f for f in frames if "truncated" not in f.name]
@@ -338,7 +338,7 @@ def test_two_threads_run_the_detector_and_the_classifier_at_once(tiny_bundle, ru
     first calls once deadlocked OpenVINO's input copy)."""
     import threading
 
-    from classifier.detect import Detector
+    from classifier.models.detect import Detector
 
     detector = Detector(input_size=320, runtime=runtime)
     model = load_model(read_bundle(tiny_bundle), runtime=runtime)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from classifier.bundles import load_model, read_bundle
-from classifier.inputs import expand_inputs
-from classifier.predict import Predictor
-from classifier.review import Photos
-from classifier.rows import ERROR, OK, Row
-from classifier.sequences import SequenceStream, assign_sequences, majority_label
+from classifier.intake.inputs import expand_inputs
+from classifier.models.bundles import load_model, read_bundle
+from classifier.models.predict import Predictor
+from classifier.results.review import Photos
+from classifier.results.rows import ERROR, OK, Row
+from classifier.results.sequences import SequenceStream, assign_sequences, majority_label
 from conftest import make_tiny_image
 from review_rows import START, photo_bytes
 

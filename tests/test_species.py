@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classifier.species import (
+from classifier.knowledge.species import (
     IUCN_CATEGORIES,
     IUCN_COLOURS,
     SpeciesInfoError,
@@ -668,7 +668,7 @@ def test_any_text_loads_or_raises_species_info_error(tmp_path_factory, text):
 
 
 def test_filter_classes_keeps_classes_without_notes_for_a_search_but_not_for_an_iucn_filter(tmp_path) -> None:
-    from classifier.species import filter_classes
+    from classifier.knowledge.species import filter_classes
 
     book = find_species_book("otters")
     classes = ["river_otter", "sea_otter", "mink"]

@@ -1,4 +1,4 @@
-"""How it decided, step by step (classifier/steps.py): the words for each kind of answer, with the
+"""How it decided, step by step (classifier/results/steps.py): the words for each kind of answer, with the
 serengeti bundle's classes and species notes and no network (the steps only read a row)."""
 
 from __future__ import annotations
@@ -7,11 +7,19 @@ from types import SimpleNamespace
 
 import pytest
 
-from classifier.bundles import MODELS_DIR, read_bundle
-from classifier.rows import BLANK, OK, UNCERTAIN, Detection, Row
-from classifier.species import find_species_book
-from classifier.steps import CROP, DETECTOR, RULES, SCORES, THRESHOLD, chosen_detection, decision_steps
-from classifier.taxonomy import decide, thresholds_for
+from classifier.knowledge.species import find_species_book
+from classifier.knowledge.taxonomy import decide, thresholds_for
+from classifier.models.bundles import MODELS_DIR, read_bundle
+from classifier.results.rows import BLANK, OK, UNCERTAIN, Detection, Row
+from classifier.results.steps import (
+    CROP,
+    DETECTOR,
+    RULES,
+    SCORES,
+    THRESHOLD,
+    chosen_detection,
+    decision_steps,
+)
 
 SERENGETI = MODELS_DIR / "serengeti"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from classifier.species import find_species_book, load_species_book
-from classifier.taxonomy import OK, UNCERTAIN, decide, lineages, rollup, taxon_label, thresholds_for
+from classifier.knowledge.species import find_species_book, load_species_book
+from classifier.knowledge.taxonomy import OK, UNCERTAIN, decide, lineages, rollup, taxon_label, thresholds_for
 
 SOURCE = [{"title": "Wikipedia", "url": "https://en.wikipedia.org/wiki/Felidae"}]
 AFRICA = {"countries": ["KEN", "TZA"], "note": "East Africa."}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.report import read_report
+from classifier.results.report import read_report
 from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image, tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +73,8 @@ def test_tiny_recipe_separates_the_colours_whatever_the_seed_and_thread_count(
     """A library update changes the random stream as a new seed does: the fixture must not hang on one."""
     import torch
 
-    from classifier.bundles import load_model, read_bundle
-    from classifier.predict import Predictor
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.predict import Predictor
     from train import train
 
     before = torch.get_num_threads()
@@ -113,7 +113,7 @@ def test_exported_learner_loads_and_predicts_in_a_fresh_process(tiny_bundle: Pat
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["answers"] == {label: label for label in TINY_CLASSES}
     assert result["vocab"] == list(TINY_CLASSES)
-    assert result["model"] == "classifier.network.WildlifeNet"
+    assert result["model"] == "classifier.models.network.WildlifeNet"
     # cloudpickle's _builtin_type rebuilds types.MethodType (fastai's own bound methods); any other
     # cloudpickle helper means a function or class was pickled by value (a lambda, a local function).
     foreign = [
@@ -129,7 +129,7 @@ def test_exported_pickle_carries_no_path_of_the_training_data(tiny_bundle: Path,
     with zipfile.ZipFile(tiny_bundle / "model.pkl") as archive:
         pickled = b"".join(archive.read(name) for name in archive.namelist() if name.endswith(".pkl"))
     assert str(tiny_dataset).encode() not in pickled
-    assert b"ImageReader" in pickled  # images load through classifier.datasets, as in training
+    assert b"ImageReader" in pickled  # images load through classifier.intake.datasets, as in training
 
 
 def test_resume_continues_after_the_last_finished_epoch(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from classifier.bundles import detector_settings, read_bundle
+from classifier.models.bundles import detector_settings, read_bundle
 from conftest import tiny_config, write_tiny_dataset
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.report import read_report
+from classifier.results.report import read_report
 from conftest import TINY_CLASSES, make_tiny_image, tiny_config
 from train.recipe import RecipeError, check
 
@@ -16,8 +16,8 @@ from train.recipe import RecipeError, check
 def test_two_processes_write_a_bundle_as_good_as_one(
     tiny_dataset: Path, tiny_training, tmp_path: Path
 ) -> None:
-    from classifier.bundles import load_model, read_bundle
-    from classifier.predict import Predictor
+    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.predict import Predictor
     from train import train
 
     result = train(tiny_config(tiny_dataset, tmp_path, processes=2), quiet=True)
@@ -36,7 +36,7 @@ def test_two_processes_write_a_bundle_as_good_as_one(
 
 @pytest.mark.slow
 def test_a_bad_dataset_is_the_same_one_line_error_across_processes(tmp_path: Path) -> None:
-    from classifier.datasets import DatasetError
+    from classifier.intake.datasets import DatasetError
     from train import train
 
     with pytest.raises(DatasetError, match="no such file or folder"):

@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classifier.urlfetch import (
+from classifier.intake.urlfetch import (
     USER_AGENT,
     FetchedImage,
     FetchError,

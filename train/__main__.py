@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from classifier.backbones import BackboneError
-from classifier.bundles import BundleError
-from classifier.datasets import DatasetError
+from classifier.intake.datasets import DatasetError
+from classifier.models.backbones import BackboneError
+from classifier.models.bundles import BundleError
 from train.checkpoint import ResumeError
 from train.pipeline import TrainResult, train
 from train.recipe import RecipeError, config_from_args

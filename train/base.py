@@ -1,7 +1,7 @@
 """Retraining a bundle (`--base-model NAME|DIR`): start from its network, compare with it at the end.
 
 The run starts from the base bundle's network: its backbone (architecture and trained weights), its
-input normalisation and its head, resized to the run's classes by `classifier.network.with_classes`:
+input normalisation and its head, resized to the run's classes by `classifier.models.network.with_classes`:
 a class the base has keeps its row of the last layer, a class a person typed gets a new row, and the
 base's classes the data does not show are dropped (or kept with `--keep-base-classes`). An ImageNet prior
 keeps its scale and, for the classes it keeps, their ImageNet classes; a new class has none (the prior
@@ -12,7 +12,7 @@ from the base's weights.
 Labels are matched to the base's classes without regard to case ("Zebra" is the base's "zebra"), so a
 person's spelling does not split a class in two. At the end the base's own network predicts exactly the
 photos the new model was judged on, and the report's `base_model` section holds both models' figures on
-the photos whose class both know (`classifier.report.compare_on_rows`).
+the photos whose class both know (`classifier.results.report.compare_on_rows`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from classifier.bundles import MODELS_DIR, Bundle, load_learner, resolve_bundle
-from classifier.datasets import EMPTY_LABELS, Dataset
-from classifier.network import LinearHead, WildlifeNet, with_classes
-from classifier.report import compare_on_rows
+from classifier.intake.datasets import EMPTY_LABELS, Dataset
+from classifier.models.bundles import MODELS_DIR, Bundle, load_learner, resolve_bundle
+from classifier.models.network import LinearHead, WildlifeNet, with_classes
+from classifier.results.report import compare_on_rows
 from train.recipe import RecipeError, TrainConfig
 
 
@@ -95,7 +95,7 @@ def network_for(
     classifier = None
     head = base.network.head
     if imagenet_groups and any(imagenet_groups) and isinstance(head, LinearHead) and head.prior is None:
-        from classifier.backbones import create_backbone
+        from classifier.models.backbones import create_backbone
 
         classifier = create_backbone(base.arch, pretrained=True).imagenet_classifier
         if classifier is None:

@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from classifier.detect import Detector, crop_box
-from classifier.images import load_photo
+from classifier.intake.images import load_photo
+from classifier.models.detect import Detector, crop_box
 from train.data import TrainingData
 from train.recipe import TrainConfig
 
@@ -31,7 +31,7 @@ class Cropped:
 def crop_photos(data: TrainingData, config: TrainConfig, folder: Path) -> Cropped:
     """Every photo of `data` replaced by its best box's crop (see the module docstring)."""
     detector = Detector(confidence=config.crop_confidence)
-    decode_size = max(detector.input_size, config.sizes[-1])  # as classifier.predict decodes frames
+    decode_size = max(detector.input_size, config.sizes[-1])  # as classifier.models.predict decodes frames
     folder.mkdir(parents=True, exist_ok=True)
     paths, boxed = [], 0
     for path in data.frame["path"]:

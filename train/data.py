@@ -1,6 +1,6 @@
 """From the recipe's data options to fastai DataLoaders: read, filter, check, split, then load batches.
 
-Items are decoded by `classifier.datasets.ImageReader` (EXIF orientation, any mode to RGB) and squished
+Items are decoded by `classifier.intake.datasets.ImageReader` (EXIF orientation, any mode to RGB) and squished
 (no crop) to a square with bilinear resampling, exactly as prediction resizes a photo; augmentations run
 on training batches only, and there is no `Normalize`: the network normalises its own inputs.
 """
@@ -19,7 +19,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.transforms import ColReader, ColSplitter, IntToFloatTensor
 from fastai.vision.augment import Resize, ResizeMethod, aug_transforms
 
-from classifier.datasets import (
+from classifier.intake.datasets import (
     Dataset,
     DatasetError,
     ImageReader,

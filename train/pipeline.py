@@ -30,8 +30,8 @@ from fastai.losses import CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
 from fastai.metrics import F1Score, accuracy
 from fastai.torch_core import set_seed
 
-from classifier.network import body_head_splitter, build_network
-from classifier.report import evaluate, write_report
+from classifier.models.network import body_head_splitter, build_network
+from classifier.results.report import evaluate, write_report
 from train.base import BaseModel, compare_with_base, load_base, network_for
 from train.checkpoint import EpochRecorder, RunState, start_run
 from train.crops import crop_photos

@@ -26,8 +26,8 @@ from fastai.learner import Learner
 from fasttransform import Pipeline
 from torch import nn
 
-from classifier.network import LinearHead
-from classifier.report import evaluate
+from classifier.models.network import LinearHead
+from classifier.results.report import evaluate
 from train.data import TrainingData, augmentations
 from train.recipe import TrainConfig
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.datasets import FORMATS, MULTI_LABEL, ROWS, SPLITS
-from classifier.network import HEADS
+from classifier.intake.datasets import FORMATS, MULTI_LABEL, ROWS, SPLITS
+from classifier.models.network import HEADS
 
 BALANCE = ("none", "weighted", "oversample")
 CROPS = ("none", "detector")
-DETECTOR_CONFIDENCE = 0.05  # classifier.detect's default; here so `--help` needs no torch
-CROP_MARGIN = 0.15  # classifier.predict's default
+DETECTOR_CONFIDENCE = 0.05  # classifier.models.detect's default; here so `--help` needs no torch
+CROP_MARGIN = 0.15  # classifier.models.predict's default
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -429,7 +429,7 @@ def _shown(value: Any) -> str:
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     """The options of the command line; with --base-model, those not given come from the base's recipe.
 
-    Raises `classifier.bundles.BundleError` when --base-model names no bundle.
+    Raises `classifier.models.bundles.BundleError` when --base-model names no bundle.
     """
     args = build_parser().parse_args(argv)
     config = TrainConfig(**vars(args))

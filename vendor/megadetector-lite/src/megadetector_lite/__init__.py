@@ -2,7 +2,7 @@
 
 The file was taken from zamba 2.7.2's wheel on PyPI (MIT licence, see `license_path()`) when this
 package was built, and its SHA-256 checked then; `WEIGHTS_SHA256` lets a loader check it again. This
-package holds no code that runs the network: the wildlife classifier's `classifier.yolox` does.
+package holds no code that runs the network: the wildlife classifier's `classifier.models.yolox` does.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import torch
 from fastai.vision.learner import create_head
 from torch import nn
 
-from classifier.backbones import create_backbone, feature_count
+from classifier.models.backbones import create_backbone, feature_count
 
 
 class WildlifeNet(nn.Module):
@@ -77,7 +77,7 @@ class ImageNetPrior(nn.Module):
         score = torch.logsumexp(grouped, dim=2)
         mapped = self.member.any(dim=1)
         # The mean over the mapped classes, without boolean indexing (its output size is data-dependent,
-        # which ONNX and OpenVINO export cannot express; classifier/runtimes.py).
+        # which ONNX and OpenVINO export cannot express; classifier/models/runtimes.py).
         neutral = torch.where(mapped, score, 0.0).sum(dim=1, keepdim=True) / mapped.sum()
         return self.scale * torch.where(mapped, score, neutral)
 

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from classifier.images import READABLE_FORMATS, gps_from_exif
+from classifier.intake.images import READABLE_FORMATS, gps_from_exif
 
 if TYPE_CHECKING:  # species.py imports this module for its country list
-    from classifier.species import SpeciesBook
+    from classifier.knowledge.species import SpeciesBook
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NEAR_COAST_KM = 25.0

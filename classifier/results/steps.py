@@ -5,7 +5,7 @@ section says about the user's own photo.
 it: the box the animal detector found (or that it looked at the whole photo), the picture the
 classifier saw, its five highest scores, the place and taxonomy rules that changed the answer
 (`row.geofenced`, `row.rank`), and the threshold that made it "not sure". The rules are run again on the
-row's own probabilities (`classifier.taxonomy.decide`), so each step can name the numbers that decided
+row's own probabilities (`classifier.knowledge.taxonomy.decide`), so each step can name the numbers that decided
 it. Only reading: nothing here runs a network, and torch is never imported.
 """
 
@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from classifier.observations import observation_type
-from classifier.rows import ANIMAL, BLANK, ERROR, OK, Row
-from classifier.species import ROLLUP_RANKS
-from classifier.taxonomy import PASS_UP_FROM, decide, lineages
+from classifier.knowledge.species import ROLLUP_RANKS
+from classifier.knowledge.taxonomy import PASS_UP_FROM, decide, lineages
+from classifier.results.observations import observation_type
+from classifier.results.rows import ANIMAL, BLANK, ERROR, OK, Row
 
 if TYPE_CHECKING:
-    from classifier.predict import Predictor
+    from classifier.models.predict import Predictor
 
 DETECTOR, CROP, SCORES, RULES, THRESHOLD = "detector", "crop", "scores", "rules", "threshold"
 TOP = 5
@@ -256,7 +256,7 @@ def _closest_group(
     predictor, probabilities: Sequence[float], country
 ) -> tuple[str, str, float, float] | None:
     """The rank and taxon whose summed probability came nearest its cut-off (as a share of it)."""
-    from classifier.taxonomy import taxon_label
+    from classifier.knowledge.taxonomy import taxon_label
 
     fenced = decide(probabilities, predictor.classes, predictor.book, country, {}).removed
     best = None
@@ -302,7 +302,7 @@ def _threshold_step(row: Row, predictor: Predictor, name: Callable[[str], str]) 
 
 
 def _place(row: Row, predictor: Predictor) -> tuple[str | None, str]:
-    from classifier.geography import country_at, country_table
+    from classifier.knowledge.geography import country_at, country_table
 
     country = predictor.country or (country_at(*row.location) if row.location else None)
     if country is None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from classifier.images import ImageError, has_image_extension, load_photo
-from classifier.rows import ERROR, OK
+from classifier.intake.images import ImageError, has_image_extension, load_photo
+from classifier.results.rows import ERROR, OK
 
 FORMATS = ("folder", "csv", "coco", "inat")
 SPLITS = ("auto", "random", "location", "sequence", "folders", "csv")
@@ -253,9 +253,9 @@ def _csv_text(path: Path) -> str:
 
 
 def _is_predictions_header(line: str) -> bool:
-    from classifier.exports import REQUIRED_COLUMNS
+    from classifier.results.exports import REQUIRED_COLUMNS
 
-    # Spreadsheets in some locales save with ';' or a tab (classifier.exports reads those too).
+    # Spreadsheets in some locales save with ';' or a tab (classifier.results.exports reads those too).
     return any(
         set(REQUIRED_COLUMNS) <= {c.strip().strip('"') for c in line.split(d)} for d in (",", ";", "\t")
     )
@@ -284,7 +284,7 @@ def read_predictions_csv(
     rows without a label, and blank rows (`blank`, `empty`, ...) unless `blank` names the class they
     become. What is left out by choice is counted in `left_out` by reason.
     """
-    from classifier.exports import ExportError, parse_predictions
+    from classifier.results.exports import ExportError, parse_predictions
 
     path = Path(path)
     if rows not in ROWS:
@@ -720,7 +720,7 @@ def _merge_shared_files(groups: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 class ImageReader:
-    """Path -> fastai `PILImage` through `classifier.images` (EXIF orientation, any mode to RGB).
+    """Path -> fastai `PILImage` through `classifier.intake.images` (EXIF orientation, any mode to RGB).
 
     A `size` lets large JPEGs decode at a reduced scale that is still at least `size` on both sides;
     resizing to the model's square input happens afterwards, as in prediction. Lives here, not in

@@ -4,7 +4,7 @@ A bundle is listed from its `report.json` alone, so the app and `python -m class
 every model without unpickling any (nor importing torch). Loading checks the file's SHA-256 against the
 report before unpickling (unpickling runs code, so only the file the training run wrote is trusted), then
 checks that the learner holds a `WildlifeNet` whose classes are the report's. Prediction runs the network
-compiled from that learner (`classifier.runtimes`), so only training, evaluation and the compile step
+compiled from that learner (`classifier.models.runtimes`), so only training, evaluation and the compile step
 unpickle the learner itself. Every problem is a `BundleError` whose message is one line naming the file;
 never a pickle traceback.
 """
@@ -14,19 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classifier.images import error_line
+from classifier.intake.images import error_line
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 DEFAULT_BUNDLE = "serengeti"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 MODEL_FILE = "model.pkl"
 REPORT_FILE = "report.json"
 DEFAULT_THRESHOLD = 0.5  # used only when a report has no threshold.value
@@ -69,10 +70,12 @@ class Bundle:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A bundle's compiled network on `device`, ready for `classifier.predict.Predictor`."""
+    """A bundle's compiled network on `device`, ready for `classifier.models.predict.Predictor`."""
 
     bundle: Bundle
-    network: nn.Module  # or an OpenVINO / ONNX Runtime network called the same way (classifier.runtimes)
+    network: (
+        nn.Module
+    )  # or an OpenVINO / ONNX Runtime network called the same way (classifier.models.runtimes)
     device: torch.device
     runtime: str = "torch"
     precision: str = "fp32"
@@ -138,7 +141,7 @@ def _bundle_from_report(directory: Path, report: dict[str, Any], report_path: Pa
 
 
 def detector_settings(bundle: Bundle) -> dict[str, Any] | None:
-    """The animal detector the bundle was trained with (its crops), as `classifier.detect.Detector`'s
+    """The animal detector the bundle was trained with (its crops), as `classifier.models.detect.Detector`'s
     options; None for a bundle that classifies whole frames."""
     section = bundle.report.get("detector")
     return None if section is None else {key: section[key] for key in DETECTOR_OPTIONS if key in section}
@@ -220,7 +223,7 @@ def load_model(
     runtime: str | None = None,
     precision: str = "fp32",
 ) -> LoadedModel:
-    """The bundle's network, compiled for this machine (`classifier.runtimes`), on `device` (GPU if any).
+    """The bundle's network, compiled for this machine (`classifier.models.runtimes`), on `device` (GPU if any).
 
     The model file's SHA-256 is checked against the report first. `runtime`: torch, openvino or onnx
     (default: `runtimes.default_runtime()`; openvino and onnx run on the CPU); `precision`: fp32, bf16
@@ -231,7 +234,7 @@ def load_model(
     """
     import torch
 
-    from classifier import runtimes
+    from classifier.models import runtimes
 
     runtime = runtime or runtimes.default_runtime()
     runtimes.check_choice(runtime, precision)
@@ -252,12 +255,12 @@ def load_learner(bundle: Bundle, verify: bool = True) -> Any:
     path = bundle.model_path
     learner = _unpickle(path)
     network = getattr(learner, "model", None)
-    from classifier.network import WildlifeNet
+    from classifier.models.network import WildlifeNet
 
     if not isinstance(network, WildlifeNet):
         found = type(learner).__name__ if network is None else f"a learner of {type(network).__name__}"
         raise BundleError(
-            f"{path}: holds {found}, not a classifier.network.WildlifeNet learner; "
+            f"{path}: holds {found}, not a classifier.models.network.WildlifeNet learner; "
             "export it with `python -m train`."
         )
     _check_classes(bundle, path, learner, network)
@@ -304,6 +307,27 @@ def _check_hash(bundle: Bundle, path: Path, actual: str) -> None:
         )
 
 
+# Bundles exported before classifier/ was grouped into sub-packages name these modules by their old paths.
+RENAMED_MODULES = {
+    "classifier.network": "classifier.models.network",
+    "classifier.datasets": "classifier.intake.datasets",
+    "classifier.images": "classifier.intake.images",
+}
+
+
+class _RenamingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(RENAMED_MODULES.get(module, module), name)
+
+
+def _load_renamed(file: Any, **kwargs: Any) -> Any:
+    return _RenamingUnpickler(file, **kwargs).load()
+
+
+# torch.load takes a module-like object: it subclasses its Unpickler (and calls load for legacy files).
+_renaming_pickle = types.SimpleNamespace(__name__="pickle", Unpickler=_RenamingUnpickler, load=_load_renamed)
+
+
 def _unpickle(path: Path) -> Any:
     import torch
 
@@ -312,7 +336,7 @@ def _unpickle(path: Path) -> Any:
             warnings.simplefilter("ignore")  # fastai's and torch's pickle warnings: the hash was checked
             import fastai.learner  # noqa: F401  (the classes the pickle names)
 
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_renaming_pickle)
     except ModuleNotFoundError as exc:
         raise BundleError(
             f"{path}: the learner needs module {exc.name!r}, which is not installed or not in classifier/; "

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from classifier.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Row
+from classifier.results.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Row
 
 FORMATS = ("csv", "megadetector", "camtrap-dp")
 REQUIRED_COLUMNS = ("path", "label", "confidence", "status")
@@ -523,7 +523,7 @@ def record_from_row(row: Row) -> Record:
     if detections is not None and not (
         isinstance(detections, tuple) and all(isinstance(d, Detection) for d in detections)
     ):
-        # The pipeline's own boxes (classifier.rows.Detection) become this module's, as a file gives them.
+        # The pipeline's own boxes (classifier.results.rows.Detection) become this module's, as a file gives them.
         items = detections if isinstance(detections, list | str) else list(detections)
         if not isinstance(items, str):
             items = [d.to_json() if hasattr(d, "to_json") else d for d in items]
@@ -779,7 +779,7 @@ def load_taxa(
 
 
 def _species_dir() -> Path:
-    from classifier.species import SPECIES_DIR
+    from classifier.knowledge.species import SPECIES_DIR
 
     return SPECIES_DIR
 

@@ -3,7 +3,7 @@
 A class-activation map weighs the classifier's last feature map (the body's output: 1280 channels on a
 grid of 7-9 cells a side for the bundled EfficientNet-Lites, one cell per 32 pixels of the square input)
 by how much each channel counts for the class, and keeps the positive part. It needs the network as the
-two parts `classifier.runtimes.CompiledNetwork` compiles: the body runs once without gradients, then the
+two parts `classifier.models.runtimes.CompiledNetwork` compiles: the body runs once without gradients, then the
 head runs on its feature map with gradients, so the class score's gradient with respect to that map costs
 one small backward pass through the head, whatever the head is: fastai's two-layer head (habitat,
 otters) or the linear probe with its ImageNet prior (serengeti). fastai is never imported.
@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from classifier.detect import crop_box
-from classifier.rows import Row
+from classifier.models.detect import crop_box
+from classifier.results.rows import Row
 
 if TYPE_CHECKING:
-    from classifier.predict import Predictor
+    from classifier.models.predict import Predictor
 
 GRADCAM, GRADCAM_PP, HIRESCAM, ABLATION, EIGENCAM = "gradcam", "gradcam++", "hirescam", "ablation", "eigencam"
 METHODS = (GRADCAM, GRADCAM_PP, HIRESCAM, ABLATION, EIGENCAM)
@@ -335,7 +335,7 @@ def overlay(
 def render(image: Image.Image, explanation: Explanation, *, name: Callable[[str], str] = str) -> Image.Image:
     """One picture of an explanation (what the command line writes): the frame with its heatmap and the
     detector's boxes, each animal's crop with its own below, and a caption line under each."""
-    from classifier.annotate import pixel_box
+    from classifier.results.annotate import pixel_box
 
     frame = overlay(image, explanation.frame)
     crop_size = max(128, frame.width // 4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from classifier.rows import (
+from classifier.results.rows import (
     ANIMAL,
     BLANK,
     HUMAN,

@@ -1,14 +1,14 @@
 """Find animals in camera-trap frames with MegadetectorLite, offline, and cut them out for the classifier.
 
 `Detector` loads the weights once (from the `megadetector_lite` package, SHA-256 checked) into our own
-YOLOX-tiny (`classifier.yolox`) and is safe to share between threads: `detect` only reads the network.
+YOLOX-tiny (`classifier.models.yolox`) and is safe to share between threads: `detect` only reads the network.
 A frame is prepared as zamba prepares it: pixel values 0-255 as floats, resized with bicubic
 resampling to fit `input_size` x `input_size` keeping its aspect ratio, black padding below and to the
 right; except that a frame smaller than that is not enlarged (`enlarge_small=True` does as zamba does):
 measured on the 100x75 camtrapR thumbnails at 640 px, 78% of the animal frames kept a box at 0.25
 instead of 1.5%, and 68% of Chicago's 400x200 ones instead of 55%, with empty frames still empty
 (benchmarks/detector.py). Boxes come back as `Detection`s, best first, with `bbox` = normalised [x, y, w, h] from the top
-left of the photo as `classifier.images.load_photo` decodes it (EXIF orientation applied), clipped to
+left of the photo as `classifier.intake.images.load_photo` decodes it (EXIF orientation applied), clipped to
 [0, 1].
 
 `crop_box` cuts a square around a box, with some context, for the species classifier.
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from classifier import runtimes
-from classifier.bundles import Bundle, BundleError, detector_settings
-from classifier.images import ImageError, Source, load_photo
-from classifier.yolox import CHANNEL_ORDER, YOLOX, postprocess
+from classifier.intake.images import ImageError, Source, load_photo
+from classifier.models import runtimes
+from classifier.models.bundles import Bundle, BundleError, detector_settings
+from classifier.models.yolox import CHANNEL_ORDER, YOLOX, postprocess
 
 # From benchmarks/detector.py on the 439 frames of ../shared/data/camera_traps (2026-12-01), fed RGB at 640 px:
 # share of animal frames keeping a box / of the 6 empty frames left without one, by threshold:
@@ -117,10 +117,10 @@ class Detector:
 
     `confidence` is the lowest score kept (objectness x class score, as YOLOX and zamba compute it);
     `input_size` the side of the square the frame is fitted into (a multiple of 32; the weights were
-    trained at 640); `channel_order` what the network is fed (see `classifier.yolox.CHANNEL_ORDER`);
+    trained at 640); `channel_order` what the network is fed (see `classifier.models.yolox.CHANNEL_ORDER`);
     `enlarge_small` whether frames smaller than the input are enlarged to fill it, as zamba does. `detect` takes PIL images (as `load_photo` returns them) or files/bytes, which it
     decodes with `load_photo` at a reduced scale (an unreadable one raises `ImageError`).
-    `runtime` and `precision`: how the network runs (`classifier.runtimes`; default: this machine's default
+    `runtime` and `precision`: how the network runs (`classifier.models.runtimes`; default: this machine's default
     runtime at float32), compiled once for the input size and cached under the weights' SHA-256;
     `calibration`: the photos int8 calibrates on.
     """

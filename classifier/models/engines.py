@@ -3,8 +3,8 @@
     python -m classifier predict --engine ray --out labels.csv photos/            # a local Ray, this machine
     python -m classifier predict --engine ray --address ray://HEAD:10001 ...      # a Ray cluster
 
-Both engines take the photos `classifier.inputs.expand_inputs` lists and run the same `Predictor` (the
-bundle's compiled network from `classifier.bundles.load_model`, the detector and its crops, the place and
+Both engines take the photos `classifier.intake.inputs.expand_inputs` lists and run the same `Predictor` (the
+bundle's compiled network from `classifier.models.bundles.load_model`, the detector and its crops, the place and
 taxonomy rules); the rows differ only in `classified_at`, the time each was made.
 
 The Ray engine is a Ray Data pipeline of three steps:
@@ -51,13 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classifier.bundles import MODEL_FILE, Bundle, BundleError, file_sha256, load_model
-from classifier.rows import Row
+from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256, load_model
+from classifier.results.rows import Row
 
 if TYPE_CHECKING:
-    from classifier.inputs import InputItem
-    from classifier.predict import Predictor
-    from classifier.species import SpeciesBook
+    from classifier.intake.inputs import InputItem
+    from classifier.knowledge.species import SpeciesBook
+    from classifier.models.predict import Predictor
 
 LOCAL, RAY = "local", "ray"
 ENGINES = (LOCAL, RAY)
@@ -87,12 +87,12 @@ class PredictorOptions:
     threshold: float | None = None
     top_k: int = 3
     batch_size: int | None = None
-    runtime: str | None = None  # None: the machine's default (classifier.runtimes)
+    runtime: str | None = None  # None: the machine's default (classifier.models.runtimes)
     precision: str = "fp32"
 
     def build(self, bundle: Bundle, *, device: str | None = None, workers: int | None = None) -> Predictor:
-        from classifier.detect import detector_for
-        from classifier.predict import Predictor
+        from classifier.models.detect import detector_for
+        from classifier.models.predict import Predictor
 
         return Predictor(
             load_model(bundle, device=device, runtime=self.runtime, precision=self.precision),
@@ -166,9 +166,9 @@ def start_local_ray(num_cpus: int | None = None) -> None:
     """Start a Ray on this machine for this process (its workers import this checkout's code)."""
     import ray
 
-    from classifier.predict import default_workers
+    from classifier.models.predict import default_workers
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
         num_cpus=num_cpus or default_workers(),
@@ -216,10 +216,10 @@ class RayEngine:
             raise BundleError(f"{bundle.model_path}: changed while it was being loaded; run again.")
         detector = None
         if options.detect:
-            from classifier.detect import detector_for
+            from classifier.models.detect import detector_for
 
             detector = detector_for(bundle, options.runtime, options.precision)
-        from classifier.decoding import decode_size_for
+        from classifier.intake.decoding import decode_size_for
 
         self.decode_size = decode_size_for(bundle.image_size, detector.input_size if detector else None)
         self.squish = detector is None
@@ -232,7 +232,7 @@ class RayEngine:
                         address=address,
                         logging_level=logging.WARNING,
                         log_to_driver=False,
-                        runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
+                        runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]},
                     )
                 else:
                     start_local_ray()
@@ -243,7 +243,7 @@ class RayEngine:
         resources = ray.cluster_resources()
         self.cpus, self.gpus = float(resources.get("CPU", 1.0)), int(resources.get("GPU", 0))
         self.actors = workers or (self.gpus or max(1, int(self.cpus)))
-        from classifier.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+        from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
         self.batch_size = options.batch_size or (GPU_BATCH_SIZE if self.gpus else CPU_BATCH_SIZE)
         self.files = ray.put(_BundleFiles(bundle, self.sha256, bundle.model_path.read_bytes()))
@@ -253,7 +253,7 @@ class RayEngine:
         """One row per item, in input order, streamed as the cluster finishes batches."""
         import ray.data
 
-        from classifier.predict import _row
+        from classifier.models.predict import _row
 
         items = list(items)
         if not items:
@@ -332,16 +332,16 @@ class RayEngine:
 
 
 def _decoded_error(reason: str) -> Any:
-    from classifier.decoding import Decoded
+    from classifier.intake.decoding import Decoded
 
     return Decoded(error=reason)
 
 
 def _decode_batches(block: dict[str, Any], size: int, squish: bool) -> dict[str, Any]:
     """Ray task: read and decode every photo of each batch (errors become the rows' reasons). Imports no
-    torch (classifier.decoding), so a fresh worker starts in a fraction of a second."""
-    from classifier.decoding import decode_item
-    from classifier.inputs import close_archives
+    torch (classifier.intake.decoding), so a fresh worker starts in a fraction of a second."""
+    from classifier.intake.decoding import decode_item
+    from classifier.intake.inputs import close_archives
 
     decoded = []
     try:

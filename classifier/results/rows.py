@@ -9,7 +9,7 @@ animals: a person should look) or `error`. `observation_type` says what the dete
 `detections` is a JSON list, one object per box: `bbox` normalised [x, y, w, h] from the top left,
 `detector_conf`, and the classifier's `label`, `confidence` and `top_k` for the box's crop.
 
-Kept apart from `classifier.predict` (and torch) so that what only reads or writes rows, such as the app's
+Kept apart from `classifier.models.predict` (and torch) so that what only reads or writes rows, such as the app's
 pages, sequences and exports, loads without the network's libraries.
 """
 

@@ -29,7 +29,7 @@ reviewer's label when they all had one). Keeping `status` keeps the queue the sa
 the last correction, a whole sequence at once.
 
 **Photos** (`Photos`) are uploaded files and zip archives saved in a temporary folder, read through
-`classifier.inputs` (so a zip is read in place, with its limits against bombs and `../` names) and
+`classifier.intake.inputs` (so a zip is read in place, with its limits against bombs and `../` names) and
 removed with the object. A row finds its photo by path: the longest tail of its path that one photo's
 path ends with (`traps/A/IMG_1.JPG` from the CLI finds `IMG_1.JPG` uploaded alone, or `A/IMG_1.JPG` in a
 zip, or `IMG_1.JPG` in `A.zip`); a tail two photos share is ambiguous and finds none. A row without its
@@ -50,7 +50,9 @@ from datetime import UTC, datetime
 from hashlib import sha1
 from pathlib import Path, PurePosixPath
 
-from classifier.exports import (
+from classifier.intake.images import ImageError, load_photo
+from classifier.intake.inputs import FILE, Expansion, InputError, InputItem, expand_inputs
+from classifier.results.exports import (
     DEPLOYMENT_COLUMNS,
     Deployment,
     ExportError,
@@ -64,9 +66,7 @@ from classifier.exports import (
     write_csv,
     write_megadetector,
 )
-from classifier.images import ImageError, load_photo
-from classifier.inputs import FILE, Expansion, InputError, InputItem, expand_inputs
-from classifier.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
+from classifier.results.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
 
 SPOT_CHECK_SHARE = 0.05  # of the sure answers, drawn for a person to check
 SPOT_CHECK_SEED = 0
@@ -146,7 +146,7 @@ def drawn(path: str, seed: int = SPOT_CHECK_SEED) -> float:
 
 @dataclass(frozen=True)
 class Box:
-    """A box to draw: what `classifier.annotate` needs (people's boxes are labelled `human`)."""
+    """A box to draw: what `classifier.results.annotate` needs (people's boxes are labelled `human`)."""
 
     bbox: tuple[float, float, float, float]
     label: str
@@ -274,7 +274,7 @@ class Photos:
     def _draw(
         self, item: InputItem, boxes: list[Box], size: int, whole_person: bool
     ) -> tuple[bytes | None, str]:
-        from classifier.annotate import annotate, blur
+        from classifier.results.annotate import annotate, blur
 
         try:
             image = load_photo(item.read(), name=item.name, target_size=size).image
@@ -520,7 +520,7 @@ class Review:
 
 
 def csv_text(records: Sequence[Record]) -> str:
-    """The rows as a predictions CSV with the correction columns (`classifier.exports.EXPORT_COLUMNS`):
+    """The rows as a predictions CSV with the correction columns (`classifier.results.exports.EXPORT_COLUMNS`):
     what a person downloads, and uploads again to go on."""
     buffer = io.StringIO()
     write_csv(records, buffer)
@@ -552,7 +552,7 @@ def deployments_from_table(
     rows: Iterable[dict[str, object]], name: str = "the deployments table"
 ) -> list[Deployment]:
     """Deployments from `Review.deployment_table` rows a person filled in; `ExportError` (one line) names
-    the first row that cannot be used, as `classifier.exports.parse_deployments` does for a file."""
+    the first row that cannot be used, as `classifier.results.exports.parse_deployments` does for a file."""
     columns = [*DEPLOYMENT_COLUMNS, "camera", "locationName", "timezone"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")

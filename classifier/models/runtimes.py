@@ -17,7 +17,7 @@ elsewhere it runs float32, and `precision_in_use` says so).
 A bundle's learner is unpickled once per model file to compile it; the result is cached under the model
 file's SHA-256, the report's image size and classes, the precision and the version of the library that
 wrote the file (torch for the traced and exported networks, onnxruntime too for an int8 one), and every
-later load reads only that file. The detector's network (`classifier.yolox`, no fastai) is cached under
+later load reads only that file. The detector's network (`classifier.models.yolox`, no fastai) is cached under
 its weights' SHA-256 and input size. `isolate=True` compiles in a child process (`python -m classifier
 compile`), so a process that never had fastai (the app) never gets it; and, for `openvino` and `onnx`,
 serves the traced torch network meanwhile (`Upgrading`), so a first visitor waits no longer than for the
@@ -25,7 +25,7 @@ torch runtime alone.
 
 The torch runtime compiles a bundle's network as two parts, run one after the other (`CompiledNetwork`):
 the body (RGB in [0, 1], normalised inside -> the last feature map) and the head (feature map -> class
-scores). Where the model looked (`classifier.explain`) needs the gradient of a class score with respect
+scores). Where the model looked (`classifier.models.explain`) needs the gradient of a class score with respect
 to that feature map; one frozen graph of the whole network gives a gradient with respect to its input
 alone (freezing inlines every layer, so no feature map is left to ask for, nor hooks to ask with). A
 frozen head still takes gradients: its weights are constants, its input need not be. Measured on the
@@ -63,12 +63,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from classifier.bundles import Bundle, BundleError, load_learner
+from classifier.models.bundles import Bundle, BundleError, load_learner
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from classifier.network import WildlifeNet
+    from classifier.models.network import WildlifeNet
 
 CACHE_VARIABLE = "WILDLIFE_CACHE_DIR"
 RUNTIME_VARIABLE = "WILDLIFE_RUNTIME"  # the default runtime of this machine, e.g. for the app
@@ -97,7 +97,7 @@ HEAD_FILE = "head.pt"
 class CompiledNetwork(nn.Module):
     """A bundle's network as two compiled parts: `body` (images -> feature map), `head` (-> logits).
 
-    Called as one network, it answers as the learner's does; `classifier.explain` calls the parts."""
+    Called as one network, it answers as the learner's does; `classifier.models.explain` calls the parts."""
 
     def __init__(self, body: nn.Module, head: nn.Module) -> None:
         super().__init__()
@@ -348,7 +348,7 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
     `data.root`), where on disk, split as its training run split it (its validation photos are left
     out; with cross-validation every photo trained the shipped model), spread over the classes. A
     `BundleError` when they are not there."""
-    from classifier.datasets import DatasetError, read_dataset, split_dataset
+    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
 
     data, recipe = bundle.report.get("data") or {}, bundle.report.get("recipe") or {}
     named = next(
@@ -358,7 +358,7 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
     if named:
         root = Path(named)
         candidates = (
-            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[1] / root]
+            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[2] / root]
         )
     for root in candidates:
         if not root.exists():
@@ -391,8 +391,8 @@ def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
 
 
 def _classifier_calibration(photos: list[Path], size: int) -> Iterator[np.ndarray]:
-    from classifier.inputs import item_for_path
-    from classifier.predict import decode_item
+    from classifier.intake.inputs import item_for_path
+    from classifier.models.predict import decode_item
 
     for photo in photos:
         pixels = decode_item(item_for_path(photo), size).pixels
@@ -446,7 +446,7 @@ def load_detector_network(
     check_choice(runtime, precision)
     path = detector_path(sha256, input_size, runtime, precision)
     if not path.is_file():
-        from classifier.detect import load_network as load_yolox
+        from classifier.models.detect import load_network as load_yolox
 
         network = load_yolox(weights, sha256)
         if runtime == TORCH:
@@ -574,7 +574,7 @@ class OpenVinoNetwork(_Exported):
 
     def __init__(self, path: Path, precision: str, streams: int | None = None) -> None:
         super().__init__(path, precision)
-        from classifier.predict import default_workers
+        from classifier.models.predict import default_workers
 
         streams = streams or default_workers()
         config = {
@@ -665,7 +665,7 @@ def _child_command(bundle: Bundle, runtime: str, precision: str) -> list[str]:
 def _start_child(bundle: Bundle, runtime: str, precision: str) -> subprocess.Popen:
     return subprocess.Popen(
         _child_command(bundle, runtime, precision),
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -677,7 +677,7 @@ def _compile_in_child(bundle: Bundle, runtime: str, precision: str) -> None:
         _child_command(bundle, runtime, precision),
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]

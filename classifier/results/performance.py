@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 HEADLINE = ("accuracy", "macro_f1", "top3_accuracy", "valid_loss")
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from classifier.geography import country_table
+from classifier.knowledge.geography import country_table
 
-SPECIES_DIR = Path(__file__).resolve().parent.parent / "species_info"
+SPECIES_DIR = Path(__file__).resolve().parents[2] / "species_info"
 SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"  # another folder of notes, for self-hosters and tests
 
 IUCN_CATEGORIES: dict[str, str] = {

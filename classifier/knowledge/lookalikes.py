@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from classifier.species import SpeciesBook, SpeciesEntry
+from classifier.knowledge.species import SpeciesBook, SpeciesEntry
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Read and decode one photo to pixels, as prediction's batches take it: no torch here.
 
-Kept apart from `classifier.predict` so that what only decodes (the Ray engine's decoding tasks,
-classifier/engines.py) starts without importing torch. Every failure becomes `Decoded.error`, a one-line
+Kept apart from `classifier.models.predict` so that what only decodes (the Ray engine's decoding tasks,
+classifier/models/engines.py) starts without importing torch. Every failure becomes `Decoded.error`, a one-line
 reason for the photo's row, never an exception.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from classifier.images import ImageError, load_photo
-from classifier.inputs import InputError, InputItem
+from classifier.intake.images import ImageError, load_photo
+from classifier.intake.inputs import InputError, InputItem
 
 
 @dataclass

@@ -4,7 +4,7 @@ Photos share a `sequence_id` when they sit in the same folder (or folder inside 
 camera (EXIF make/model, when present), and each was taken within `gap` seconds of the previous one,
 ordered by time. Time is the EXIF DateTimeOriginal, or the file's modification time when the photo has
 none; a photo with neither is a sequence of its own. A photo uploaded to the app has no file time (its
-saved file's is the upload's, which says nothing of when it was taken; `classifier.review.Photos`). Rows with `status="error"` get no sequence.
+saved file's is the upload's, which says nothing of when it was taken; `classifier.results.review.Photos`). Rows with `status="error"` get no sequence.
 
 `sequence_label` is the majority label of the sequence's photos (ties: the larger summed confidence),
 so a burst whose middle frame shows only a tail still gets the animal the other frames saw.
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 
-from classifier.rows import BLANK, ERROR, OK, UNCERTAIN, Row
+from classifier.results.rows import BLANK, ERROR, OK, UNCERTAIN, Row
 
 DEFAULT_GAP_SECONDS = 60.0
 
