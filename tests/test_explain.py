@@ -14,7 +14,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy.stats import spearmanr
 
-from classifier import cli, detect
+from classifier import cli
+from classifier.models import detect
 from classifier.models.bundles import MODELS_DIR, load_learner, load_model, read_bundle, resolve_bundle
 from classifier.models.explain import (
     DEFAULT_METHOD,
