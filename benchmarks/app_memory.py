@@ -138,6 +138,10 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
                 answered.first.wait_for(timeout=120_000)  # bars, or a blank frame's answer
                 steps.append({"step": f"{label}, a photo classified", **memory(pid)})
                 if label == "default bundle":  # the heatmap, once: where the model looked
+                    anyway = page.get_by_role("button", name="Classify the whole frame anyway")
+                    if anyway.count():  # a blank frame: its whole frame has the heatmap
+                        anyway.click(timeout=60_000)
+                        page.locator("[data-testid=stProgress]").first.wait_for(timeout=120_000)
                     page.get_by_text("Show where the model looked").click(timeout=60_000)
                     page.get_by_text("Where the model looked for").first.wait_for(timeout=120_000)
                     steps.append({"step": f"{label}, its heatmap shown", **memory(pid)})

@@ -81,6 +81,7 @@ NAVIGATION = [
     "Batch-label photos",
     "Review and correct",
     "Species",
+    "Look-alikes",
     "Model performance",
     "About the models",
 ]
