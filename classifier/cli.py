@@ -2,6 +2,7 @@
 model looked, export, list, compile.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
+    python -m classifier predict --out labels.csv s3://bucket/season1/   # object stores, through pyarrow
     python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
     python -m classifier models
     python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
@@ -92,13 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="label photos: files, folders, .zip archives, URLs",
+        help="label photos: files, folders, .zip archives, URLs, s3:// gs:// file:// folders",
         description="Write one row per photo: " + ",".join(CSV_COLUMNS) + ". `top_k` is 'label:p;label:p'. "
         "Inside folders and zips, files without an image extension are skipped and counted.",
     )
     _model_options(predict, required=False)
     predict.add_argument(
-        "inputs", nargs="*", metavar="INPUT", help="image files, folders (recursive), .zip, URLs"
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image files, folders (recursive), .zip, http(s) URLs, object-store folders or objects "
+        "(s3://bucket/prefix/, gs://bucket/folder, file:///abs/folder; read through pyarrow)",
     )
     predict.add_argument(
         "--top-k", type=_positive_int, default=3, help="labels per row in top_k (default: 3)"
@@ -293,7 +298,9 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     if not args.inputs:
-        raise CommandError("no inputs; name image files, folders, .zip archives or http(s) URLs.")
+        raise CommandError(
+            "no inputs; name image files, folders, .zip archives, http(s) URLs or s3:// gs:// file:// folders."
+        )
     expansion = expand_inputs(args.inputs, allow_loopback=os.environ.get(LOOPBACK_SWITCH) == "1")
     if not expansion.items:
         raise CommandError(f"no photos found in the inputs ({_skipped_text(expansion) or 'they are empty'}).")

@@ -100,6 +100,33 @@ def _cmdline(process) -> list[str]:
         return []
 
 
+def test_ray_reads_a_folder_uri_as_the_local_engine_reads_the_folder(
+    capsys, local_ray, tiny_bundle, tmp_path
+):
+    """Object-store inputs are read in Ray's decoding tasks (classifier/intake/objectstore.py), here
+    through pyarrow's file:// filesystem; a few photos, since the pipeline is the one tested above."""
+    folder = tmp_path / "photos"
+    for index in range(9):
+        label = TINY_CLASSES[index % len(TINY_CLASSES)]
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        make_tiny_image(label, seed=index, size=48).save(folder / label / f"{index}.jpg")
+    local, remote = tmp_path / "local.csv", tmp_path / "ray.csv"
+    model = ["--model", str(tiny_bundle)]
+
+    assert cli.main(["predict", *model, "--out", str(local), str(folder)]) == 0
+    assert (
+        cli.main(
+            ["predict", "--engine", "ray", "--workers", "1", *model, "--out", str(remote), folder.as_uri()]
+        )
+        == 0
+    ), capsys.readouterr().err
+
+    plain, listed = without_time(read_rows(local)), without_time(read_rows(remote))
+    assert [row["path"] for row in listed] == [Path(row["path"]).as_uri() for row in plain]
+    assert [{**row, "path": ""} for row in listed] == [{**row, "path": ""} for row in plain]
+    assert len(plain) == 9 and all(row["status"] != "error" for row in plain)
+
+
 def test_a_killed_actor_is_retried_and_no_row_is_lost_or_doubled(
     local_ray, tiny_bundle, many_photos, local_rows
 ):

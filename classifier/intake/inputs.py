@@ -8,7 +8,9 @@ Rules, as the CLI documents them:
   symlink entries, entries over the size caps and entries packed far tighter than photos pack (zip
   bombs) become error rows; archives with too many entries or too many bytes in all are refused;
   archives inside archives are skipped, not opened;
-* http(s) URLs are fetched by `classifier.intake.urlfetch` when the photo is decoded (in parallel with others).
+* http(s) URLs are fetched by `classifier.intake.urlfetch` when the photo is decoded (in parallel with others);
+* any other `scheme://` input (s3://, gs://, file://) is an object-store folder or object, listed and read
+  through pyarrow's filesystems by `classifier.intake.objectstore`, with the folders' rules.
 
 Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
 """
@@ -29,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
 
-FILE, ZIP_ENTRY, URL, INVALID = "file", "zip", "url", "invalid"
+FILE, ZIP_ENTRY, URL, OBJECT, INVALID = "file", "zip", "url", "object", "invalid"
 
 
 class InputError(ValueError):
@@ -61,8 +63,8 @@ class InputItem:
 
     path: str
     kind: str = FILE
-    location: str = ""  # the file, or the zip archive holding `member`, or the URL
-    member: str | None = None
+    location: str = ""  # the file, or the zip archive holding `member`, or the URL, or the object-store input
+    member: str | None = None  # the zip entry, or the object's path in the object store's filesystem
     error: str | None = None  # known before reading: a refused zip entry, a missing file
     group: str = ""  # folder (or folder inside a zip) the photo sits in: sequences never span groups
     mtime: float | None = None  # file (or zip entry) time, the fallback when a photo has no EXIF time
@@ -83,6 +85,10 @@ class InputItem:
             from classifier.intake.urlfetch import fetch_image
 
             return fetch_image(self.location, allow_loopback=self.allow_loopback).content
+        if self.kind == OBJECT:
+            from classifier.intake.objectstore import read_object  # imports pyarrow: only for such inputs
+
+            return read_object(self.location, self.member or "", self.path)
         raise InputError(f"{self.path}: cannot be read.")
 
 
@@ -123,7 +129,9 @@ def expand_inputs(
                 )
             )
         elif "://" in text and not Path(text).exists():
-            expansion.items.append(_invalid(text, "only http:// and https:// URLs can be fetched."))
+            from classifier.intake.objectstore import expand_uri  # imports pyarrow: only for such inputs
+
+            expand_uri(text, expansion)
         else:
             _expand_path(Path(text), text, expansion, zip_limits)
     return expansion
@@ -137,9 +145,9 @@ def _expand_path(path: Path, text: str, expansion: Expansion, limits: ZipLimits)
     elif path.exists():
         expansion.items.append(item_for_path(text))
     elif path.is_symlink():
-        expansion.items.append(_invalid(text, "a symbolic link to a file that does not exist."))
+        expansion.items.append(invalid_item(text, "a symbolic link to a file that does not exist."))
     else:
-        expansion.items.append(_invalid(text, "file not found; check the path."))
+        expansion.items.append(invalid_item(text, "file not found; check the path."))
 
 
 def _expand_folder(root: Path, expansion: Expansion, limits: ZipLimits) -> None:
@@ -148,7 +156,7 @@ def _expand_folder(root: Path, expansion: Expansion, limits: ZipLimits) -> None:
         subfolders.sort()
         for name in sorted(files):
             path = Path(folder) / name
-            reason = _skip_reason(name)
+            reason = skip_reason(name)
             if name.lower().endswith(".zip"):
                 expansion.skipped["zip archives inside folders (name them to read them)"] += 1
             elif reason:
@@ -160,10 +168,10 @@ def _expand_folder(root: Path, expansion: Expansion, limits: ZipLimits) -> None:
 
 
 def _unreadable(exc: OSError, expansion: Expansion) -> None:
-    expansion.items.append(_invalid(str(exc.filename), f"folder cannot be read ({exc.strerror})."))
+    expansion.items.append(invalid_item(str(exc.filename), f"folder cannot be read ({exc.strerror})."))
 
 
-def _skip_reason(name: str) -> str | None:
+def skip_reason(name: str) -> str | None:
     if name.startswith("._"):
         return "macOS metadata files (._*)"
     if not has_image_extension(name):
@@ -192,7 +200,7 @@ def _expand_zip(archive: Path, text: str, expansion: Expansion, limits: ZipLimit
                     f"the archive's photos add up to more than {_size(limits.max_total_bytes)} "
                     "uncompressed; split the archive."
                 )
-        expansion.items.append(_invalid(shown, problem) if problem else _zip_item(archive, text, info))
+        expansion.items.append(invalid_item(shown, problem) if problem else _zip_item(archive, text, info))
 
 
 def _zip_directory(
@@ -207,12 +215,12 @@ def _zip_directory(
             entries = len(infos)
     except Exception as exc:  # a damaged directory fails in many ways inside zipfile (even NotImplemented)
         expansion.items.append(
-            _invalid(text, f"not a readable zip archive ({error_line(exc)}); copy it again.")
+            invalid_item(text, f"not a readable zip archive ({error_line(exc)}); copy it again.")
         )
         return []
     if entries > limits.max_entries:
         problem = f"{entries:,} entries is more than the {limits.max_entries:,}-entry limit; split it."
-        expansion.items.append(_invalid(text, problem))
+        expansion.items.append(invalid_item(text, problem))
         return []
     return infos
 
@@ -223,7 +231,7 @@ def _zip_skip_reason(name: str) -> str | None:
         return "archives inside archives (not opened)"
     if name.startswith("__MACOSX/"):
         return "macOS metadata files (._*)"
-    return _skip_reason(base)
+    return skip_reason(base)
 
 
 def _oversized(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
@@ -310,7 +318,7 @@ def close_archives() -> None:
     _open_archives.files = {}
 
 
-def _invalid(path: str, reason: str) -> InputItem:
+def invalid_item(path: str, reason: str) -> InputItem:
     shown = path if "://" in path else PurePosixPath(path).name or path
     return InputItem(path=path, kind=INVALID, error=f"{display_name(shown)}: {reason}")
 

@@ -34,7 +34,8 @@ Without an address, a local Ray is started for the run with this machine's CPUs 
 joins a running cluster (`ray start --head`, the cluster launcher, KubeRay): the nodes need the
 project's dependencies (its Docker image has them); this checkout's `classifier` package travels with
 the job. Local photo paths must then be visible at the same path on the nodes (a shared file system);
-URLs are fetched where the batch runs.
+URLs are fetched, and object-store objects (s3://, gs://) read, where the batch runs, so the nodes need
+the store's credentials.
 """
 
 from __future__ import annotations
