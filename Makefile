@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test install install-test lock chromium lint clean
 
 run: $(VENV)/.runtime-installed
-	$(PY) -m classifier compile  # each bundle's network, once per model file: the first visitor need not wait
+	$(PY) -m classifier compile --app  # the app's networks, once per model file: the first visitor need not wait
 	@echo "Starting the app: open http://localhost:$(PORT) in your browser (Ctrl-C stops it)."
 	$(PY) -m streamlit run streamlit_app.py --server.headless true --server.address localhost --server.port $(PORT)
 

@@ -118,6 +118,9 @@ def measure(
     }
 
 
+SCRIPT_DONE = "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
+
+
 def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> list[dict]:
     """A visitor per step classifies `photo`: the default bundle, every other one, the default again;
     then a visitor per bundle opens every other page."""
@@ -138,6 +141,7 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
                 answered.first.wait_for(timeout=120_000)  # bars, or a blank frame's answer
                 steps.append({"step": f"{label}, a photo classified", **memory(pid)})
                 if label == "default bundle":  # the heatmap, once: where the model looked
+                    page.wait_for_function(SCRIPT_DONE, timeout=120_000)  # every widget drawn
                     anyway = page.get_by_role("button", name="Classify the whole frame anyway")
                     if anyway.count():  # a blank frame: its whole frame has the heatmap
                         anyway.click(timeout=60_000)

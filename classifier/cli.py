@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_options(compile_, required=False, every=True)
     _runtime_options(compile_)
+    compile_.add_argument(
+        "--app", action="store_true", help="for the app's runtime (without --runtime; make run does this)"
+    )
     compile_.add_argument("--force", action="store_true", help="compile again even when cached")
     compile_.add_argument(
         "--no-detector",
@@ -764,7 +767,7 @@ def run_compile(args: argparse.Namespace) -> int:
     from classifier.models.detect import DetectorUnavailable, detector_for
     from classifier.models.runtimes import compile_bundle, default_runtime
 
-    runtime = args.runtime or default_runtime()
+    runtime = args.runtime or default_runtime(app=args.app)
     roots = args.models_dir or [MODELS_DIR]
     bundles = [_bundle(args)] if args.model else [b for b in find_bundles(*roots) if b.ok]
     for bundle in bundles:

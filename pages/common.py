@@ -92,8 +92,12 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     keeps one model, not every model a visitor ever picked.
     """
     loaded_model.clear()
+    heatmap_network.clear()  # the model before's torch copy goes with it
     _release_free_memory()
-    return load_model(read_bundle(directory), isolate=True)  # a first compile runs in a child process
+    from classifier.models.runtimes import default_runtime
+
+    # A first compile runs in a child process.
+    return load_model(read_bundle(directory), isolate=True, runtime=default_runtime(app=True))
 
 
 @st.cache_resource(show_spinner="Loading the model's torch network for the heatmap (once)…", max_entries=1)
@@ -110,8 +114,9 @@ def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
 def shared_detector(settings: tuple[tuple[str, float], ...]) -> Detector:
     """The detector a bundle asks for (its report's `detector` settings), one for the whole process."""
     from classifier.models.detect import Detector
+    from classifier.models.runtimes import default_runtime
 
-    return Detector(**dict(settings))
+    return Detector(**dict(settings), runtime=default_runtime(app=True))
 
 
 @st.cache_resource(show_spinner=False)

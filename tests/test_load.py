@@ -180,9 +180,9 @@ def test_memory_levels_off_over_300_classifications_in_one_session(
     monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(models))
     monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(species))
     # Compiled first, as `make run` does: otherwise torch serves while the default runtime compiles in the
-    # background, and its one-time switch (about 90 MiB of OpenVINO's libraries) would read as a leak.
+    # background, and a one-time switch (about 90 MiB for OpenVINO's libraries) would read as a leak.
     for bundle in find_bundles(models):
-        compile_bundle(bundle, runtime=default_runtime())
+        compile_bundle(bundle, runtime=default_runtime(app=True))
     app = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120).run()
     memory = {}
     for done in range(1, SERIES + 1):

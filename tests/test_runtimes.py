@@ -154,9 +154,10 @@ def test_bf16_runs_where_the_cpu_has_it_and_says_what_it_ran(tiny_bundle):
 
 def test_the_default_runtime_is_the_environments_then_the_measured_one(monkeypatch):
     monkeypatch.delenv(runtimes.RUNTIME_VARIABLE, raising=False)
-    assert runtimes.default_runtime() == runtimes.DEFAULT_RUNTIME
+    assert runtimes.default_runtime() == runtimes.DEFAULT_RUNTIME == "openvino"
+    assert runtimes.default_runtime(app=True) == "torch"  # the app's memory on a 1 GB host decides
     monkeypatch.setenv(runtimes.RUNTIME_VARIABLE, "onnx")
-    assert runtimes.default_runtime() == "onnx"
+    assert runtimes.default_runtime() == runtimes.default_runtime(app=True) == "onnx"
     monkeypatch.setattr(runtimes, "available", lambda runtime: runtime == "torch")
     assert runtimes.default_runtime() == "torch"  # its package is missing: torch serves
 
@@ -377,3 +378,16 @@ def test_the_compiled_parts_give_the_feature_map_and_the_heads_gradient(tiny_bun
     compiled.head(found)[:, 1].sum().backward()
     network.head(wanted)[:, 1].sum().backward()
     assert found.grad is not None and torch.allclose(found.grad, wanted.grad, atol=1e-5)
+
+
+def test_make_runs_compile_prepares_the_apps_runtime_not_the_command_lines(
+    tiny_bundle, tmp_path, monkeypatch
+):
+    from classifier import cli
+
+    monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.delenv(runtimes.RUNTIME_VARIABLE, raising=False)
+    bundle = read_bundle(tiny_bundle)
+    assert cli.main(["compile", "--app", "--model", str(tiny_bundle), "--no-detector"]) == 0
+    assert runtimes.compiled_path(bundle, bundle.model_sha256, runtimes.APP_RUNTIME).is_file()
+    assert not runtimes.compiled_path(bundle, bundle.model_sha256, runtimes.DEFAULT_RUNTIME).exists()

@@ -83,6 +83,11 @@ LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
 # Measured with benchmarks/predict_speed.py (README, "Runtimes"): OpenVINO at float32 runs the classifier
 # and the detector fastest of the three with the same answers; int8 and bf16 are options only.
 DEFAULT_RUNTIME, DEFAULT_PRECISION = OPENVINO, FP32
+# The app's, where a 1 GB host's memory decides (benchmarks/app_memory.py, every bundle and page plus a
+# heatmap): TorchScript 716 MiB at peak without GPU library pages, OpenVINO 917-939 MiB (its libraries,
+# compiled networks, and the torch network a heatmap needs besides), target 900. A visitor's photo at a
+# time gains little from OpenVINO; batches of thousands, on the command line, gain most.
+APP_RUNTIME = TORCH
 # int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
 CALIBRATION_PHOTOS = 160
 CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
@@ -124,9 +129,10 @@ class _Normalised(nn.Module):
 # -------------------------------------------------------------------------------------------- choices
 
 
-def default_runtime() -> str:
-    """`$WILDLIFE_RUNTIME` when set, else `DEFAULT_RUNTIME`; torch when that runtime's library is missing."""
-    chosen = os.environ.get(RUNTIME_VARIABLE) or DEFAULT_RUNTIME
+def default_runtime(app: bool = False) -> str:
+    """`$WILDLIFE_RUNTIME` when set, else `DEFAULT_RUNTIME` (`APP_RUNTIME` for the app); torch when that
+    runtime's library is missing."""
+    chosen = os.environ.get(RUNTIME_VARIABLE) or (APP_RUNTIME if app else DEFAULT_RUNTIME)
     if chosen not in RUNTIMES:
         raise BundleError(f"${RUNTIME_VARIABLE}={chosen!r}: not a runtime; use one of {', '.join(RUNTIMES)}.")
     return chosen if available(chosen) else TORCH
