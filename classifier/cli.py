@@ -3,6 +3,7 @@ model looked, export, list, compile.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
     python -m classifier predict --out labels.csv s3://bucket/season1/   # object stores, through pyarrow
+    python -m classifier predict --out again.csv photos.txt labels.csv  # lists: a photo a line, a CSV's path
     python -m classifier evaluate --model serengeti ../shared/data/camera_traps/labels.csv --out eval.json
     python -m classifier models
     python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
@@ -11,9 +12,9 @@ model looked, export, list, compile.
     python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
-for a missing or broken model, no inputs, unusable evaluation data, or a predictions, deployments or
-species file `export` cannot use; 2 for wrong options; 130 after Ctrl-C (the output then holds every row
-that finished, and is valid CSV or JSON).
+for a missing or broken model, no inputs, an unusable list (.txt, .csv), unusable evaluation data, or a
+predictions, deployments or species file `export` cannot use; 2 for wrong options; 130 after Ctrl-C (the
+output then holds every row that finished, and is valid CSV or JSON).
 
 Test-only switch: with the environment variable `CLASSIFIER_TEST_ALLOW_LOOPBACK=1`, URLs may point at this
 machine's loopback address (127.0.0.1 / ::1), so tests can serve photos from a local HTTP server. Never
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from classifier.intake.inputs import Expansion, expand_inputs, item_for_path
+from classifier.intake.lists import ListError
 from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="label photos: files, folders, .zip archives, URLs, s3:// gs:// file:// folders",
+        help="label photos: files, folders, .zip archives, URLs, s3:// gs:// file:// folders, .txt/.csv lists",
         description="Write one row per photo: " + ",".join(CSV_COLUMNS) + ". `top_k` is 'label:p;label:p'. "
         "Inside folders and zips, files without an image extension are skipped and counted.",
     )
@@ -103,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="INPUT",
         help="image files, folders (recursive), .zip, http(s) URLs, object-store folders or objects "
-        "(s3://bucket/prefix/, gs://bucket/folder, file:///abs/folder; read through pyarrow)",
+        "(s3://bucket/prefix/, gs://bucket/folder, file:///abs/folder; read through pyarrow), "
+        "lists: a .txt with one of these a line (# comments) or a .csv with a path, file, filepath or url "
+        "column, such as --out's own CSV (relative entries: from the list's folder, else as given)",
     )
     predict.add_argument(
         "--top-k", type=_positive_int, default=3, help="labels per row in top_k (default: 3)"
@@ -304,7 +308,11 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CommandError(
             "no inputs; name image files, folders, .zip archives, http(s) URLs or s3:// gs:// file:// folders."
         )
-    expansion = expand_inputs(args.inputs, allow_loopback=os.environ.get(LOOPBACK_SWITCH) == "1")
+    allow_loopback = os.environ.get(LOOPBACK_SWITCH) == "1"
+    try:
+        expansion = expand_inputs(args.inputs, allow_loopback=allow_loopback, lists=True)
+    except ListError as exc:
+        raise CommandError(str(exc)) from None
     if not expansion.items:
         raise CommandError(f"no photos found in the inputs ({_skipped_text(expansion) or 'they are empty'}).")
     started = time.perf_counter()

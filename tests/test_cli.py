@@ -160,6 +160,47 @@ def test_out_must_be_csv_or_json(capsys, tiny_bundle, photos, tmp_path):
     assert code == 1 and "name a .csv or .json file" in stderr
 
 
+def test_a_txt_list_gives_its_rows_in_order_with_a_missing_one_as_an_error_row(capsys, tiny_bundle, photos):
+    listed = photos.parent / "pick.txt"
+    listed.write_text(
+        "# the blue camera, then one red frame\nphotos/blue\n\nphotos/red/gone.jpg\nphotos/red/red1.jpg\n"
+    )
+    code, stdout, stderr = run(capsys, "predict", "--model", tiny_bundle, "--sequence-gap", "0", listed)
+
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert code == 0, stderr
+    assert [r["path"] for r in rows] == [
+        str(photos / "blue" / "blue0.jpg"),
+        str(photos / "blue" / "blue1.jpg"),
+        str(photos / "red" / "gone.jpg"),
+        str(photos / "red" / "red1.jpg"),
+    ]
+    assert [r["status"] == "error" for r in rows] == [False, False, True, False]
+    assert rows[2]["error"] == "gone.jpg: file not found; check the path."
+
+
+def test_the_csv_predict_writes_given_back_gives_the_same_labels(capsys, monkeypatch, tiny_bundle, photos):
+    """Re-running on a CSV of an earlier run (here saved in another folder, paths relative to the run)."""
+    monkeypatch.chdir(photos.parent)
+    (photos.parent / "runs").mkdir()
+    assert run(capsys, "predict", "--model", tiny_bundle, "--out", "runs/labels.csv", "photos")[0] == 0
+    code, _, stderr = run(capsys, "predict", "--model", tiny_bundle, "--out", "again.csv", "runs/labels.csv")
+
+    columns = ("path", "label", "confidence", "status", "error", "top_k", "sequence_id")
+    first, again = read_csv(photos.parent / "runs/labels.csv"), read_csv(photos.parent / "again.csv")
+    assert code == 0 and "7 photos: " in stderr
+    assert [[r[c] for c in columns] for r in again] == [[r[c] for c in columns] for r in first]
+    assert first[0]["path"] == "photos/blue/blue0.jpg"
+
+
+def test_a_csv_without_a_path_column_is_one_line_and_exit_1(capsys, tiny_bundle, photos):
+    table = photos.parent / "counts.csv"
+    table.write_text("Label,Count\nzebra,3\n")
+    code, stdout, stderr = run(capsys, "predict", "--model", tiny_bundle, table)
+    assert code == 1 and stdout == "" and stderr.count("\n") == 1
+    assert "needs a column named path, file, filepath or url; its columns are: Label, Count." in stderr
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_ctrl_c_leaves_a_valid_file_of_what_finished(
     capsys, monkeypatch, tiny_bundle, photos, tmp_path, suffix

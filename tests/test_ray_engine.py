@@ -127,6 +127,25 @@ def test_ray_reads_a_folder_uri_as_the_local_engine_reads_the_folder(
     assert len(plain) == 9 and all(row["status"] != "error" for row in plain)
 
 
+def test_ray_reads_a_txt_list_as_the_local_engine_does(capsys, local_ray, tiny_bundle, many_photos, tmp_path):
+    """Lists are expanded before either engine runs; a few rows show Ray gets them in list order."""
+    # 005 is one of the broken photos; absolute paths, since many_photos is shared by the module
+    picked = [many_photos / TINY_CLASSES[i % len(TINY_CLASSES)] / f"{i:03d}.jpg" for i in (4, 5, 0)]
+    listed = tmp_path / "pick.txt"
+    listed.write_text("\n".join(["# three photos and a missing one", *map(str, picked), "gone.jpg"]))
+    local, remote = tmp_path / "local.csv", tmp_path / "ray.csv"
+    model = ["--model", str(tiny_bundle)]
+
+    assert cli.main(["predict", *model, "--out", str(local), str(listed)]) == 0
+    ray_run = ["predict", "--engine", "ray", "--workers", "1", *model, "--out", str(remote), str(listed)]
+    assert cli.main(ray_run) == 0, capsys.readouterr().err
+
+    rows = without_time(read_rows(remote))
+    assert rows == without_time(read_rows(local))
+    assert [Path(r["path"]).name for r in rows] == ["004.jpg", "005.jpg", "000.jpg", "gone.jpg"]
+    assert [r["status"] == "error" for r in rows] == [False, True, False, True]
+
+
 def test_a_killed_actor_is_retried_and_no_row_is_lost_or_doubled(
     local_ray, tiny_bundle, many_photos, local_rows
 ):

@@ -10,7 +10,10 @@ Rules, as the CLI documents them:
   archives inside archives are skipped, not opened;
 * http(s) URLs are fetched by `classifier.intake.urlfetch` when the photo is decoded (in parallel with others);
 * any other `scheme://` input (s3://, gs://, file://) is an object-store folder or object, listed and read
-  through pyarrow's filesystems by `classifier.intake.objectstore`, with the folders' rules.
+  through pyarrow's filesystems by `classifier.intake.objectstore`, with the folders' rules;
+* when the caller asks for lists (the CLI does), a local `.txt` or `.csv` is a list of inputs read by
+  `classifier.intake.lists`, each entry expanded as if named here, in list order; a listed list is an
+  error row (lists do not nest, so a list can never name itself).
 
 Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
 """
@@ -30,6 +33,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
+from classifier.intake.lists import is_list, read_list
 
 FILE, ZIP_ENTRY, URL, OBJECT, INVALID = "file", "zip", "url", "object", "invalid"
 
@@ -116,25 +120,45 @@ def item_for_path(path: str | Path) -> InputItem:
 
 
 def expand_inputs(
-    inputs: Iterable[str | Path], *, zip_limits: ZipLimits = ZipLimits(), allow_loopback: bool = False
+    inputs: Iterable[str | Path],
+    *,
+    zip_limits: ZipLimits = ZipLimits(),
+    allow_loopback: bool = False,
+    lists: bool = False,
 ) -> Expansion:
-    """Expand `inputs` in the order given; folders and zips contribute their photos in sorted order."""
+    """Expand `inputs` in the order given; folders and zips contribute their photos in sorted order.
+
+    With `lists`, a local .txt or .csv input is a list (a ListError when unusable as a whole). Off by
+    default: the app expands uploaded files, and an uploaded list must not name the server's own files.
+    """
     expansion = Expansion()
     for raw in inputs:
         text = str(raw)
-        if is_url(text):
-            expansion.items.append(
-                InputItem(
-                    path=text, kind=URL, location=text, group=_url_group(text), allow_loopback=allow_loopback
-                )
-            )
-        elif "://" in text and not Path(text).exists():
-            from classifier.intake.objectstore import expand_uri  # imports pyarrow: only for such inputs
-
-            expand_uri(text, expansion)
+        if lists and is_list(text) and Path(text).is_file():
+            for entry in read_list(Path(text)):
+                _expand_input(entry, expansion, zip_limits, allow_loopback, listed=True)
         else:
-            _expand_path(Path(text), text, expansion, zip_limits)
+            _expand_input(text, expansion, zip_limits, allow_loopback)
     return expansion
+
+
+def _expand_input(
+    text: str, expansion: Expansion, limits: ZipLimits, allow_loopback: bool, listed: bool = False
+) -> None:
+    if listed and is_list(text) and not Path(text).is_dir():
+        expansion.items.append(invalid_item(text, "lists cannot nest; name this list on the command line."))
+    elif is_url(text):
+        expansion.items.append(
+            InputItem(
+                path=text, kind=URL, location=text, group=_url_group(text), allow_loopback=allow_loopback
+            )
+        )
+    elif "://" in text and not Path(text).exists():
+        from classifier.intake.objectstore import expand_uri  # imports pyarrow: only for such inputs
+
+        expand_uri(text, expansion)
+    else:
+        _expand_path(Path(text), text, expansion, limits)
 
 
 def _expand_path(path: Path, text: str, expansion: Expansion, limits: ZipLimits) -> None:
@@ -146,6 +170,11 @@ def _expand_path(path: Path, text: str, expansion: Expansion, limits: ZipLimits)
         expansion.items.append(item_for_path(text))
     elif path.is_symlink():
         expansion.items.append(invalid_item(text, "a symbolic link to a file that does not exist."))
+    elif any(parent.suffix.lower() == ".zip" and parent.is_file() for parent in path.parents):
+        # A row's path from a zip (card.zip/DCIM/x.jpg) given back, say in a list: say why, not "not found".
+        expansion.items.append(
+            invalid_item(text, "a photo inside a .zip cannot be named alone; name the .zip.")
+        )
     else:
         expansion.items.append(invalid_item(text, "file not found; check the path."))
 
