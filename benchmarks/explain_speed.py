@@ -36,7 +36,7 @@ from classifier.intake.images import load_photo  # noqa: E402
 from classifier.models.bundles import load_model, resolve_bundle  # noqa: E402
 from classifier.models.explain import DEFAULT_METHOD, explain, overlay  # noqa: E402
 from classifier.models.predict import Predictor  # noqa: E402
-from classifier.models.runtimes import TORCH  # noqa: E402
+from classifier.models.runtimes import TORCH, default_runtime  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "camera_traps"
 DISPLAY_SIZE = 1024  # pages/classify.py decodes at most this
@@ -51,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         from classifier.models.detect import Detector
 
         detector = Detector(confidence=0.25)
-    # As the app: prediction on the default runtime, the heatmap on the torch network's two parts.
-    predictor = Predictor(load_model(bundle), detector=detector, top_k=5)
-    network = load_model(bundle, runtime=TORCH).network
+    # As the app: prediction on the app's runtime, the heatmap on the torch network's two parts.
+    predictor = Predictor(load_model(bundle, runtime=default_runtime(app=True)), detector=detector, top_k=5)
+    network = (
+        predictor.network if hasattr(predictor.network, "body") else load_model(bundle, runtime=TORCH).network
+    )
     with tempfile.TemporaryDirectory(prefix="explain_speed-") as scratch:
         paths = photos(args.photos, Path(scratch))
         figures = measure(predictor, network, paths, args.repeats, args.method)
