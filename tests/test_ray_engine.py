@@ -213,6 +213,8 @@ def test_ctrl_c_during_a_ray_run_leaves_a_valid_csv_of_what_finished(
         for count, row in enumerate(real(self, items)):
             if count == 3:
                 threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT)).start()
+                # Ctrl-C lands here at the latest: without the wait, a quick machine finished the run first.
+                time.sleep(60)
             yield row
 
     monkeypatch.setattr(RayEngine, "predict_many", interrupted_after_three)
