@@ -218,10 +218,16 @@ def test_ctrl_c_during_a_ray_run_leaves_a_valid_csv_of_what_finished(
             yield row
 
     monkeypatch.setattr(RayEngine, "predict_many", interrupted_after_three)
+    # Python's own Ctrl-C handler, as a fresh `python -m classifier` has: in the full suite an earlier
+    # test's library had replaced it, and the signal then ended nothing (exit 0).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     out = tmp_path / "labels.csv"
-    code = cli.main(
-        ["predict", "--engine", "ray", "--model", str(tiny_bundle), "--out", str(out), str(many_photos)]
-    )
+    try:
+        code = cli.main(
+            ["predict", "--engine", "ray", "--model", str(tiny_bundle), "--out", str(out), str(many_photos)]
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     stderr = capsys.readouterr().err
 
     rows = read_rows(out)
