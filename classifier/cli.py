@@ -659,7 +659,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def _export_parser(commands: Any) -> None:
-    from classifier.results.exports import DEPLOYMENT_COLUMNS, FORMATS
+    from classifier.results.deployments import DEPLOYMENT_COLUMNS
+    from classifier.results.exports import FORMATS
 
     export = commands.add_parser(
         "export",
@@ -712,7 +713,8 @@ def _export_parser(commands: Any) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from classifier.results.exports import ExportError, export
+    from classifier.results.exports import export
+    from classifier.results.predictions_file import ExportError
 
     started = time.perf_counter()
     try:

@@ -37,7 +37,7 @@ from classifier.models.bundles import (
     load_model,
     read_bundle,
 )
-from classifier.results.exports import Taxon, load_taxa
+from classifier.results.taxa import Taxon, load_taxa
 
 if TYPE_CHECKING:
     from classifier.models.detect import Detector

@@ -22,7 +22,8 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from classifier.intake.inputs import close_archives
-from classifier.results.exports import ExportError, Record, Taxon, parse_deployments
+from classifier.results.deployments import parse_deployments
+from classifier.results.predictions_file import ExportError, Record
 from classifier.results.review import (
     BLANK_IN_SEQUENCE,
     BLANK_LABEL,
@@ -42,6 +43,7 @@ from classifier.results.review import (
     megadetector_text,
 )
 from classifier.results.rows import ERROR
+from classifier.results.taxa import Taxon
 from pages.common import PHOTO_UPLOAD_TYPES, current_bundle, species_taxa, use_navigation, working_bundles
 
 use_navigation()

@@ -1,4 +1,4 @@
-"""`classifier.results.exports` and `python -m classifier export`: each format re-read by its published rules.
+"""The export modules of `classifier.results` and `python -m classifier export`: each format re-read by its published rules.
 
 Validators (test dependencies, offline):
 - MegaDetector: the `megadetector-utils` package's own `validate_batch_results` (the validator the format's
@@ -28,23 +28,20 @@ import pytest
 
 from classifier import cli
 from classifier.cli import CsvRows, JsonRows
-from classifier.results.exports import (
+from classifier.results.camtrap_dp import MEDIA_FIELDS, OBSERVATION_FIELDS, write_camtrap_dp
+from classifier.results.deployments import parse_deployments, read_deployments
+from classifier.results.megadetector import megadetector_results
+from classifier.results.predictions_file import (
     EXPORT_COLUMNS,
-    MEDIA_FIELDS,
-    OBSERVATION_FIELDS,
     ExportError,
     Record,
-    load_taxa,
-    megadetector_results,
-    parse_deployments,
     parse_predictions,
-    read_deployments,
     read_predictions,
     record_from_row,
-    write_camtrap_dp,
     write_csv,
 )
 from classifier.results.rows import Row
+from classifier.results.taxa import load_taxa
 
 RULES = Path(__file__).resolve().parent / "data" / "camtrap_dp_1_0"
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe

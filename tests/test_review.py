@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.results.exports import ExportError, parse_predictions, record_from_row
+from classifier.results.predictions_file import ExportError, parse_predictions, record_from_row
 from classifier.results.review import (
     BLANK_FRAME,
     BLANK_IN_SEQUENCE,

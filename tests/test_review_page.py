@@ -19,7 +19,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from classifier.results.exports import parse_predictions
+from classifier.results.predictions_file import parse_predictions
 from classifier.results.review import Review
 from review_rows import batch_rows, csv_text, photo_zip
 

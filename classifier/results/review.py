@@ -52,21 +52,17 @@ from pathlib import Path, PurePosixPath
 
 from classifier.intake.images import ImageError, load_photo
 from classifier.intake.inputs import FILE, Expansion, InputError, InputItem, expand_inputs
-from classifier.results.exports import (
+from classifier.results.camtrap_dp import write_camtrap_dp
+from classifier.results.deployments import (
     DEPLOYMENT_COLUMNS,
     Deployment,
-    ExportError,
-    Record,
-    Taxon,
     deployment_groups,
-    megadetector_results,
     parse_deployments,
-    parse_predictions,
-    write_camtrap_dp,
-    write_csv,
-    write_megadetector,
 )
+from classifier.results.megadetector import megadetector_results, write_megadetector
+from classifier.results.predictions_file import ExportError, Record, parse_predictions, write_csv
 from classifier.results.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
+from classifier.results.taxa import Taxon
 
 SPOT_CHECK_SHARE = 0.05  # of the sure answers, drawn for a person to check
 SPOT_CHECK_SEED = 0
@@ -520,7 +516,7 @@ class Review:
 
 
 def csv_text(records: Sequence[Record]) -> str:
-    """The rows as a predictions CSV with the correction columns (`classifier.results.exports.EXPORT_COLUMNS`):
+    """The rows as a predictions CSV with the correction columns (`classifier.results.predictions_file.EXPORT_COLUMNS`):
     what a person downloads, and uploads again to go on."""
     buffer = io.StringIO()
     write_csv(records, buffer)
@@ -552,7 +548,7 @@ def deployments_from_table(
     rows: Iterable[dict[str, object]], name: str = "the deployments table"
 ) -> list[Deployment]:
     """Deployments from `Review.deployment_table` rows a person filled in; `ExportError` (one line) names
-    the first row that cannot be used, as `classifier.results.exports.parse_deployments` does for a file."""
+    the first row that cannot be used, as `classifier.results.deployments.parse_deployments` does for a file."""
     columns = [*DEPLOYMENT_COLUMNS, "camera", "locationName", "timezone"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
