@@ -237,3 +237,27 @@ def test_ctrl_c_during_a_ray_run_leaves_a_valid_csv_of_what_finished(
     assert [(r["path"], r["label"], r["status"]) for r in rows] == [
         (r["path"], r["label"], r["status"]) for r in local_rows[: len(rows)]
     ]
+
+
+def test_a_run_stopped_early_has_ended_its_threads_before_ray_shuts_down(
+    monkeypatch, local_ray, tiny_bundle, many_photos
+):
+    """As Ctrl-C stops a run: a Ray Data thread still fetching a block at `ray.shutdown()` touched the
+    shut-down worker, and Ray ended the whole process (pytest itself, on a busy machine)."""
+    from ray.data._internal.block_batching import iter_batches
+
+    real = iter_batches.resolve_block_refs
+
+    def slow(*args, **kwargs):  # each block fetched as slowly as on that busy machine
+        for block in real(*args, **kwargs):
+            time.sleep(0.5)
+            yield block
+
+    monkeypatch.setattr(iter_batches, "resolve_block_refs", slow)
+    engine = RayEngine(resolve_bundle(str(tiny_bundle)), PredictorOptions(), workers=2)
+    threads = set(threading.enumerate())
+    rows = engine.predict_many(expand_inputs([str(many_photos)]).items)
+    assert next(rows).path
+    rows.close()
+    # Ray Data's block prefetcher parks (touching nothing) until its iterator is collected.
+    assert not [t.name for t in set(threading.enumerate()) - threads if t.name != "Prefetcher"]

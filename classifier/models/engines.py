@@ -47,6 +47,8 @@ import pickle
 import re
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,7 @@ LOCAL_OBJECT_STORE_BYTES = 1 << 30  # a local Ray's shared memory for blocks in 
 # What `ray.init(address=...)` joins: a head's GCS (HOST:PORT), Ray Client (ray://HOST:PORT), or auto.
 ADDRESS = re.compile(r"auto|(ray://)?[\w.\-]+:\d{1,5}|(ray://)?\[[0-9a-fA-F:]+\]:\d{1,5}")
 ADDRESS_TIMEOUT_S = 5.0
+RUN_THREADS_TIMEOUT_S = 10.0  # the most a run waits, at its end, for Ray Data's threads to stop
 LOST = "the Ray engine returned no row for this photo (its batch was lost); run it again."
 
 
@@ -190,6 +193,17 @@ class _BundleFiles:
     model: bytes
 
 
+def _join_run_threads(before: set[threading.Thread]) -> None:
+    """Wait for the threads Ray Data started for a run to end (about 0.1 s after its iterator is closed,
+    measured). After Ctrl-C, `ray.shutdown()` came 40 ms later while one still ran: it touched the
+    shut-down worker, and Ray ended the whole process with status 1."""
+    deadline = time.monotonic() + RUN_THREADS_TIMEOUT_S
+    for thread in set(threading.enumerate()) - before:
+        # Ray Data's block prefetcher parks until the iterator is collected, touching nothing meanwhile.
+        if thread.name != "Prefetcher":
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 class RayEngine:
     """Batch prediction as a Ray Data pipeline (see the module docstring)."""
 
@@ -265,8 +279,10 @@ class RayEngine:
         ]
         waiting: dict[int, list[Row]] = {}
         done = 0  # rows written: every batch before `done` is out
-        iterator = self._dataset(batches).iter_batches(
-            batch_size=None, batch_format="numpy", prefetch_batches=1
+        before = set(threading.enumerate())
+        # iter(): `iter_batches` gives an iterable, without `close`; its generator has one.
+        iterator = iter(
+            self._dataset(batches).iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
         )
         try:
             for block in iterator:
@@ -280,9 +296,8 @@ class RayEngine:
         except ray.exceptions.RayError as exc:
             raise EngineError(f"the Ray run failed: {_one_line(exc)}") from None
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            iterator.close()
+            _join_run_threads(before)
         for index in range(done, len(items)):  # never expected: Ray Data retries failed batches
             self.lost += 1
             yield _row(items[index], _decoded_error(LOST))
