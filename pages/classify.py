@@ -24,6 +24,7 @@ from pages.common import (
     heatmap_network,
     require_bundle,
     require_predictor,
+    return_free_heap,
     species_book_or_warn,
     use_navigation,
 )
@@ -245,3 +246,4 @@ if row.status == "ok" and entry is not None:
     species_card(entry, bundle.name)
 elif row.status == "ok" and row.observation_type != BLANK:
     st.caption(f"No species notes for '{row.label}' yet.")
+return_free_heap()

@@ -133,6 +133,12 @@ def _release_free_memory() -> None:
     20-60 MB to the app's resident memory.
     """
     gc.collect()
+    return_free_heap()
+
+
+def return_free_heap() -> None:
+    """Give back to the system the heap pages glibc keeps once a big step is done (a photo classified,
+    a heatmap): each visitor's script runs on its own thread, and glibc keeps freed pages per thread."""
     if sys.platform.startswith("linux"):
         trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not musl)
         if trim is not None:
