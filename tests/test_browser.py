@@ -87,17 +87,24 @@ NAVIGATION = [
 ]
 
 
+def page_drawn(page, title: str, timeout: float) -> None:
+    """Wait until the page titled `title` is drawn and its run is over. After a click in the sidebar the page
+    before stays on screen, its widgets live, until the new page's run replaces them: a test that acts at
+    once can give the photos to the classify page's uploader."""
+    page.locator("h1").filter(has_text=title).wait_for(timeout=timeout)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'",
+        timeout=timeout,
+    )
+
+
 def test_a_page_link_as_a_fresh_servers_first_visit_has_the_apps_navigation(
     tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, page, tmp_path: Path
 ) -> None:
     """Its own server: the first page a fresh process serves decides Streamlit's multipage mode."""
     with running_app(*tiny_app_folders(tiny_bundle, tmp_path_factory)) as (url, _):
         page.goto(f"{url}/batch", timeout=60_000)
-        page.locator("h1").filter(has_text="Batch-label photos").wait_for(timeout=60_000)
-        page.wait_for_function(
-            "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'",
-            timeout=60_000,
-        )
+        page_drawn(page, "Batch-label photos", timeout=60_000)
         page.locator("[data-testid=stFileUploaderDropzone]").wait_for(timeout=60_000)  # widgets drawn
         page.screenshot(path=tmp_path / "first-visit-batch.png", full_page=True)
         links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
@@ -161,10 +168,15 @@ def open_photo(page) -> tuple[int, str]:
 
 
 def uploaded(page, key: str, files: int) -> None:
-    """Wait until the uploader `key` lists `files` files and the run their upload started is over."""
+    """Wait until the uploader `key` lists `files` files, none still uploading, and the run is over.
+
+    A file's chip shows from the start of its upload, with a spinner until the upload ends; the uploader
+    gives the server its files only when all have ended. A click before that runs the page without them.
+    """
     page.wait_for_function(
         """([key, files]) => document.querySelectorAll(`.st-key-${key} [data-testid=stFileChip]`).length
-            === files && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'""",
+            === files && !document.querySelector(`.st-key-${key} [data-testid=stFileChipIconSpinner]`)
+            && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'""",
         arg=[key, files],
         timeout=WAIT_MS,
     )
@@ -215,12 +227,13 @@ def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
     page.goto(app_url)
     page.get_by_text("What animal is this?").wait_for()
     page.locator("[data-testid=stSidebarNav]").get_by_text("Batch-label photos").click()
+    page_drawn(page, "Batch-label photos", timeout=WAIT_MS)
     threshold = page.get_by_role("slider", name="Confidence threshold")
     threshold.focus()
     threshold.press("End")
     page.locator("[data-testid=stSliderThumbValue]").filter(has_text="1.00").wait_for()
-    page.locator("input[type=file]").first.set_input_files(photos)
-    page.get_by_role("button", name=f"Label {PHOTOS} file(s)").click()
+    page.locator(".st-key-batch_uploads input[type=file]").set_input_files(photos)
+    page.get_by_role("button", name=f"Label {PHOTOS} file(s)").click()  # drawn once the server has all 24
     button(page, "batch_review").click()
     settled(page, f"0 of {PHOTOS} reviewed")
     page.get_by_role("heading", name="Review and correct").wait_for()
@@ -329,7 +342,7 @@ def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
         )
         again.locator(".st-key-review_photos input[type=file]").set_input_files(photos)
         uploaded(again, "review_file", 1)
-        uploaded(again, "review_photos", PHOTOS)  # a click while the photos upload has been lost
+        uploaded(again, "review_photos", PHOTOS)
         button(again, "review_load").click()
         settled(again, f"{FIRST_SITTING} of {PHOTOS} reviewed")
         assert open_photo(again) == stopped_at  # where it stopped: the 21st photo of the queue
