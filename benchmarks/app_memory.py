@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from load_test import CHROMIUM, CHROMIUM_FLAGS
+from load_test import CHROMIUM, CHROMIUM_FLAGS, SCRIPT_DONE
 from PIL import Image
 
 from app_latency import free_port, start_app, wait_for_health
@@ -116,9 +116,6 @@ def measure(
         "peak_rss_without_gpu_libraries_mib": peak - max(step["gpu_libraries"] for step in steps),
         "steps": steps,
     }
-
-
-SCRIPT_DONE = "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
 
 
 def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> list[dict]:

@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared/data/intel/valid"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# True in the page once its script run is over (Streamlit marks the app element for its own tests).
+SCRIPT_DONE = "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'"
 WAIT_SECONDS = 120  # for any one result: bounds a run whose server stopped answering
 # A new result is on the page: the shown photo changed, its bars are drawn, the script run is over and no
 # element of the previous run is left (short runs end before the "Running" widget ever shows, and the

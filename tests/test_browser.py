@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.load_test import CHROMIUM, CHROMIUM_FLAGS
+from benchmarks.load_test import CHROMIUM, CHROMIUM_FLAGS, SCRIPT_DONE
 from conftest import make_tiny_image
 from live_app import BROWSER_MARKS, running_app, tiny_app_folders
 from review_rows import START, photo_bytes
@@ -92,10 +92,7 @@ def page_drawn(page, title: str, timeout: float) -> None:
     before stays on screen, its widgets live, until the new page's run replaces them: a test that acts at
     once can give the photos to the classify page's uploader."""
     page.locator("h1").filter(has_text=title).wait_for(timeout=timeout)
-    page.wait_for_function(
-        "document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'",
-        timeout=timeout,
-    )
+    page.wait_for_function(SCRIPT_DONE, timeout=timeout)
 
 
 def test_a_page_link_as_a_fresh_servers_first_visit_has_the_apps_navigation(
@@ -141,8 +138,8 @@ def at_place(page, place: int) -> None:
     """Wait until the open photo is the queue's `place`-th and the run is over."""
     page.wait_for_function(
         """text => [...document.querySelectorAll('[data-testid=stCaptionContainer]')].some(
-            c => c.innerText.startsWith(text)) && document.querySelector('[data-testid=stApp]')
-            .dataset.testScriptState === 'notRunning'""",
+            c => c.innerText.startsWith(text)) && """
+        + SCRIPT_DONE,
         arg=f"{place} of {PHOTOS} in the queue · ",
         timeout=WAIT_MS,
     )
@@ -175,8 +172,8 @@ def uploaded(page, key: str, files: int) -> None:
     """
     page.wait_for_function(
         """([key, files]) => document.querySelectorAll(`.st-key-${key} [data-testid=stFileChip]`).length
-            === files && !document.querySelector(`.st-key-${key} [data-testid=stFileChipIconSpinner]`)
-            && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning'""",
+            === files && !document.querySelector(`.st-key-${key} [data-testid=stFileChipIconSpinner]`) && """
+        + SCRIPT_DONE,
         arg=[key, files],
         timeout=WAIT_MS,
     )
