@@ -31,8 +31,8 @@ class Deployment:
     """One camera at one place for one period; photos belong to it by `folder` (and `camera`)."""
 
     deployment_id: str
-    latitude: float
-    longitude: float
+    latitude: float | None  # None only for the season's folder groups; a written package needs it
+    longitude: float | None
     folder: str
     camera: str = ""  # EXIF make and model as predict writes it; empty: any camera in the folder
     location_name: str = ""
