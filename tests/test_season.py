@@ -187,6 +187,54 @@ def test_predictions_without_deployments_are_folders_without_positions(tmp_path)
     assert "map.png" not in {p.name for p in write_season(season, tmp_path / "out")}
 
 
+@pytest.mark.shared
+@pytest.mark.parametrize(("gap", "events"), [(60, 39), (0, 55)])
+def test_camtrapr_sample_images_give_camtrapr_own_record_counts(shared_data, tmp_path, gap, events):
+    """camtrapR's sample images (../shared/data/camera_traps/camtrapR_borneo: species folders, the station
+    in each file name, EXIF times in Asia/Kuala_Lumpur). camtrapR's own tests expect 39 records from
+    recordTable(minDeltaTime = 60, deltaTimeComparedTo = "lastRecord", exclude = "UNID") and 55 with
+    minDeltaTime = 0 and removeDuplicateRecords = TRUE (tests/testthat/test_recordTable.R)."""
+    from PIL import Image
+
+    malaysia = timezone(timedelta(hours=8))
+    media, observations = [], []
+    for n, path in enumerate(sorted((shared_data / "camera_traps" / "camtrapR_borneo").rglob("*.JPG"))):
+        with Image.open(path) as image:
+            taken = datetime.strptime(image.getexif()[0x0132], "%Y:%m:%d %H:%M:%S").replace(tzinfo=malaysia)
+        station, species = path.name.split("_")[0], path.parent.name
+        media.append(
+            dict(
+                mediaID=f"m{n}",
+                deploymentID=station,
+                timestamp=taken.isoformat(),
+                filePath=f"{species}/{path.name}",
+                filePublic="false",
+                fileMediatype="image/jpeg",
+            )
+        )
+        observations.append(dict(observationID=f"o{n}", deploymentID=station, mediaID=f"m{n}",
+                                 eventStart=taken.isoformat(), eventEnd=taken.isoformat(), observationLevel="media",
+                                 observationType="animal",
+                                 scientificName="" if species == "unidentified" else species))  # fmt: skip
+    assert len(media) == 68
+    first = {
+        m["deploymentID"]: m["timestamp"] for m in sorted(media, key=lambda m: m["timestamp"], reverse=True)
+    }
+    last = {m["deploymentID"]: m["timestamp"] for m in sorted(media, key=lambda m: m["timestamp"])}
+    deployments = [
+        dict(
+            deploymentID=s, latitude="4.6", longitude="116.9", deploymentStart=first[s], deploymentEnd=last[s]
+        )
+        for s in sorted(first)
+    ]
+    tables = {"deployments": deployments, "media": media, "observations": observations}
+    season = analyse(load_season(write_package(tmp_path / "pkg", tables)), gap_minutes=gap, bootstrap=20)
+    assert len(season.events) == events
+    assert [(e.name, e.observations) for e in season.other] == [
+        ("animal (unidentified)", 1)
+    ]  # camtrapR's UNID
+
+
 # -------------------------------------------------------------------------------------- activity, overlap
 
 
