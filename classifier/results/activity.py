@@ -72,45 +72,76 @@ def overlap_estimate(a: np.ndarray, b: np.ndarray, estimator: str) -> float:
     return float(_estimates(a, b, kappa[0], kappa[1], estimator))
 
 
-def overlap(a: np.ndarray, b: np.ndarray, *, samples: int = 1000, rng: np.random.Generator) -> Overlap:
+def overlap(
+    a: np.ndarray | Draws,
+    b: np.ndarray | Draws,
+    *,
+    samples: int = 1000,
+    rng: np.random.Generator | None = None,
+) -> Overlap:
     """The coefficient of overlap with the estimator the sample sizes call for, and its 95% interval:
-    overlap::bootstrap(A, B, nb = samples, smooth = TRUE, type = ...) then bootCI(...)["basic0", ]."""
-    estimator = estimator_for(len(a), len(b))
-    estimate = overlap_estimate(a, b, estimator)
-    boots = bootstrap(a, b, estimator, samples, rng)
+    overlap::bootstrap(A, B, nb = samples, smooth = TRUE, type = ...) then bootCI(...)["basic0", ].
+
+    `a` and `b` are times, or a taxon's `Draws` made once for all its pairs (each pair's interval is then
+    a bootstrap of its own, from the same samples of that taxon)."""
+    a, b = (x if isinstance(x, Draws) else Draws(np.asarray(x, dtype=float), samples, rng) for x in (a, b))
+    estimator = estimator_for(len(a.times), len(b.times))
+    estimate = overlap_estimate(a.times, b.times, estimator)
+    boots = bootstrap_overlaps(a, b, estimator)
     lower, upper = basic0_interval(estimate, boots)
     return Overlap(estimator, estimate, lower, upper, int(np.isfinite(boots).sum()))
+
+
+class Draws:
+    """A taxon's smoothed bootstrap samples as overlap::bootstrap(smooth = TRUE) draws them: len(times)
+    draws from the 511 grid points of the fitted density (unadjusted bandwidth), each sample kept as its
+    share on each point, with its densities on the 128-point grid per estimator, made when first asked."""
+
+    grid = np.linspace(0.0, TWO_PI, BOOTSTRAP_GRID)[1:]  # first and last are both midnight
+    at = np.linspace(0.0, TWO_PI, N_GRID)
+
+    def __init__(self, times: np.ndarray, samples: int, rng: np.random.Generator | None) -> None:
+        if rng is None:
+            raise ValueError("bootstrap samples need a random generator (rng)")
+        self.times = times
+        p = density(times, self.grid, bandwidth(times))
+        counts = rng.multinomial(len(times), p / p.sum(), size=samples).astype(float)
+        self.weights = counts / len(times)
+        self.kappa = _bandwidths(_weighted_moments(counts, self.grid), np.full(samples, len(times)))
+        self._densities: dict[str, np.ndarray] = {}
+
+    def densities(self, estimator: str) -> np.ndarray:
+        if estimator not in self._densities:
+            kappa = self.kappa / ADJUST[estimator]
+            self._densities[estimator] = _grid_densities(self.weights, self.grid, kappa, self.at)
+        return self._densities[estimator]
 
 
 def bootstrap(
     a: np.ndarray, b: np.ndarray, estimator: str, samples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """overlap::bootstrap(smooth = TRUE): each sample draws len(A) and len(B) times from the 511 points of
-    the fitted densities (unadjusted bandwidth), then estimates the overlap as overlapEst does."""
-    grid = np.linspace(0.0, TWO_PI, BOOTSTRAP_GRID)[1:]  # first and last are both midnight
-    at = np.linspace(0.0, TWO_PI, N_GRID)
-    densities = []
-    for times in (a, b):
-        times = np.asarray(times, dtype=float)
-        p = density(times, grid, bandwidth(times))
-        counts = rng.multinomial(len(times), p / p.sum(), size=samples).astype(
-            float
-        )  # samples as counts on the grid
-        weights = counts / len(times)
-        kappa = _bandwidths(_weighted_moments(counts, grid), np.full(samples, len(times)))
-        densities.append((weights, _grid_densities(weights, grid, kappa / ADJUST[estimator], at)))
-    (wa, da), (wb, db) = densities
+    """overlap::bootstrap(A, B, nb = samples, smooth = TRUE, type = estimator): the overlap of each sample."""
+    draws = [Draws(np.asarray(x, dtype=float), samples, rng) for x in (a, b)]
+    return bootstrap_overlaps(*draws, estimator)
+
+
+def bootstrap_overlaps(a: Draws, b: Draws, estimator: str) -> np.ndarray:
+    """overlapEst of each pair of samples (the i-th of `a` with the i-th of `b`)."""
+    da, db = a.densities(estimator), b.densities(estimator)
     if estimator == "Dhat1":
-        a1, b1 = (
-            da[:, 1:] / da[:, 1:].sum(axis=1, keepdims=True),
-            db[:, 1:] / db[:, 1:].sum(axis=1, keepdims=True),
-        )
-        return np.minimum(a1, b1).sum(axis=1)
+        return _dhat1_rows(da, db)
     # Dhat4 needs 75 a side, so overlapEst always interpolates the grid's densities here (n > n.grid * 1.1).
-    at_a, at_b = _interpolate(da, at, grid), _interpolate(db, at, grid)
-    return (
-        (wa * np.minimum(1.0, at_b / at_a)).sum(axis=1) + (wb * np.minimum(1.0, at_a / at_b)).sum(axis=1)
-    ) / 2
+    at_a, at_b = _interpolate(da, Draws.at, Draws.grid), _interpolate(db, Draws.at, Draws.grid)
+    return ((a.weights * np.minimum(1.0, at_b / at_a)).sum(axis=1)
+            + (b.weights * np.minimum(1.0, at_a / at_b)).sum(axis=1)) / 2  # fmt: skip
+
+
+def _dhat1_rows(da: np.ndarray, db: np.ndarray) -> np.ndarray:
+    """Dhat1 of each row: the grid's densities scaled to sum to 1 (its first point is its last), then
+    the sum of the smaller of each pair."""
+    a1 = da[:, 1:] / da[:, 1:].sum(axis=1, keepdims=True)
+    b1 = db[:, 1:] / db[:, 1:].sum(axis=1, keepdims=True)
+    return np.minimum(a1, b1).sum(axis=1)
 
 
 def basic0_interval(estimate: float, boots: np.ndarray, conf: float = 0.95) -> tuple[float, float]:
@@ -235,8 +266,7 @@ def _interpolate(values: np.ndarray, at: np.ndarray, points: np.ndarray) -> np.n
 
 
 def _dhat1(dens_a: np.ndarray, dens_b: np.ndarray) -> float:
-    a, b = dens_a[1:] / dens_a[1:].sum(), dens_b[1:] / dens_b[1:].sum()  # the grid's first point is its last
-    return float(np.minimum(a, b).sum())
+    return float(_dhat1_rows(dens_a[None, :], dens_b[None, :])[0])
 
 
 def _dhat4(a_at_a: np.ndarray, b_at_a: np.ndarray, a_at_b: np.ndarray, b_at_b: np.ndarray) -> float:

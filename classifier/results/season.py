@@ -33,7 +33,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from classifier.knowledge.sun import sun_time
-from classifier.results.activity import TWO_PI, Overlap, activity_density, overlap
+from classifier.results.activity import TWO_PI, Draws, Overlap, activity_density, bandwidth, overlap
 from classifier.results.season_input import SeasonData, Sighting, Site
 
 DEFAULT_GAP_MINUTES = 30.0  # the field's usual independence interval
@@ -99,7 +99,12 @@ def analyse(
     events = independent_events(taxa_sightings, gap_minutes)
     taxa = sorted({e.name for e in events})
     warnings = list(data.warnings)
-    activity, skipped = _activity(data.sites, events, taxa, min_events)
+    times, basis, skipped = _event_times(data.sites, events, taxa)
+    activity = [
+        Activity(t, len(times[t]), basis, activity_density(times[t]))
+        for t in taxa
+        if _enough(times[t], min_events)
+    ]
     if skipped:
         warnings.append(
             f"{skipped} events fell in a polar day or night (no sunrise or sunset): left out of activity."
@@ -114,7 +119,7 @@ def analyse(
         occupancy=occupancy_rows(data.sites, events, taxa),
         accumulation=accumulation_rows(data.sites, events, [t for t in taxa if _is_species(t, data.ranks)]),
         activity=activity,
-        overlap=_overlaps(activity, events, data.sites, bootstrap, seed),
+        overlap=_overlaps({a.taxon: times[a.taxon] for a in activity}, bootstrap, seed),
         warnings=warnings,
     )
 
@@ -225,40 +230,43 @@ def event_time(event: Event, site: Site, basis: str) -> float | None:
     return (t.hour * 3600 + t.minute * 60 + t.second) / 86400 * TWO_PI
 
 
-def _activity(
-    sites: list[Site], events: list[Event], taxa: list[str], min_events: int
-) -> tuple[list[Activity], int]:
+def _event_times(
+    sites: list[Site], events: list[Event], taxa: list[str]
+) -> tuple[dict[str, np.ndarray], str, int]:
+    """Each taxon's event times in radians, on sun time where every deployment with events has a
+    position, else on the clock; and how many events had no sun time (polar day or night)."""
     by_id = {s.deployment_id: s for s in sites}
     used = {e.deployment_id for e in events}
     placed = all(by_id[d].latitude is not None and by_id[d].longitude is not None for d in used)
     basis = "sun" if used and placed else "clock"
-    curves, skipped = [], 0
-    for taxon in taxa:
-        times = [event_time(e, by_id[e.deployment_id], basis) for e in events if e.name == taxon]
-        kept = np.array([t for t in times if t is not None])
-        skipped += len(times) - len(kept)
-        if len(kept) >= max(min_events, 2) and len(np.unique(kept)) >= 2:
-            curve = activity_density(kept)
-            if np.all(np.isfinite(curve)):
-                curves.append(Activity(taxon, len(kept), basis, curve))
-    return curves, skipped
+    found: dict[str, list[float]] = {t: [] for t in taxa}
+    skipped = 0
+    for e in events:
+        t = event_time(e, by_id[e.deployment_id], basis)
+        if t is None:
+            skipped += 1
+        else:
+            found[e.name].append(t)
+    return {t: np.array(v) for t, v in found.items()}, basis, skipped
 
 
-def _overlaps(
-    curves: list[Activity], events: list[Event], sites: list[Site], samples: int, seed: int
-) -> list[dict[str, object]]:
+def _enough(times: np.ndarray, min_events: int) -> bool:
+    """Enough events for a curve, at two distinct times at least, with a bandwidth (not evenly spread)."""
+    return len(times) >= max(min_events, 2) and len(np.unique(times)) >= 2 and math.isfinite(bandwidth(times))
+
+
+def _overlaps(times: dict[str, np.ndarray], samples: int, seed: int) -> list[dict[str, object]]:
     """speciesA, speciesB, their events, the estimator, the overlap and its bootstrap 95% interval, for
-    every pair of taxa with an activity curve."""
-    by_id = {s.deployment_id: s for s in sites}
-    times = {}
-    for curve in curves:
-        got = [event_time(e, by_id[e.deployment_id], curve.basis) for e in events if e.name == curve.taxon]
-        times[curve.taxon] = np.array([t for t in got if t is not None])
+    every pair of taxa with an activity curve. Each taxon's bootstrap samples are drawn once, from a
+    generator of the seed and its name, and serve all its pairs: the same files on every run, and a
+    pair's interval does not depend on which other taxa the season has."""
+    draws = {
+        taxon: Draws(times[taxon], samples, np.random.default_rng([seed, zlib.crc32(taxon.encode())]))
+        for taxon in sorted(times)
+    }
     rows = []
     for a, b in combinations(sorted(times), 2):
-        # One generator per pair, from the seed and the names: a pair's interval does not depend on the others.
-        rng = np.random.default_rng([seed, zlib.crc32(a.encode()), zlib.crc32(b.encode())])
-        found: Overlap = overlap(times[a], times[b], samples=samples, rng=rng)
+        found: Overlap = overlap(draws[a], draws[b])
         rows.append(
             {"speciesA": a, "speciesB": b, "eventsA": len(times[a]), "eventsB": len(times[b]),
              "estimator": found.estimator, "overlap": found.estimate, "lower95": found.lower,
