@@ -666,7 +666,7 @@ def _export_parser(commands: Any) -> None:
 
     export = commands.add_parser(
         "export",
-        help="write a predictions CSV/JSON as CSV, MegaDetector batch output 1.6 or a Camtrap DP 1.0 zip",
+        help="write a predictions CSV/JSON as CSV, MegaDetector batch output 1.6 or a Camtrap DP 1.0.2 zip",
         description="Read PREDICTIONS (a CSV or JSON that predict or the app wrote, reviewed or not) and "
         "write it in one of the field's formats. Bad input is refused with one line and exit status 2.",
     )
@@ -678,7 +678,7 @@ def _export_parser(commands: Any) -> None:
         required=True,
         choices=FORMATS,
         help="csv: the predict columns plus the detector and review columns; megadetector: MegaDetector "
-        "batch output format 1.6 (JSON); camtrap-dp: a Camtrap DP 1.0 data package (zip). No default.",
+        "batch output format 1.6 (JSON); camtrap-dp: a Camtrap DP 1.0.2 data package (zip). No default.",
     )
     export.add_argument(
         "--out",
@@ -765,7 +765,9 @@ def _season_parser(commands: Any) -> None:
         "deployment without a position: no map, clock time)",
     )
     season.add_argument(
-        "--species", metavar="NAME|FILE.yaml", help="predictions only: species notes, as for export"
+        "--species",
+        metavar="NAME|FILE.yaml",
+        help="predictions only: species notes, as for export (default: the notes that know the most labels)",
     )
     season.add_argument(
         "--event-gap",
@@ -778,6 +780,7 @@ def _season_parser(commands: Any) -> None:
         "--min-events",
         type=_positive_int,
         default=MIN_EVENTS,
+        metavar="N",
         help=f"events a taxon needs for an activity curve and overlaps (default: {MIN_EVENTS})",
     )
     season.add_argument(

@@ -105,10 +105,8 @@ def write_camtrap_dp(
             f"{', '.join(DEPLOYMENT_COLUMNS)}[,camera,locationName,timezone,...], one row per group."
         )
     unplaced = [d.deployment_id for d in deployments if d.latitude is None or d.longitude is None]
-    if unplaced:
-        raise ExportError(
-            f"Camtrap DP needs each deployment's latitude and longitude: {unplaced[0]!r} has none."
-        )
+    if unplaced:  # a deployments CSV always has them; only the season's folder groups lack them
+        raise ValueError(f"deployments without a position cannot be written: {unplaced}")
     content = camtrap_dp_content(
         records,
         deployments,
@@ -119,11 +117,10 @@ def write_camtrap_dp(
         classifier=classifier,
     )
     package = _merge(content.descriptor, metadata) if metadata else content.descriptor
-    columns = {"deployments": DEPLOYMENT_FIELDS, "media": MEDIA_FIELDS, "observations": OBSERVATION_FIELDS}
     with atomic_output(out, binary=True) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n")
         for name, rows in content.tables.items():
-            zf.writestr(f"{name}.csv", _csv_table(columns[name], rows))
+            zf.writestr(f"{name}.csv", _csv_table(field_names(name), rows))
     result = ExportResult(out=str(out), warnings=content.warnings)
     result.images, result.observations = len(content.tables["media"]), len(content.tables["observations"])
     return result
