@@ -15,6 +15,7 @@ from scipy.integrate import quad
 from scipy.stats import vonmises
 
 from classifier import cli
+from classifier.intake.camtrap_dp_schema import field_names
 from classifier.knowledge.sun import sun_time, sunrise_sunset
 from classifier.results.activity import (
     HOURS,
@@ -118,6 +119,35 @@ def test_the_gap_decides_what_is_one_event(tmp_path, gap, zebra_at_a):
     """06:10 -> 06:39 is 29 minutes, 06:39 -> 07:09 is 30: camtrapR's rule, a gap of at least minDeltaTime."""
     season = analyse(load_season(hand_package(tmp_path / "pkg")), gap_minutes=gap, bootstrap=20)
     assert summary(season)[("A", ZEBRA)][0] == zebra_at_a
+
+
+def test_event_level_observations_are_the_events_when_the_package_has_them(tmp_path):
+    """A package with sequences (event-level observations) beside its photos: the events come from the
+    sequences alone, and with a gap of 0 they are the package's own events (camtraptor's get_n_obs)."""
+    folder = hand_package(tmp_path / "pkg")
+    with open(folder / "observations.csv", "a", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=field_names("observations"), lineterminator="\n")
+        for n, (start, end) in enumerate(
+            [(at(1, 6), at(1, 6, 39)), (at(1, 7, 9), at(1, 7, 9)), (at(2, 12), at(2, 12))]
+        ):
+            writer.writerow(
+                dict(
+                    observationID=f"e{n}",
+                    deploymentID="A",
+                    eventID=f"seq{n}",
+                    eventStart=start,
+                    eventEnd=end,
+                    observationLevel="event",
+                    observationType="animal",
+                    scientificName=ZEBRA,
+                )
+            )
+    data = load_season(folder)
+    assert data.level == "event" and len(data.sightings) == 3
+    assert summary(analyse(data, gap_minutes=0, bootstrap=20))[("A", ZEBRA)][0] == 3
+    assert (
+        summary(analyse(data, gap_minutes=70, bootstrap=20))[("A", ZEBRA)][0] == 2
+    )  # 06:00, 07:09 (69 min): one
 
 
 def test_occupancy_and_accumulation_by_hand(tmp_path):

@@ -148,7 +148,7 @@ def from_package(package: CamtrapPackage) -> SeasonData:
     sites, derived, unusable = [], [], []
     for row in package.deployments:
         ident = row["deploymentID"]
-        if not ident:
+        if not ident or any(s.deployment_id == ident for s in sites):  # a repeated ID is a listed problem
             continue
         times = photos.get(ident, [])
         start = row["deploymentStart"] or (min(times) if times else None)
