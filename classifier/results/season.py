@@ -187,8 +187,9 @@ def occupancy_rows(sites: list[Site], events: list[Event], taxa: list[str]) -> l
 
 
 def camera_day_units(site: Site) -> list[date]:
-    """The calendar days (in the deployment's own time zone) the camera ran on: its sampling units."""
-    last = site.end.date() - timedelta(days=1) if site.end.time() == datetime.min.time() else site.end.date()
+    """The calendar days (in the time zone of the deployment's start) the camera ran on: its sampling units."""
+    end = site.end.astimezone(site.start.tzinfo)
+    last = end.date() - timedelta(days=1) if end.time() == datetime.min.time() else end.date()
     days = (last - site.start.date()).days + 1
     return [site.start.date() + timedelta(days=i) for i in range(max(days, 1))]
 
@@ -197,11 +198,12 @@ def accumulation_rows(sites: list[Site], events: list[Event], species: list[str]
     """camera_days (t, 1..all), species: the number of species expected in t camera-days drawn at random
     without replacement from the season's (vegan's specaccum(method = "exact"))."""
     units = {(s.deployment_id, d) for s in sites for d in camera_day_units(s)}
+    zones = {s.deployment_id: s.start.tzinfo for s in sites}
     total = len(units)
     wanted = set(species)
     found: dict[str, set[tuple[str, date]]] = defaultdict(set)
     for e in events:
-        unit = (e.deployment_id, e.start.date())
+        unit = (e.deployment_id, e.start.astimezone(zones[e.deployment_id]).date())
         if e.name in wanted and unit in units:
             found[e.name].add(unit)
     t = np.arange(1, total + 1)
@@ -226,7 +228,7 @@ def event_time(event: Event, site: Site, basis: str) -> float | None:
     """The event's start in radians on the day's circle: sun time (overlap::sunTime) or clock time."""
     if basis == "sun":
         return sun_time(event.start, site.latitude, site.longitude)
-    t = event.start
+    t = event.start.astimezone(site.start.tzinfo)  # the camera's clock: its deployment's time zone
     return (t.hour * 3600 + t.minute * 60 + t.second) / 86400 * TWO_PI
 
 
