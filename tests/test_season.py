@@ -396,7 +396,8 @@ def test_season_command_writes_every_file(tmp_path, capsys):
     ("extra", "expected"),
     [
         (["--map-species", "okapi"], "--map-species 'okapi': no event of it; the season's taxa are"),
-        (["--deployments", "d.csv"], "--deployments is for a predictions file"),
+        (["--deployments", "d.csv"], "--deployments and --species are for a predictions file"),
+        (["--species", "serengeti"], "--deployments and --species are for a predictions file"),
     ],
 )
 def test_season_command_refuses_in_one_line(tmp_path, capsys, extra, expected):

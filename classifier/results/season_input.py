@@ -76,9 +76,9 @@ def load_season(
     path = Path(source)
     try:
         if _is_package(path):
-            if deployments is not None:
+            if deployments is not None or species is not None:
                 raise SeasonError(
-                    "--deployments is for a predictions file; a Camtrap DP package has its own."
+                    "--deployments and --species are for a predictions file; a Camtrap DP package has its own."
                 )
             return from_package(read_camtrap_dp(path))
         records = read_predictions(path).records
