@@ -20,6 +20,7 @@ navigation = st.navigation(
         st.Page("pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True),
         st.Page("pages/batch.py", title="Batch-label photos", icon=":material/photo_library:"),
         st.Page("pages/review.py", title="Review and correct", icon=":material/fact_check:"),
+        st.Page("pages/season.py", title="Season", icon=":material/insights:"),
         st.Page("pages/species.py", title="Species", icon=":material/pets:"),
         st.Page("pages/lookalikes.py", title="Look-alikes", icon=":material/compare:"),
         st.Page("pages/performance.py", title="Model performance", icon=":material/analytics:"),

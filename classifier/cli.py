@@ -1,5 +1,5 @@
-"""`python -m classifier predict|evaluate|explain|export|models|compile`: label, score, show where the
-model looked, export, list, compile.
+"""`python -m classifier predict|evaluate|explain|export|season|models|compile`: label, score, show where
+the model looked, export, analyse a season, list, compile.
 
     python -m classifier predict --model serengeti --out labels.csv photos/ card2.zip https://.../x.jpg
     python -m classifier predict --out labels.csv s3://bucket/season1/   # object stores, through pyarrow
@@ -8,6 +8,7 @@ model looked, export, list, compile.
     python -m classifier models
     python -m classifier explain photo.jpg --out heat.png   # a heatmap: where the model looked
     python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
+    python -m classifier season season1.zip --out season1/   # events, RAI, activity, overlap, map
     python -m classifier compile            # every bundle's network, for prediction (classifier.models.runtimes)
     python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
 
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _explain_parser(commands)
     _export_parser(commands)
+    _season_parser(commands)
 
     models = commands.add_parser("models", help="list the model bundles (name, classes, accuracy)")
     models.add_argument(
@@ -664,7 +666,7 @@ def _export_parser(commands: Any) -> None:
 
     export = commands.add_parser(
         "export",
-        help="write a predictions CSV/JSON as CSV, MegaDetector batch output 1.6 or a Camtrap DP 1.0 zip",
+        help="write a predictions CSV/JSON as CSV, MegaDetector batch output 1.6 or a Camtrap DP 1.0.2 zip",
         description="Read PREDICTIONS (a CSV or JSON that predict or the app wrote, reviewed or not) and "
         "write it in one of the field's formats. Bad input is refused with one line and exit status 2.",
     )
@@ -676,7 +678,7 @@ def _export_parser(commands: Any) -> None:
         required=True,
         choices=FORMATS,
         help="csv: the predict columns plus the detector and review columns; megadetector: MegaDetector "
-        "batch output format 1.6 (JSON); camtrap-dp: a Camtrap DP 1.0 data package (zip). No default.",
+        "batch output format 1.6 (JSON); camtrap-dp: a Camtrap DP 1.0.2 data package (zip). No default.",
     )
     export.add_argument(
         "--out",
@@ -735,6 +737,96 @@ def run_export(args: argparse.Namespace) -> int:
     print(
         f"{result.images} photos{boxes} written to {where} ({args.format}) in "
         f"{time.perf_counter() - started:.1f} s.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ season
+
+
+def _season_parser(commands: Any) -> None:
+    from classifier.results.season import BOOTSTRAP_SAMPLES, DEFAULT_GAP_MINUTES, MIN_EVENTS
+
+    season = commands.add_parser(
+        "season",
+        help="a season's ecology: events, camera-days, RAI, activity, overlap, accumulation, occupancy, map",
+        description="Read a Camtrap DP 1.0.x package (folder, datapackage.json or zip) or a predictions "
+        "CSV/JSON, and write to DIR the figures R's camtrapR, camtraptor and overlap give (docs/season.md).",
+    )
+    season.add_argument("input", metavar="INPUT", help="a Camtrap DP package, or a predictions .csv/.json")
+    season.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the CSVs and plots (made if missing)"
+    )
+    season.add_argument(
+        "--deployments",
+        metavar="FILE.csv",
+        help="predictions only: where each camera stood, as for export (default: each folder/camera is a "
+        "deployment without a position: no map, clock time)",
+    )
+    season.add_argument(
+        "--species",
+        metavar="NAME|FILE.yaml",
+        help="predictions only: species notes, as for export (default: the notes that know the most labels)",
+    )
+    season.add_argument(
+        "--event-gap",
+        type=_non_negative_float,
+        default=DEFAULT_GAP_MINUTES,
+        metavar="MINUTES",
+        help=f"a taxon's observations this far apart start a new event (default: {DEFAULT_GAP_MINUTES:g})",
+    )
+    season.add_argument(
+        "--min-events",
+        type=_positive_int,
+        default=MIN_EVENTS,
+        metavar="N",
+        help=f"events a taxon needs for an activity curve and overlaps (default: {MIN_EVENTS})",
+    )
+    season.add_argument(
+        "--bootstrap",
+        type=_positive_int,
+        default=BOOTSTRAP_SAMPLES,
+        metavar="N",
+        help=f"bootstrap samples for each overlap's 95%% interval (default: {BOOTSTRAP_SAMPLES})",
+    )
+    season.add_argument(
+        "--map-species",
+        metavar="NAME",
+        help="the taxon whose events size the map's points (default: the most seen)",
+    )
+    season.set_defaults(run=run_season)
+
+
+def run_season(args: argparse.Namespace) -> int:
+    from classifier.results.season import analyse
+    from classifier.results.season_files import SeasonOutputError, write_season
+    from classifier.results.season_input import SeasonError, load_season
+
+    started = time.perf_counter()
+    try:
+        data = load_season(args.input, deployments=args.deployments, species=args.species)
+        season = analyse(
+            data, gap_minutes=args.event_gap, min_events=args.min_events, bootstrap=args.bootstrap
+        )
+        written = write_season(season, args.out, map_taxon=args.map_species)
+    except (SeasonError, SeasonOutputError) as exc:
+        raise CommandError(str(exc)) from None
+    for warning in season.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    problems = data.problems
+    for problem in problems[:10]:
+        print(f"Problem: {problem}", file=sys.stderr)
+    if len(problems) > 10:
+        print(
+            f"... and {len(problems) - 10} more problems, all in {Path(args.out) / 'problems.txt'}",
+            file=sys.stderr,
+        )
+    days = sum(s.camera_days for s in data.sites)
+    print(
+        f"{len(data.sites)} deployments, {days:.1f} camera-days, {len(season.events)} events of "
+        f"{len(season.taxa)} taxa (gap {args.event_gap:g} min): {len(written)} files written to {args.out} "
+        f"in {time.perf_counter() - started:.1f} s.",
         file=sys.stderr,
     )
     return 0

@@ -17,6 +17,7 @@ PAGES = [
     "pages/classify.py",
     "pages/batch.py",
     "pages/review.py",
+    "pages/season.py",
     "pages/species.py",
     "pages/lookalikes.py",
     "pages/performance.py",
@@ -328,3 +329,49 @@ def test_the_threshold_stays_after_review_and_correct(app: AppTest, tiny_image) 
     assert app.sidebar.slider[0].value == 1.0
     app.switch_page("pages/batch.py").run()
     assert app.sidebar.slider[0].value == 1.0
+
+
+def test_season_page_analyses_an_uploaded_package(app: AppTest, tmp_path: Path) -> None:
+    from tests.test_season import ZEBRA, hand_package
+
+    folder = hand_package(tmp_path / "pkg")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, path.name)
+    app.switch_page("pages/season.py").run()
+    assert app.radio(key="season_source").value == "A Camtrap DP package"  # no labels in this session yet
+    app.file_uploader(key="season_package").upload("season.zip", archive.getvalue(), "application/zip")
+    app.number_input(key="season_min").set_value(2)
+    app.run()
+    app.button(key="season_run").click().run()
+    assert not app.exception and not app.error
+    assert [m.value for m in app.metric] == ["3", "17.0", "6", "3"]  # deployments, camera-days, events, taxa
+    table = app.dataframe[0].value
+    zebra = table[(table["deploymentID"] == "all") & (table["scientificName"] == ZEBRA)].iloc[0]
+    assert (zebra["events"], round(zebra["rai"], 4)) == (4, 23.5294)
+    assert any("first to their last photo" in w.value for w in app.warning)  # B has no start or end
+    assert app.get("vega_lite_chart"), "activity, accumulation, occupancy and the map are drawn"
+    assert app.get("download_button")
+
+
+def test_season_page_uses_this_sessions_labels(app: AppTest, tiny_image) -> None:
+    from PIL import Image
+
+    app.session_state["threshold_tiny"] = 0.0
+    app.switch_page("pages/batch.py").run()
+    uploader = app.file_uploader(key="batch_uploads")
+    for hour in (5, 9, 14):
+        exif = Image.Exif()
+        exif[0x0132] = f"2024:03:0{hour % 3 + 1} {hour:02d}:00:00"  # DateTime
+        buffer = io.BytesIO()
+        tiny_image("red", seed=hour).save(buffer, format="JPEG", quality=92, exif=exif)
+        uploader.upload(f"red{hour}.jpg", buffer.getvalue(), "image/jpeg")
+    app.run()
+    app.button[0].click().run()
+    app.switch_page("pages/season.py").run()
+    assert app.radio(key="season_source").value == "This session's labels"
+    app.button(key="season_run").click().run()
+    assert not app.exception and not app.error
+    assert app.metric[0].value == "1"  # the uploads' folder is one deployment
+    assert any("no deployments CSV" in w.value for w in app.warning)

@@ -80,6 +80,7 @@ NAVIGATION = [
     "Classify a photo",
     "Batch-label photos",
     "Review and correct",
+    "Season",
     "Species",
     "Look-alikes",
     "Model performance",

@@ -4,11 +4,12 @@ Validators (test dependencies, offline):
 - MegaDetector: the `megadetector-utils` package's own `validate_batch_results` (the validator the format's
   page links to), plus the spec's rules it does not check (boxes inside the image, classifications best
   first, `failure` rows with `detections: null`).
-- Camtrap DP 1.0: `frictionless` validates the three CSVs (header order, types, required fields, enums,
-  ranges, datetime format, primary and foreign keys) against table schemas, and `jsonschema` validates
-  datapackage.json against the package profile's rules. The official schema files could not be fetched
-  offline, so `tests/data/camtrap_dp_1_0/` holds rules written from the 1.0 specification's text (see its
-  README): the same fields, order and constraints, not copies of the published files.
+- Camtrap DP 1.0.2: `frictionless` validates the three CSVs (header order, types, required fields, enums,
+  ranges, patterns, datetime format, primary and foreign keys) against the standard's published table
+  schemas (the project's copies in `classifier/intake/camtrap_dp_schemas/`), the project's own validator
+  (`classifier.intake.camtrap_dp_schema`) must agree, and `jsonschema` validates datapackage.json against
+  the Camtrap DP part of the published profile (its generic Data Package and GeoJSON parts are remote
+  `$ref`s, unreachable offline).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 
 from classifier import cli
 from classifier.cli import CsvRows, JsonRows
+from classifier.intake.camtrap_dp_schema import SCHEMA_DIR, TABLES, validate_tables
 from classifier.results.camtrap_dp import MEDIA_FIELDS, OBSERVATION_FIELDS, write_camtrap_dp
 from classifier.results.deployments import parse_deployments, read_deployments
 from classifier.results.megadetector import megadetector_results
@@ -43,7 +45,7 @@ from classifier.results.predictions_file import (
 from classifier.results.rows import Row
 from classifier.results.taxa import load_taxa
 
-RULES = Path(__file__).resolve().parent / "data" / "camtrap_dp_1_0"
+SHARED_SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "camtrap-dp"
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe
 
 
@@ -205,30 +207,50 @@ def assert_megadetector_valid(results: dict) -> None:
             assert all(cid in results["classification_categories"] for cid, _ in ranked)
 
 
-def assert_camtrap_dp_valid(package_zip: Path, into: Path) -> dict:
-    """Unzip, check datapackage.json against the profile rules and the CSVs with frictionless."""
+def camtrap_dp_profile_rules(folder: Path = SCHEMA_DIR) -> dict:
+    """The published profile's Camtrap DP rules: its `allOf` part that is not a remote `$ref`, with the
+    `spatial` property's remote GeoJSON `$ref` left out (jsonschema would fetch both)."""
+    profile = json.loads((folder / "camtrap-dp-profile.json").read_text(encoding="utf-8"))
+    rules = next(part for part in profile["allOf"] if "$ref" not in part)
+    rules["properties"]["spatial"].pop("$ref")
+    return {"$schema": profile["$schema"], "$defs": profile["$defs"], **rules}
+
+
+def assert_camtrap_dp_valid(package_zip: Path, into: Path, schemas: Path = SCHEMA_DIR) -> dict:
+    """Unzip; datapackage.json against the profile, the CSVs with frictionless and the project's validator."""
     with zipfile.ZipFile(package_zip) as zf:
         assert sorted(zf.namelist()) == [
             "datapackage.json", "deployments.csv", "media.csv", "observations.csv"
         ]  # fmt: skip
         zf.extractall(into)
     descriptor = json.loads((into / "datapackage.json").read_text(encoding="utf-8"))
-    profile = json.loads((RULES / "package-rules.json").read_text(encoding="utf-8"))
-    jsonschema.validate(descriptor, profile, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    jsonschema.validate(
+        descriptor,
+        camtrap_dp_profile_rules(schemas),
+        format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER,
+    )
+    assert (
+        descriptor["profile"]
+        == "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
+    )
     for resource in descriptor["resources"]:
         assert resource["schema"] == (
-            f"https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0/{resource['name']}-table-schema.json"
+            f"https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/{resource['name']}-table-schema.json"
         )
-    # frictionless would fetch the profile and schema URLs; offline it gets the rules written from them.
+    # frictionless would fetch the profile and schema URLs; offline it gets the same files from disk.
     local = json.loads(json.dumps(descriptor))
     local["profile"] = "tabular-data-package"
     for resource in local["resources"]:
-        resource["schema"] = json.loads((RULES / f"{resource['name']}-rules.json").read_text("utf-8"))
+        resource["schema"] = json.loads(
+            (schemas / f"{resource['name']}-table-schema.json").read_text("utf-8")
+        )
     report = frictionless.Package(local, basepath=str(into)).validate()
     problems = [f"{t.name}: {e.message}" for t in report.tasks for e in t.errors] + [
         e.message for e in report.errors
     ]
     assert report.valid, problems[:5]
+    texts = {name: (into / f"{name}.csv").read_text(encoding="utf-8") for name in TABLES}
+    assert [str(p) for p in validate_tables(texts)] == []
     return descriptor
 
 
@@ -439,9 +461,10 @@ def test_camtrap_dp_export_validates(tmp_path, deployments, species_dir, capsys)
         "siteB": "2024-03-01T06:10:04+03:00",  # Africa/Dar_es_Salaam
     }
     assert deployments_rows[1]["locationName"] == "Moru, south"
-    by_path = {m["filePath"]: m for m in media}
-    assert by_path["traps/A/IMG_0001.JPG"]["fileMediatype"] == "image/jpeg"
-    assert by_path["traps/A/IMG_0001.JPG"]["filePublic"] == "false"
+    by_path = {m["filePath"]: m for m in media}  # relative to the photos' common folder, stated
+    assert package["mediaRoot"] == "traps" and "relative to traps" in package["description"]
+    assert by_path["A/IMG_0001.JPG"]["fileMediatype"] == "image/jpeg"
+    assert by_path["A/IMG_0001.JPG"]["filePublic"] == "false"
 
     def of(name: str) -> list[dict[str, str]]:
         media_id = next(m["mediaID"] for m in media if m["fileName"] == name)
@@ -478,6 +501,68 @@ def test_camtrap_dp_export_validates(tmp_path, deployments, species_dir, capsys)
     assert package["contributors"] == [{"title": "A. Ranger", "role": "contributor"}]
     assert package["temporal"] == {"start": "2024-03-01", "end": "2024-03-02"}
     assert package["spatial"]["type"] == "Polygon"
+
+
+def test_rolled_up_answers_keep_their_taxon_and_paths_stay_inside(tmp_path, species_dir):
+    """Issue 25: a roll-up ("horse family (Equidae)") is a taxon with its rank, not an empty name; and
+    photos named by '../' or absolute paths get a filePath under their common folder, stated in the package."""
+    rows = [
+        Row("../shared/data/traps/A/IMG_1.JPG", "horse family (Equidae)", 0.8, "ok"),
+        Row("../shared/data/traps/A/IMG_2.JPG", "carnivore (Carnivora)", 0.7, "ok"),
+        Row("../shared/data/traps/B/.hidden/IMG_3.JPG", "zebra", 0.9, "ok"),
+    ]
+    for i, (row, rank) in enumerate(zip(rows, ("family", "order", "species"), strict=True)):
+        row.datetime, row.rank, row.observation_type = datetime(2024, 3, 1, 6, i), rank, "animal"
+    (tmp_path / "d.csv").write_text("deploymentID,latitude,longitude,folder\nA,1,2,traps/A\nB,1,2,traps/B\n")
+    taxa, _ = load_taxa(["zebra"], root=species_dir)
+    records = [record_from_row(r) for r in rows]
+    write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(tmp_path / "d.csv"), taxa=taxa)
+    package = assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
+    observations = read_table(tmp_path / "unzipped", "observations")
+    assert [o["scientificName"] for o in observations] == ["Equidae", "Carnivora", "Equus quagga"]
+    taxonomic = {t["scientificName"]: t for t in package["taxonomic"]}
+    assert taxonomic["Equidae"] == {
+        "scientificName": "Equidae", "taxonRank": "family", "class": "Mammalia", "order": "Perissodactyla",
+        "vernacularNames": {"eng": "horse family"},
+    }  # fmt: skip
+    assert taxonomic["Carnivora"] == {
+        "scientificName": "Carnivora", "taxonRank": "order", "vernacularNames": {"eng": "carnivore"}
+    }  # fmt: skip
+    media = read_table(tmp_path / "unzipped", "media")
+    assert [m["filePath"] for m in media] == ["A/IMG_1.JPG", "A/IMG_2.JPG", "B/.hidden/IMG_3.JPG"]
+    assert package["mediaRoot"] == "../shared/data/traps"
+    rows[0].path = "/home/someone/photos/traps/A/IMG_1.JPG"
+    rows[1].path = "/home/someone/photos/traps/A/../A/./IMG_2.JPG"
+    rows[2].path = "https://example.org/traps/B/IMG_3.JPG"
+    records = [record_from_row(r) for r in rows]
+    write_camtrap_dp(records, tmp_path / "q.zip", deployments=read_deployments(tmp_path / "d.csv"), taxa=taxa)
+    package = assert_camtrap_dp_valid(tmp_path / "q.zip", tmp_path / "q")
+    media = read_table(tmp_path / "q", "media")
+    assert [m["filePath"] for m in media] == [
+        "IMG_1.JPG", "IMG_2.JPG", "https://example.org/traps/B/IMG_3.JPG"
+    ]  # fmt: skip
+    assert package["mediaRoot"] == "/home/someone/photos/traps/A"
+
+
+@pytest.mark.skipif(not SHARED_SCHEMAS.is_dir(), reason="needs ../shared/camtrap-dp")
+def test_the_published_schemas_in_shared_validate_the_export(tmp_path, deployments):
+    """The project's copies are the published files, and an export passes them as they are in ../shared."""
+    published = [*SHARED_SCHEMAS.glob("*.json"), SHARED_SCHEMAS / "LICENSE"]
+    assert len(published) == 5  # the profile, three table schemas, the licence (the README says more here)
+    for path in published:
+        assert (SCHEMA_DIR / path.name).read_bytes() == path.read_bytes(), path.name
+    source = write_second_wave_csv(tmp_path / "new.csv")
+    argv = [
+        "export",
+        "--format",
+        "camtrap-dp",
+        "--deployments",
+        str(deployments),
+        "--species",
+        str(species_dir),
+    ]
+    assert cli.main([*argv[:-2], "--out", str(tmp_path / "p.zip"), str(source)]) == 0
+    assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped", schemas=SHARED_SCHEMAS)
 
 
 def test_camtrap_dp_needs_coordinates(tmp_path, capsys):

@@ -1,1 +1,1 @@
-"""What the project knows about animals: species notes, taxonomy, geography (countries and ranges) and look-alikes."""
+"""What the project knows about animals: species notes, taxonomy, geography (countries and ranges), look-alikes, and sunrise and sunset."""

@@ -126,6 +126,15 @@ def country_at(lat: float, lon: float) -> str | None:
     return _nearest_coast(borders, x, y, lat)
 
 
+def outlines(west: float, south: float, east: float, north: float) -> list[np.ndarray]:
+    """The country outlines (rings of (lon, lat) in degrees) whose bounding box meets the given box: what
+    a map of places in that box draws, offline."""
+    borders = _borders()
+    box = borders.boxes / _SCALE
+    near = (box[:, 0] <= east) & (box[:, 2] >= west) & (box[:, 1] <= north) & (box[:, 3] >= south)
+    return [_ring(borders, int(r)) / _SCALE for r in np.flatnonzero(near)]
+
+
 def _check_position(lat: float, lon: float) -> None:
     for name, value, limit in (("latitude", lat, 90), ("longitude", lon, 180)):
         if not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > limit:

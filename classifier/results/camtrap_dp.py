@@ -1,12 +1,14 @@
-"""Camtrap DP 1.0 packages of `Record`s (`write_camtrap_dp`), and the `--metadata` merged over their
+"""Camtrap DP 1.0.2 packages of `Record`s (`write_camtrap_dp`), and the `--metadata` merged over their
 datapackage.json (`read_metadata`).
 
     write_camtrap_dp(records, "package.zip", deployments=read_deployments("deployments.csv"))
 
-Camtrap DP 1.0: a zip with `datapackage.json`, `deployments.csv`, `media.csv` and `observations.csv`,
-every column of the 1.0 table schemas in their order. Observations are media-level (one per detector box,
-or one per photo for a whole-frame answer); a photo's `sequence_id` becomes the observation's `eventID`.
-Deployments come from a small CSV (`read_deployments`); photos are matched to them by folder (and camera).
+Camtrap DP 1.0.2: a zip with `datapackage.json`, `deployments.csv`, `media.csv` and `observations.csv`,
+every column of the standard's table schemas (`classifier/intake/camtrap_dp_schemas/`) in their order.
+Observations are media-level (one per detector box, or one per photo for a whole-frame answer); a photo's
+`sequence_id` becomes the observation's `eventID`. Deployments come from a small CSV (`read_deployments`);
+photos are matched to them by folder (and camera). `camtrap_dp_content` builds the same tables in memory
+(the season's analysis reads predictions through it, `classifier.results.season_input`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import io
 import json
 import mimetypes
 import os
+import posixpath
+import re
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from hashlib import sha1
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from classifier.intake.camtrap_dp_schema import VERSION, field_names
 from classifier.results.deployments import DEPLOYMENT_COLUMNS, Deployment, _Matcher, _zone, deployment_groups
 from classifier.results.megadetector import (
     CLASSIFIER_NAME,
@@ -35,29 +41,15 @@ from classifier.results.megadetector import (
 from classifier.results.output import ExportResult, atomic_output
 from classifier.results.predictions_file import ExportError, Record, _Bad
 from classifier.results.rows import ERROR, UNCERTAIN
-from classifier.results.taxa import Taxon, _one_line
+from classifier.results.taxa import Taxon, _one_line, label_taxon, taxonomic_entry
 
-CAMTRAP_DP_VERSION = "1.0"
+CAMTRAP_DP_VERSION = VERSION
 CAMTRAP_DP_BASE = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"
 CAMTRAP_DP_PROFILE = f"{CAMTRAP_DP_BASE}/camtrap-dp-profile.json"
-# Every field of the Camtrap DP 1.0 table schemas, in the schemas' order (a CSV must carry them all).
-DEPLOYMENT_FIELDS = (
-    "deploymentID", "locationID", "locationName", "latitude", "longitude", "coordinateUncertainty",
-    "deploymentStart", "deploymentEnd", "setupBy", "cameraID", "cameraModel", "cameraDelay", "cameraHeight",
-    "cameraDepth", "cameraTilt", "cameraHeading", "detectionDistance", "timestampIssues", "baitUse",
-    "featureType", "habitat", "deploymentGroups", "deploymentTags", "deploymentComments",
-)  # fmt: skip
-MEDIA_FIELDS = (
-    "mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic", "fileName",
-    "fileMediatype", "exifData", "favorite", "mediaComments",
-)  # fmt: skip
-OBSERVATION_FIELDS = (
-    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd", "observationLevel",
-    "observationType", "cameraSetupType", "scientificName", "count", "lifeStage", "sex", "behavior",
-    "individualID", "individualPositionRadius", "individualPositionAngle", "individualSpeed", "bboxX", "bboxY",
-    "bboxWidth", "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp",
-    "classificationProbability", "observationTags", "observationComments",
-)  # fmt: skip
+# Every field of the table schemas, in the schemas' order (a CSV must carry them all).
+DEPLOYMENT_FIELDS = field_names("deployments")
+MEDIA_FIELDS = field_names("media")
+OBSERVATION_FIELDS = field_names("observations")
 SAMPLING_DESIGNS = (
     "simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted", "opportunistic",
 )  # fmt: skip
@@ -69,6 +61,15 @@ _MEDIA_TYPES = {
 
 
 # ------------------------------------------------------------------------------------------- Camtrap DP
+
+
+@dataclass
+class PackageContent:
+    """A package's datapackage.json and its three tables (rows of text by field), and what was left out."""
+
+    descriptor: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]]
+    warnings: list[str] = field(default_factory=list)
 
 
 def write_camtrap_dp(
@@ -83,7 +84,7 @@ def write_camtrap_dp(
     capture_method: str = "activityDetection",
     classifier: str | None = None,
 ) -> ExportResult:
-    """Write a Camtrap DP 1.0 zip (`datapackage.json` + three CSVs) to `out`.
+    """Write a Camtrap DP 1.0.2 zip (`datapackage.json` + three CSVs) to `out`.
 
     `deployments=None` groups the photos by folder and camera and refuses, naming the groups, since a
     package needs each deployment's coordinates. `metadata` is merged over the generated
@@ -94,8 +95,6 @@ def write_camtrap_dp(
     without an EXIF time gets its file's modification time when the file is here (a warning counts them);
     one with neither cannot be a Camtrap DP media row: it is left out and counted in a warning.
     """
-    result = ExportResult(out=str(out))
-    warn = result.warnings
     if not deployments:
         groups = deployment_groups(records)
         shown = "; ".join(f"{f}" + (f" (camera {c})" if c else "") for f, c, _ in groups[:3])
@@ -105,7 +104,42 @@ def write_camtrap_dp(
             f"folder/camera groups ({shown}{more}); give --deployments FILE.csv with columns "
             f"{', '.join(DEPLOYMENT_COLUMNS)}[,camera,locationName,timezone,...], one row per group."
         )
+    unplaced = [d.deployment_id for d in deployments if d.latitude is None or d.longitude is None]
+    if unplaced:  # a deployments CSV always has them; only the season's folder groups lack them
+        raise ValueError(f"deployments without a position cannot be written: {unplaced}")
+    content = camtrap_dp_content(
+        records,
+        deployments,
+        taxa=taxa,
+        classified_at=classified_at,
+        created=created,
+        capture_method=capture_method,
+        classifier=classifier,
+    )
+    package = _merge(content.descriptor, metadata) if metadata else content.descriptor
+    with atomic_output(out, binary=True) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n")
+        for name, rows in content.tables.items():
+            zf.writestr(f"{name}.csv", _csv_table(field_names(name), rows))
+    result = ExportResult(out=str(out), warnings=content.warnings)
+    result.images, result.observations = len(content.tables["media"]), len(content.tables["observations"])
+    return result
+
+
+def camtrap_dp_content(
+    records: Sequence[Record],
+    deployments: Sequence[Deployment],
+    *,
+    taxa: dict[str, Taxon] | None = None,
+    classified_at: datetime | None = None,
+    created: datetime | None = None,
+    capture_method: str = "activityDetection",
+    classifier: str | None = None,
+) -> PackageContent:
+    """The package `write_camtrap_dp` writes, in memory (a deployment without a position has empty
+    coordinates here: the season's analysis works without them, a written package refuses them)."""
     taxa = taxa or {}
+    warnings: list[str] = []
     match = _Matcher(deployments)
     try:
         zones = {d.deployment_id: _zone(d.timezone) if d.timezone else None for d in deployments}
@@ -118,7 +152,7 @@ def write_camtrap_dp(
     unmatched: list[str] = []
     untimed: list[str] = []
     no_zone: set[str] = set()
-    unnamed: Counter[str] = Counter()
+    names = _Names(taxa)
     seen_ids: dict[str, str] = {}
     duplicates = from_file = 0
     classifier = classifier or _classifier_name(records)
@@ -148,7 +182,7 @@ def write_camtrap_dp(
         by_deployment[deployment.deployment_id].append(when)
         media_rows.append(_media_row(record, media_id, deployment, when, capture_method))
         observation_rows += _observation_rows(
-            record, media_id, deployment, when, taxa, classifier, classified_at, unnamed
+            record, media_id, deployment, when, names, classifier, classified_at
         )
     if unmatched:
         raise ExportError(
@@ -167,13 +201,13 @@ def write_camtrap_dp(
         start = _aware(deployment.start, zone) or (min(times) if times else None)
         end = _aware(deployment.end, zone) or (max(times) if times else None)
         if start is None or end is None:
-            warn.append(
+            warnings.append(
                 f"deployment {deployment.deployment_id!r} has no photos and no deploymentStart/End: left out."
             )
             continue
         outside = sum(1 for t in times if not start <= t <= end)
         if outside:
-            warn.append(
+            warnings.append(
                 f"deployment {deployment.deployment_id!r}: {outside} photos were taken outside its "
                 "deploymentStart..deploymentEnd; check the camera clock or the dates."
             )
@@ -181,54 +215,70 @@ def write_camtrap_dp(
         ends.append(end)
         deployment_rows.append(_deployment_row(deployment, start, end))
     if no_zone:
-        warn.append(
+        warnings.append(
             f"{len(no_zone)} deployments ({', '.join(sorted(no_zone)[:3])}{', ...' if len(no_zone) > 3 else ''}) "
             "have no timezone: their camera clock times were written as UTC; add a timezone column "
             "(+03:00 or Africa/Dar_es_Salaam) to the deployments CSV."
         )
     derived = [d.deployment_id for d in deployments if d.start is None or d.end is None]
     if derived:
-        warn.append(
+        warnings.append(
             f"{len(derived)} deployments have no deploymentStart/deploymentEnd: their first and last photo "
             "times were used; add the columns for the real setup and pickup times."
         )
     if from_file:
-        warn.append(
+        warnings.append(
             f"{from_file} photos have no EXIF date: their file's modification time was used as the "
             "timestamp (it changes when files are copied; check it)."
         )
     if untimed:
-        warn.append(
+        warnings.append(
             f"{len(untimed)} photos have no date and time (no EXIF date, no file here) and were left out "
             f"(first: {untimed[0]})."
         )
     if duplicates:
-        warn.append(f"{duplicates} rows repeat a photo already exported and were left out.")
-    if unnamed:
-        warn.append(
-            f"no scientific name in the species notes for {', '.join(sorted(unnamed))}: "
+        warnings.append(f"{duplicates} rows repeat a photo already exported and were left out.")
+    if names.unnamed:
+        warnings.append(
+            f"no scientific name in the species notes for {', '.join(sorted(names.unnamed))}: "
             "their observations have an empty scientificName."
         )
     used = {row["deploymentID"] for row in deployment_rows}
     media_rows = [m for m in media_rows if m["deploymentID"] in used]
     kept = {m["mediaID"] for m in media_rows}
     observation_rows = [o for o in observation_rows if o["mediaID"] in kept]
-    package = _datapackage(
-        deployment_rows, observation_rows, starts, ends, taxa, records, created or datetime.now(UTC)
+    root = _relative_file_paths(media_rows)
+    descriptor = _datapackage(
+        deployment_rows, observation_rows, starts, ends, names, records, created or datetime.now(UTC), root
     )
-    if metadata:
-        package = _merge(package, metadata)
-    tables = {
-        "deployments.csv": (DEPLOYMENT_FIELDS, deployment_rows),
-        "media.csv": (MEDIA_FIELDS, media_rows),
-        "observations.csv": (OBSERVATION_FIELDS, observation_rows),
-    }
-    with atomic_output(out, binary=True) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("datapackage.json", json.dumps(package, indent=2, ensure_ascii=False) + "\n")
-        for name, (columns, rows) in tables.items():
-            zf.writestr(name, _csv_table(columns, rows))
-    result.images, result.observations = len(media_rows), len(observation_rows)
-    return result
+    tables = {"deployments": deployment_rows, "media": media_rows, "observations": observation_rows}
+    return PackageContent(descriptor, tables, warnings)
+
+
+class _Names:
+    """The scientific name of each label (`label_taxon`), the names used with their rank and English
+    name (for `taxonomic`), and the animal labels with no name (for a warning)."""
+
+    def __init__(self, taxa: dict[str, Taxon]) -> None:
+        self.taxa = taxa
+        self.used: dict[str, tuple[str, str]] = {}
+        self.unnamed: Counter[str] = Counter()
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, label: str, rank: str) -> str:
+        key = (label, rank)
+        if key not in self._cache:
+            name, found, common = label_taxon(label, rank, self.taxa)
+            self._cache[key] = name
+            if name:
+                self.used.setdefault(name, (found, common))
+        name = self._cache[key]
+        if not name:
+            self.unnamed[label] += 1
+        return name
+
+    def taxonomic(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        return [taxonomic_entry(n, *self.used.get(n, ("", "")), self.taxa) for n in sorted(names)]
 
 
 def _file_time(path: str) -> datetime | None:
@@ -277,10 +327,9 @@ def _observation_rows(
     media_id: str,
     deployment: Deployment,
     when: datetime,
-    taxa: dict[str, Taxon],
+    names: _Names,
     classifier: str,
     classified_at: datetime,
-    unnamed: Counter[str],
 ) -> list[dict[str, Any]]:
     stamp = _timestamp(when)
     human = record.reviewed
@@ -297,12 +346,10 @@ def _observation_rows(
     }
 
     def observation(n: int, kind: str, label: str, p: float | None, **extra: Any) -> dict[str, Any]:
-        name = ""
-        if kind == "animal" and label:
-            taxon = taxa.get(label)
-            name = taxon.name_and_rank(record.rank)[0] if taxon else ""
-            if not name:
-                unnamed[label] += 1
+        # The row's rank is its verdict's (a roll-up); a box with another label is named as that class.
+        name = (
+            names(label, record.rank if label == record.label else "") if kind == "animal" and label else ""
+        )
         row = {**base, "observationID": f"{media_id}-{n}", "observationType": kind, "scientificName": name}
         if not human and p is not None and kind != "unclassified":
             row["classificationProbability"] = _decimal(p)
@@ -356,8 +403,8 @@ def _deployment_row(deployment: Deployment, start: datetime, end: datetime) -> d
         "deploymentID": deployment.deployment_id,
         "locationID": deployment.location_id,
         "locationName": deployment.location_name,
-        "latitude": f"{deployment.latitude:.6f}".rstrip("0").rstrip("."),
-        "longitude": f"{deployment.longitude:.6f}".rstrip("0").rstrip("."),
+        "latitude": _degrees(deployment.latitude),
+        "longitude": _degrees(deployment.longitude),
         "coordinateUncertainty": deployment.coordinate_uncertainty or "",
         "deploymentStart": _timestamp(start),
         "deploymentEnd": _timestamp(end),
@@ -366,45 +413,78 @@ def _deployment_row(deployment: Deployment, start: datetime, end: datetime) -> d
     }
 
 
+def _degrees(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def _relative_file_paths(media_rows: list[dict[str, Any]]) -> str | None:
+    """Rewrite each local `filePath` relative to the photos' common folder, which is returned (None when
+    every file is a URL): the standard takes a URL or a path inside the package, never '..' or '/'."""
+    local = [m for m in media_rows if not _URL.match(m["filePath"])]
+    if not local:
+        return None
+    parts = [_path_parts(m["filePath"]) for m in local]
+    root = list(parts[0][:-1])
+    for p in parts[1:]:
+        n = 0
+        while n < len(root) and n < len(p) - 1 and p[n] == root[n]:
+            n += 1
+        del root[n:]
+    # A file or folder under the root whose name starts with '.' or '~' cannot lead a path: widen the root.
+    while root and any(p[len(root)].startswith((".", "~")) for p in parts):
+        root.pop()
+    if any(p[len(root)].startswith((".", "~")) for p in parts):
+        raise ExportError(
+            f"photo {local[0]['filePath']!r}: its path leaves the folder predict ran in or starts with '.' or "
+            "'~'; run predict on the photos' folder (by its full path) and export again."
+        )
+    for m, p in zip(local, parts, strict=True):
+        m["filePath"] = "/".join(x for x in p[len(root) :] if x != "/")  # '/' leads an absolute path
+    return "/".join(root).replace("//", "/", 1) if root else "."
+
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _path_parts(path: str) -> list[str]:
+    """A path's parts after resolving '.' and '..' by name; an absolute path keeps '/' (or 'C:') first."""
+    text = path.replace("\\", "/")
+    drive = re.match(r"^[A-Za-z]:(?=/|$)", text)
+    head = drive[0] if drive else ("/" if text.startswith("/") else "")
+    parts = [
+        p
+        for p in posixpath.normpath("/" + text[len(head) :] if head else text).split("/")
+        if p not in ("", ".")
+    ]
+    return [head, *parts] if head else parts
+
+
 def _datapackage(
     deployment_rows: list[dict[str, Any]],
     observation_rows: list[dict[str, Any]],
     starts: list[datetime],
     ends: list[datetime],
-    taxa: dict[str, Taxon],
+    names: _Names,
     records: Sequence[Record],
     created: datetime,
+    media_root: str | None,
 ) -> dict[str, Any]:
-    latitudes = [float(d["latitude"]) for d in deployment_rows]
-    longitudes = [float(d["longitude"]) for d in deployment_rows]
-    west, east, south, north = min(longitudes), max(longitudes), min(latitudes), max(latitudes)
-    if (west, south) == (east, north):
-        spatial: dict[str, Any] = {"type": "Point", "coordinates": [west, south]}
-    else:
-        ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-        spatial = {"type": "Polygon", "bbox": [west, south, east, north], "coordinates": [ring]}
+    placed = [d for d in deployment_rows if d["latitude"] and d["longitude"]]
+    spatial: dict[str, Any] | None = None
+    if placed:
+        latitudes = [float(d["latitude"]) for d in placed]
+        longitudes = [float(d["longitude"]) for d in placed]
+        west, east, south, north = min(longitudes), max(longitudes), min(latitudes), max(latitudes)
+        if (west, south) == (east, north):
+            spatial = {"type": "Point", "coordinates": [west, south]}
+        else:
+            ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+            spatial = {"type": "Polygon", "bbox": [west, south, east, north], "coordinates": [ring]}
     reviewers = sorted({r.classified_by for r in records if r.reviewed and r.classified_by})
     contributors = [{"title": name, "role": "contributor"} for name in reviewers] or [
         {"title": f"{_classifier_name(records)} (automated classification)", "role": "contributor"}
     ]
-    by_name: dict[str, dict[str, Any]] = {}
-    for taxon in taxa.values():
-        name, rank = taxon.name_and_rank()
-        if not name or name in by_name:
-            continue
-        entry: dict[str, Any] = {"scientificName": name}
-        if rank:
-            entry["taxonRank"] = rank
-        entry |= {
-            level: taxon.taxonomy[level]
-            for level in ("class", "order", "family", "genus")
-            if level in taxon.taxonomy
-        }
-        if taxon.common_name:
-            entry["vernacularNames"] = {"eng": taxon.common_name}
-        by_name[name] = entry
-    names = {o["scientificName"] for o in observation_rows if o.get("scientificName")}
-    taxonomic = [by_name.get(name, {"scientificName": name}) for name in sorted(names)]
+    taxonomic = names.taxonomic({o["scientificName"] for o in observation_rows if o.get("scientificName")})
     resources = [
         {
             "name": name,
@@ -417,11 +497,20 @@ def _datapackage(
         }
         for name in ("deployments", "media", "observations")
     ]
+    described = {}
+    if media_root is not None:
+        # Not a property of the standard (the Data Package spec allows more): where media.filePath starts.
+        described = {
+            "description": f"Media files are not in the package; media.filePath is relative to {media_root}, "
+            "the folder the photos were in when they were labelled.",
+            "mediaRoot": media_root,
+        }
     return {
         "profile": CAMTRAP_DP_PROFILE,
         "name": "camera-trap-photos",
         "created": _timestamp(created.astimezone(UTC)),
         "title": "Camera-trap photos labelled with wildlife-classifier",
+        **described,
         "contributors": contributors,
         "sources": [{"title": CLASSIFIER_NAME, "version": _version()}],
         "project": {

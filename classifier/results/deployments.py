@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from classifier.results.predictions_file import ExportError, Record, _Bad, _datetime, _number
@@ -31,8 +31,8 @@ class Deployment:
     """One camera at one place for one period; photos belong to it by `folder` (and `camera`)."""
 
     deployment_id: str
-    latitude: float
-    longitude: float
+    latitude: float | None  # None only for the season's folder groups; a written package needs it
+    longitude: float | None
     folder: str
     camera: str = ""  # EXIF make and model as predict writes it; empty: any camera in the folder
     location_name: str = ""
@@ -191,6 +191,29 @@ def _contains(parent: tuple[str, ...], folder: tuple[str, ...]) -> bool:
     if folder[0] == "/":  # an absolute folder: a prefix of the photo's folder
         return parent[:n] == folder
     return any(parent[i : i + n] == folder for i in range(len(parent) - n + 1))
+
+
+def named_groups(records: Iterable[Record]) -> list[tuple[str, str, str, int]]:
+    """(folder, camera, deploymentID, photos) of the photos' folder/camera groups, each group named after
+    its folder and camera ("A-RECONYX-HC600"), in first-seen order: deployments for a person to place."""
+    named, used = [], set()
+    for folder, camera, photos in deployment_groups(records):
+        name = PurePosixPath(folder).name if folder not in ("", ".") else "photos"
+        ident = "-".join(p for p in (name, camera.replace(" ", "-")) if p) or "deployment"
+        base, n = ident, 2
+        while ident in used:
+            ident, n = f"{base}-{n}", n + 1
+        used.add(ident)
+        named.append((folder, camera, ident, photos))
+    return named
+
+
+def folder_deployments(records: Iterable[Record]) -> list[Deployment]:
+    """One deployment per folder and camera of the photos (`named_groups`), without a position or dates:
+    what the season's analysis uses when no deployments CSV is given."""
+    return [
+        Deployment(ident, None, None, folder, camera) for folder, camera, ident, _ in named_groups(records)
+    ]
 
 
 def deployment_groups(records: Iterable[Record]) -> list[tuple[str, str, int]]:

@@ -56,7 +56,7 @@ from classifier.results.camtrap_dp import write_camtrap_dp
 from classifier.results.deployments import (
     DEPLOYMENT_COLUMNS,
     Deployment,
-    deployment_groups,
+    named_groups,
     parse_deployments,
 )
 from classifier.results.megadetector import megadetector_results, write_megadetector
@@ -492,27 +492,19 @@ class Review:
 
     def deployment_table(self) -> list[dict[str, object]]:
         """One row per folder and camera of the photos, for a person to give its coordinates."""
-        rows, used = [], set()
-        for folder, camera, photos in deployment_groups(self.records):
-            name = PurePosixPath(folder).name if folder not in ("", ".") else "photos"
-            ident = "-".join(p for p in (name, camera.replace(" ", "-")) if p) or "deployment"
-            base, n = ident, 2
-            while ident in used:
-                ident, n = f"{base}-{n}", n + 1
-            used.add(ident)
-            rows.append(
-                {
-                    "folder": folder,
-                    "camera": camera,
-                    "photos": photos,
-                    "deploymentID": ident,
-                    "latitude": None,
-                    "longitude": None,
-                    "locationName": "",
-                    "timezone": "",
-                }
-            )
-        return rows
+        return [
+            {
+                "folder": folder,
+                "camera": camera,
+                "photos": photos,
+                "deploymentID": ident,
+                "latitude": None,
+                "longitude": None,
+                "locationName": "",
+                "timezone": "",
+            }
+            for folder, camera, ident, photos in named_groups(self.records)
+        ]
 
 
 def csv_text(records: Sequence[Record]) -> str:

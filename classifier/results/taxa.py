@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,47 @@ class Taxon:
                     name = f"{t['genus']} {name}"
                 return name, level
         return self.scientific_name, ""
+
+
+# A rolled-up answer's label: "cat (Felidae)", or the scientific name alone when the notes give no common name.
+_ROLLED_UP = re.compile(r"(?:(?P<common>.*\S)\s*\((?P<inner>[A-Z][a-z]+)\))|(?P<alone>[A-Z][a-z]+)")
+
+
+def label_taxon(label: str, rank: str, taxa: Mapping[str, Taxon]) -> tuple[str, str, str]:
+    """(scientific name, rank, English name) a row's label stands for; empty strings where unknown.
+
+    A label of the notes is named by its taxonomy at the row's `rank` (`Taxon.name_and_rank`); a rolled-up
+    answer is a taxon above the classes ("cat (Felidae)", rank family), named by its label.
+    """
+    taxon = taxa.get(label)
+    if taxon is not None:
+        name, found = taxon.name_and_rank(rank)
+        return name, found, taxon.common_name if (name, found) == taxon.name_and_rank() else ""
+    match = _ROLLED_UP.fullmatch(label.strip())
+    if rank in _RANKS[1:] and match:
+        return match["inner"] or match["alone"], rank, match["common"] or ""
+    return "", "", ""
+
+
+def taxonomic_entry(name: str, rank: str, common: str, taxa: Mapping[str, Taxon]) -> dict[str, object]:
+    """A Camtrap DP `taxonomic` entry: name, rank, the ranks above it from the notes, the English name."""
+    entry: dict[str, object] = {"scientificName": name}
+    if rank:
+        entry["taxonRank"] = rank
+    above = _RANKS[_RANKS.index(rank) + 1 :] if rank in _RANKS else ()
+    lineage = next((t.taxonomy for t in taxa.values() if rank and _names(t, rank) == name), {})
+    entry |= {
+        level: lineage[level]
+        for level in ("class", "order", "family", "genus")
+        if level in above and level in lineage
+    }
+    if common:
+        entry["vernacularNames"] = {"eng": common}
+    return entry
+
+
+def _names(taxon: Taxon, rank: str) -> str:
+    return taxon.name_and_rank(rank)[0] if taxon.name_and_rank(rank)[1] == rank else ""
 
 
 def load_taxa(
