@@ -47,7 +47,8 @@ def valid_book() -> dict:
         "bundle": "demo",
         "title": "Demo species",
         "taxa": {"Equidae": "horse family", "Mammalia": "mammal"},
-        "rollup_thresholds": {"species": 0.3, "family": 0.6, "class": 0.5},
+        "rollup_thresholds": {"species": 0.3, "family": 0.6},
+        "rollup_under": 0.25,
         "species": {
             "zebra": {
                 "kind": "species",
@@ -173,7 +174,7 @@ def test_valid_file_loads_every_kind(tmp_path):
         None,
     )
     assert book.taxa == {"Equidae": "horse family", "Mammalia": "mammal"}
-    assert book.rollup_thresholds == {"species": 0.3, "family": 0.6, "class": 0.5}
+    assert book.rollup_thresholds == {"species": 0.3, "family": 0.6} and book.rollup_under == 0.25
 
 
 def test_taxonomy_and_range_are_optional(tmp_path):
@@ -183,7 +184,7 @@ def test_taxonomy_and_range_are_optional(tmp_path):
             entry.pop("range", None)
 
     data = edit(drop)
-    del data["taxa"], data["rollup_thresholds"]
+    del data["taxa"], data["rollup_thresholds"], data["rollup_under"]
     book = load_species_book(write(tmp_path, data))
     assert book.get("zebra").taxonomy == () and book.get("zebra").range is None
     assert (book.taxa, book.rollup_thresholds) == ({}, {})
@@ -505,7 +506,11 @@ def test_taxa_name_must_be_a_taxon_of_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ({"phylum": 0.5}, "'rollup_thresholds' has unknown rank 'phylum' \\(ranks: species, genus, family"),
+        (
+            {"phylum": 0.5},
+            "'rollup_thresholds' has unknown rank 'phylum' \\(ranks: species, genus, family, order\\)",
+        ),
+        ({"class": 0.5}, "'rollup_thresholds.class': an answer at class rank is never sure; remove it"),
         ({"genus": "high"}, "'rollup_thresholds.genus' must be a number above 0 and at most 1"),
         ({"genus": 0}, "'rollup_thresholds.genus' must be a number above 0"),
         ({"genus": 1.5}, "'rollup_thresholds.genus' must be a number above 0"),
@@ -515,6 +520,36 @@ def test_taxa_name_must_be_a_taxon_of_the_file(tmp_path):
 )
 def test_bad_rollup_thresholds(tmp_path, value, problem):
     refused(tmp_path, valid_book() | {"rollup_thresholds": value}, problem)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "often", True])
+def test_bad_rollup_under(tmp_path, value):
+    refused(tmp_path, valid_book() | {"rollup_under": value}, "'rollup_under' must be a number above 0")
+
+
+def test_a_class_may_stand_for_a_broader_taxon(tmp_path):
+    data = valid_book()
+    data["species"]["zebra"]["represents"] = "Equus"
+    zebra = load_species_book(write(tmp_path, data)).get("zebra")
+    assert (zebra.rank, zebra.taxon, zebra.scientific_name) == ("genus", "Equus", "Equus quagga")
+    assert zebra.lineage == zebra.taxonomy[:-1] and zebra.taxonomy[-1] == ("species", "Equus quagga")
+
+
+@pytest.mark.parametrize(
+    ("represents", "problem"),
+    [
+        (
+            "Papio",
+            "zebra: 'represents' must name a taxon of its own 'taxonomy' above the deepest \\(Mammalia,",
+        ),
+        ("Equus quagga", "must name a taxon of its own 'taxonomy' above the deepest"),
+        (3, "'represents' must be text"),
+    ],
+)
+def test_represents_names_a_taxon_of_its_own_lineage(tmp_path, represents, problem):
+    data = valid_book()
+    data["species"]["zebra"]["represents"] = represents
+    refused(tmp_path, data, problem)
 
 
 # ---- searching the book ------------------------------------------------------------------------------
@@ -592,7 +627,7 @@ def test_every_animal_class_has_taxonomy_and_range(bundle):
         assert entry.taxonomy[0][0] == "class" or entry.key == "insect-spider"
         assert len(entry.range.note) > 20
         if entry.scientific_name:
-            assert entry.taxon == entry.scientific_name
+            assert entry.taxonomy[-1][1] == entry.scientific_name
     for name in book.taxa:
         assert any(name in dict(e.taxonomy).values() for e in book.entries.values())
 
@@ -612,11 +647,18 @@ def test_everywhere_classes_and_rollup_thresholds_of_serengeti():
         book.get("zebra").range.countries >= {"KEN", "TZA"} and "USA" not in book.get("zebra").range.countries
     )
     assert book.taxa["Bovidae"] and book.taxa["Felidae"] == "cat"
-    assert (
-        book.rollup_thresholds["species"]
-        == json.loads((ROOT / "models/serengeti/report.json").read_text())["threshold"]["value"]
-    )
-    assert set(book.rollup_thresholds) <= {"species", "genus", "family", "order", "class"}
+    assert set(book.rollup_thresholds) <= {"genus", "family", "order"} and book.rollup_under is not None
+
+
+def test_a_class_is_kept_where_the_taxon_it_stands_for_lives():
+    """A camera-trap user's "baboon" is any baboon: Gorongosa's (Mozambique) are chacma and yellow baboons,
+    not the field guide's olive baboon, and its reedbucks southern reedbucks."""
+    book = find_species_book("serengeti", SPECIES_DIR)
+    for name, taxon in {"baboon": "Papio", "reedbuck": "Redunca", "elephant": "Loxodonta"}.items():
+        entry = book.get(name)
+        assert (entry.taxon, entry.rank) == (taxon, "genus") and entry.range.allows("MOZ")
+    assert book.get("elephant").range.allows("GAB")  # the forest elephant's
+    assert not book.get("hyena-striped").range.allows("MOZ")
 
 
 @pytest.mark.parametrize("bundle", sorted(p.stem for p in YAML_FILES))

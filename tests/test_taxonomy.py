@@ -6,7 +6,16 @@ import pytest
 import yaml
 
 from classifier.knowledge.species import find_species_book, load_species_book
-from classifier.knowledge.taxonomy import OK, UNCERTAIN, decide, lineages, rollup, taxon_label, thresholds_for
+from classifier.knowledge.taxonomy import (
+    OK,
+    UNCERTAIN,
+    decide,
+    label_parts,
+    lineages,
+    rollup,
+    taxon_label,
+    thresholds_for,
+)
 
 SOURCE = [{"title": "Wikipedia", "url": "https://en.wikipedia.org/wiki/Felidae"}]
 AFRICA = {"countries": ["KEN", "TZA"], "note": "East Africa."}
@@ -72,7 +81,7 @@ def book(tmp_path_factory):
 
 
 CLASSES = ["lion-female", "lion-male", "leopard", "cheetah", "jackal", "bat-eared-fox", "rodents", "forest"]
-CUTS = {"species": 0.5, "genus": 0.4, "family": 0.6, "order": 0.7, "class": 0.8}
+CUTS = {"species": 0.5, "genus": 0.4, "family": 0.6, "order": 0.7}
 
 
 def probs(**given: float) -> list[float]:
@@ -216,3 +225,33 @@ def test_serengeti_bundle_answers_a_coyote_in_the_usa_as_a_carnivore():
     assert decide(p, classes, book, None, cuts).label == "jackal"  # the Serengeti answer, as before
     in_usa = decide(p, classes, book, "USA", cuts)
     assert (in_usa.label, in_usa.geofenced) == ("carnivore (Carnivora)", "jackal")
+
+
+def test_a_class_rank_is_never_a_sure_answer_but_is_named_as_the_group(book):
+    # carnivores 0.45, rodents 0.35: only the class Mammalia holds most, and a class is never an answer
+    p = probs(rodents=0.35, forest=0.2, leopard=0.15, jackal=0.15, cheetah=0.05, bat_eared_fox=0.05)
+    answer = rollup(p, CLASSES, book, {"species": 0.5, "order": 0.4, "class": 0.5})
+    assert (answer.label, answer.status, answer.rolled_up) == ("Carnivora", OK, True)  # no common name given
+    answer = rollup(p, CLASSES, book, {"species": 0.5, "class": 0.5})
+    assert (answer.label, answer.status, answer.rolled_up) == ("rodents", UNCERTAIN, False)
+    assert answer.group == ("class", "Mammalia", pytest.approx(0.8))
+
+
+def test_a_plausible_class_is_not_traded_for_a_group(book):
+    from dataclasses import replace
+
+    p = probs(leopard=0.32, lion_female=0.1, lion_male=0.1, cheetah=0.2)  # Panthera 0.52, best class 0.32
+    cautious = replace(book, rollup_under=0.25)
+    kept = rollup(p, CLASSES, cautious, CUTS)
+    assert (kept.label, kept.status) == ("leopard", UNCERTAIN) and kept.group[1] == "big cat (Panthera)"
+    assert rollup(p, CLASSES, replace(book, rollup_under=0.35), CUTS).label == "big cat (Panthera)"
+    # a species two classes share is no broader group: it rolls up whatever the best class scores
+    lions = rollup(probs(lion_female=0.3, lion_male=0.25), CLASSES, cautious, CUTS)
+    assert lions.label == "lion (Panthera leo)" and lions.status == OK
+
+
+def test_labels_of_rolled_up_answers_give_their_taxon_back(book):
+    assert label_parts(taxon_label("Felidae", book)) == ("Felidae", "cat")
+    assert label_parts("Acinonyx") == ("Acinonyx", "")
+    assert label_parts("lion (Panthera leo)") == ("Panthera leo", "lion")
+    assert label_parts("zebra") is None and label_parts("bat-eared-fox") is None

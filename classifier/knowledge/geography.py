@@ -255,7 +255,7 @@ def geofence(
     if p.shape != (len(classes),):
         raise ValueError(f"{p.size} probabilities for {len(classes)} classes")
     code = parse_country(country) if country is not None else None
-    removed = _out_of_range(classes, book, code) if code else []
+    removed = out_of_range(classes, book, code) if code else []
     keep = np.array([c not in removed for c in classes], dtype=bool)
     kept = float(p[keep].sum())
     after = np.where(keep, p, 0.0) / kept if kept > 0 else np.zeros_like(p)
@@ -269,7 +269,8 @@ def geofence(
     )
 
 
-def _out_of_range(classes: Sequence[str], book: SpeciesBook | None, country: str) -> list[str]:
+def out_of_range(classes: Sequence[str], book: SpeciesBook | None, country: str) -> list[str]:
+    """The classes whose range in the notes leaves out `country` (alpha-3), in class order."""
     if book is None:
         return []
     entries = [book.get(c) for c in classes]

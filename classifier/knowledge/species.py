@@ -50,9 +50,11 @@ IUCN_COLOURS: dict[str, str] = {
 POPULATION_TRENDS = ("increasing", "stable", "decreasing", "unknown")
 KINDS = ("species", "group", "habitat")
 # Taxonomic ranks a class may name, top down. `phylum` is only for groups above a class ("insect-spider" is
-# Arthropoda); rollup answers at most at `class`.
+# Arthropoda). Rollup sums probability up to `class`, but answers at most at `order`: "mammal" or "bird" tells
+# a person nothing a camera trap did not, so it is never a sure answer (ANSWER_RANKS).
 RANKS = ("phylum", "class", "order", "family", "genus", "species")
 ROLLUP_RANKS = ("species", "genus", "family", "order", "class")
+ANSWER_RANKS = ROLLUP_RANKS[:-1]
 EVERYWHERE = "all"  # `range.countries: all`: a class found everywhere (people, livestock, birds)
 
 # Field order as in the format doc; messages list fields in this order so they read like the file.
@@ -70,10 +72,11 @@ FIELDS = (
     "threats",
     "conservation",
     "taxonomy",
+    "represents",
     "range",
     "sources",
 )
-_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "taxonomy", "range", "sources")
+_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "taxonomy", "represents", "range", "sources")
 _TEXT_FIELDS = tuple(f for f in FIELDS if f not in _NOT_TEXT)
 _SHARED = {"common_name", "description", "threats", "conservation", "sources"}
 _REQUIRED = {
@@ -84,11 +87,11 @@ _REQUIRED = {
 # Taxonomy and range are optional so older notes still load; the repository's own notes give both
 # (tests/test_species.py). A habitat scene is no taxon and lives everywhere: it takes neither.
 _OPTIONAL = {
-    "species": {"kind", "look_alikes", "taxonomy", "range"},
-    "group": {"kind", "look_alikes", "scientific_name", "taxonomy", "range"},
+    "species": {"kind", "look_alikes", "taxonomy", "represents", "range"},
+    "group": {"kind", "look_alikes", "scientific_name", "taxonomy", "represents", "range"},
     "habitat": {"kind", "look_alikes"},
 }
-_TOP_LEVEL = ("bundle", "title", "taxa", "rollup_thresholds", "species")
+_TOP_LEVEL = ("bundle", "title", "taxa", "rollup_thresholds", "rollup_under", "species")
 _MAX_SOURCES = 3
 # Bundle names become file names: refusing separators and leading dots keeps lookups inside `root`.
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -147,6 +150,16 @@ class SpeciesEntry:
     sources: tuple[Source, ...]
     taxonomy: tuple[tuple[str, str], ...] = ()  # (rank, scientific name), top down
     range: Range | None = None
+    represents: str | None = None  # the taxon the class stands for, when broader than its photos' species
+
+    @property
+    def lineage(self) -> tuple[tuple[str, str], ...]:
+        """The taxonomy down to what the class stands for: a `baboon` trained on olive baboons answers for
+        the genus Papio, so the rollup and the exports stop there."""
+        if self.represents is None:
+            return self.taxonomy
+        names = [name for _, name in self.taxonomy]
+        return self.taxonomy[: names.index(self.represents) + 1]
 
     @property
     def iucn_name(self) -> str | None:
@@ -155,13 +168,13 @@ class SpeciesEntry:
 
     @property
     def rank(self) -> str | None:
-        """The rank of the deepest taxon the class names ("species", "order" for rodents), None without one."""
-        return self.taxonomy[-1][0] if self.taxonomy else None
+        """The rank of the taxon the class stands for ("species", "order" for rodents), None without one."""
+        return self.lineage[-1][0] if self.lineage else None
 
     @property
     def taxon(self) -> str | None:
-        """The deepest taxon the class names ("Panthera leo", "Rodentia"), None without taxonomy."""
-        return self.taxonomy[-1][1] if self.taxonomy else None
+        """The taxon the class stands for ("Panthera leo", "Papio", "Rodentia"), None without taxonomy."""
+        return self.lineage[-1][1] if self.lineage else None
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,7 @@ class SpeciesBook:
     entries: dict[str, SpeciesEntry]
     taxa: dict[str, str] = field(default_factory=dict)  # scientific name -> common name ("Felidae": "cat")
     rollup_thresholds: dict[str, float] = field(default_factory=dict)  # rank -> measured cut-off
+    rollup_under: float | None = None  # roll up only when the best class scores less (None: always)
 
     def get(self, key: str) -> SpeciesEntry | None:
         return self.entries.get(key)
@@ -236,6 +250,9 @@ def load_species_book(path: Path) -> SpeciesBook:
         entries=entries,
         taxa=_taxa(file, data.get("taxa", {}), names),
         rollup_thresholds=_thresholds(file, data.get("rollup_thresholds", {})),
+        rollup_under=_fraction(file, "rollup_under", data["rollup_under"])
+        if "rollup_under" in data
+        else None,
     )
 
 
@@ -349,6 +366,9 @@ def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEnt
         raise SpeciesInfoError(file, f"entry must be a mapping of fields (got {_show(raw)})", key)
     kind = _check_fields(file, key, raw)
     text = {name: _text(file, key, name, raw[name]) for name in _TEXT_FIELDS if name in raw}
+    taxonomy = (
+        _taxonomy(file, key, raw["taxonomy"], kind, text.get("scientific_name")) if "taxonomy" in raw else ()
+    )
     return SpeciesEntry(
         key=key,
         kind=kind,
@@ -368,10 +388,9 @@ def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEnt
         threats=text["threats"],
         conservation=text["conservation"],
         sources=_sources(file, key, raw["sources"]),
-        taxonomy=_taxonomy(file, key, raw["taxonomy"], kind, text.get("scientific_name"))
-        if "taxonomy" in raw
-        else (),
+        taxonomy=taxonomy,
         range=_range(file, key, raw["range"]) if "range" in raw else None,
+        represents=_represents(file, key, raw["represents"], taxonomy) if "represents" in raw else None,
     )
 
 
@@ -550,6 +569,17 @@ def _check_lineage(
         raise SpeciesInfoError(file, problem, key, f"taxonomy.{lineage[-1][0]}")
 
 
+def _represents(file: str, key: str, value: Any, taxonomy: tuple[tuple[str, str], ...]) -> str:
+    """The taxon a class stands for: one of its own taxonomy's, above the deepest."""
+    name = _text(file, key, "represents", value)
+    above = [taxon for _, taxon in taxonomy[:-1]]
+    if name not in above:
+        choices = ", ".join(above) if above else "none: give 'taxonomy' first"
+        problem = f"'represents' must name a taxon of its own 'taxonomy' above the deepest ({choices}); got {_show(name)}"
+        raise SpeciesInfoError(file, problem, key, "represents")
+    return name
+
+
 def _range(file: str, key: str, value: Any) -> Range:
     fields = _exact_fields(file, key, "range", value, ("countries", "note"))
     note = _text(file, key, "range.note", fields["note"])
@@ -664,14 +694,21 @@ def _thresholds(file: str, value: Any) -> dict[str, float]:
         raise SpeciesInfoError(file, problem, field="rollup_thresholds")
     result = {}
     for rank, cut in value.items():
-        if rank not in ROLLUP_RANKS:
-            problem = f"'rollup_thresholds' has unknown rank {_show(rank)} (ranks: {', '.join(ROLLUP_RANKS)})"
-            raise SpeciesInfoError(file, problem, field="rollup_thresholds")
-        if isinstance(cut, bool) or not isinstance(cut, int | float) or not 0.0 < cut <= 1.0:
-            problem = f"'rollup_thresholds.{rank}' must be a number above 0 and at most 1 (got {_show(cut)})"
+        if rank in ROLLUP_RANKS and rank not in ANSWER_RANKS:
+            problem = f"'rollup_thresholds.{rank}': an answer at {rank} rank is never sure; remove it"
             raise SpeciesInfoError(file, problem, field=f"rollup_thresholds.{rank}")
-        result[rank] = float(cut)
+        if rank not in ANSWER_RANKS:
+            problem = f"'rollup_thresholds' has unknown rank {_show(rank)} (ranks: {', '.join(ANSWER_RANKS)})"
+            raise SpeciesInfoError(file, problem, field="rollup_thresholds")
+        result[rank] = _fraction(file, f"rollup_thresholds.{rank}", cut)
     return result
+
+
+def _fraction(file: str, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+        problem = f"'{where}' must be a number above 0 and at most 1 (got {_show(value)})"
+        raise SpeciesInfoError(file, problem, field=where)
+    return float(value)
 
 
 # ---- small helpers ---------------------------------------------------------------------------------

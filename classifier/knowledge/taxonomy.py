@@ -7,36 +7,48 @@ the classes' probabilities up the taxonomy in the species notes (`taxonomy:` of 
 from `taxa:`) and answers:
 
 1. the top class, when its probability reaches `thresholds["species"]` (the class cut-off);
-2. else, from species (a species two classes share, like the lion's two) up through genus, family and
-   order to class, the first rank where the best taxon's summed probability reaches that rank's threshold;
-3. else the top class, `uncertain`.
+2. else a species two classes share (the lion's two), when their sum reaches that cut-off;
+3. else, when no class is a plausible answer (the best scores under the notes' `rollup_under`), from genus
+   up through family to order, the first rank where the best taxon's summed probability reaches that rank's
+   threshold;
+4. else the top class, `uncertain`: a person should look.
 
-The thresholds are measured, not guessed: `benchmarks/geography.py` picks them on camera-trap frames
-from other places and stores them in the notes (`rollup_thresholds:`). A rank without a threshold is
-never answered. Classes without taxonomy (habitat scenes, notes missing) only ever answer as themselves.
+A sum over many classes is not surer than one class: most of the serengeti bundle's classes are mammals,
+so spread-out probability always adds up to "mammal". So the class rank is never an answer (only the
+`group` a "not sure" answer mentions), each rank has its own measured cut-off, and a class that is a
+plausible answer is not traded for a group: "not sure: impala?" tells a person more than "even-toed
+hoofed mammal", and on the frames `benchmarks/verdict.py` measures, rolled-up answers over a plausible
+class cost right species answers without being right more often.
+
+The thresholds are measured, not guessed: `benchmarks/verdict.py` picks them on camera-trap frames
+from other projects and stores them in the notes (`rollup_thresholds:`, `rollup_under:`). A rank without
+a threshold is never answered. Classes without taxonomy (habitat scenes, notes missing) only ever answer
+as themselves.
 
 With a place, `decide` runs the geofence first and rolls up the model's own probabilities with the
 removed classes passed as `removed`: they are never answered, and their probability counts only for their
 family and the ranks above (`PASS_UP_FROM`), because an animal that looks like a jackal where no jackal
 lives is likely a relative that does live there, like a coyote. Rolling up the geofence's renormalised
 probabilities instead hands the jackal's share to whatever classes are left (people, rodents) and makes
-confident wrong answers of them: measured in `benchmarks/geography.py` (serengeti bundle, frames from the
-USA and Borneo of animals it has no class for), 33.5% came out other than a confident wrong answer that
-way, 87.3% with the removed probability passed up, 57.6% with neither rule.
+confident wrong answers of them: measured (2026-11, serengeti bundle, frames from the USA and Borneo of
+animals it has no class for), 33.5% came out other than a confident wrong answer that way, 87.3% with the
+removed probability passed up, 57.6% with neither rule.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from classifier.knowledge.geography import UNKNOWN, geofence
-from classifier.knowledge.species import ROLLUP_RANKS, SpeciesBook
+from classifier.knowledge.species import ANSWER_RANKS, ROLLUP_RANKS, SpeciesBook
 
 OK, UNCERTAIN = "ok", "uncertain"
 # The lowest rank a removed class's probability still counts for. Its species and genus live elsewhere;
 # families, orders and classes span continents (cats, dogs and antelopes live in Kenya and the USA alike).
 PASS_UP_FROM = "family"
+MOST_LIKELY = 0.5  # a group holding more than half the probability is what a "not sure" answer names
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,9 @@ class Rollup:
     rolled_up: bool  # True when the answer is a taxon above the top class, not the class itself
     geofenced: str | None = None  # the model's best class, when the place ruled it out (set by `decide`)
     removed: tuple[str, ...] = ()  # every class the place ruled out (set by `decide`)
+    # For a "not sure" answer, the lowest group above the class holding most of the probability:
+    # (rank, label, summed probability), e.g. ("class", "mammal (Mammalia)", 0.94); None if none does.
+    group: tuple[str, str, float] | None = None
 
 
 def decide(
@@ -77,21 +92,35 @@ def thresholds_for(book: SpeciesBook | None, class_threshold: float) -> dict[str
     """The notes' measured cut-offs per rank, with the bundle's own cut-off for its classes ("species").
 
     The bundle's report is the authority on its classes' cut-off (a retrained model brings its own); the
-    notes carry the ranks above, measured by `benchmarks/geography.py`.
+    notes carry the ranks above, measured by `benchmarks/verdict.py`.
     """
     return {**(book.rollup_thresholds if book else {}), "species": class_threshold}
 
 
 def lineages(classes: Sequence[str], book: SpeciesBook | None) -> list[tuple[tuple[str, str], ...]]:
-    """Each class's (rank, name) pairs from the notes, top down; () for a class without taxonomy."""
+    """Each class's (rank, name) pairs from the notes, top down, down to what the class stands for
+    (`represents`); () for a class without taxonomy."""
     entries = [book.get(c) if book else None for c in classes]
-    return [e.taxonomy if e else () for e in entries]
+    return [e.lineage if e else () for e in entries]
 
 
 def taxon_label(name: str, book: SpeciesBook | None) -> str:
     """ "cat (Felidae)" when the notes give the taxon a common name, else the scientific name alone."""
     common = book.taxa.get(name) if book else None
     return f"{common} ({name})" if common else name
+
+
+# What `taxon_label` writes: "cat (Felidae)", or the scientific name alone ("Felidae", "Panthera leo").
+_TAXON_LABEL = re.compile(
+    r"(?:(?P<common>.*\S)\s*\((?P<inner>[A-Z][a-z]+(?: [a-z]+)?)\))|(?P<alone>[A-Z][a-z]+(?: [a-z]+)?)"
+)
+
+
+def label_parts(label: str) -> tuple[str, str] | None:
+    """(scientific name, common name) of a rolled-up answer's label, as `taxon_label` wrote it; None for a
+    label that is not one ("zebra")."""
+    match = _TAXON_LABEL.fullmatch(label.strip())
+    return (match["inner"] or match["alone"], match["common"] or "") if match else None
 
 
 def rollup(
@@ -108,7 +137,7 @@ def rollup(
     """
     if len(probabilities) != len(classes):
         raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
-    cuts = dict(thresholds)
+    cuts = {rank: cut for rank, cut in thresholds.items() if rank in ANSWER_RANKS}
     lines = lineages(classes, book)
     allowed = [i for i, c in enumerate(classes) if c not in removed and probabilities[i] > 0]
     if not allowed:
@@ -117,12 +146,29 @@ def rollup(
     answer = _class_answer(top, probabilities, classes, lines, OK)
     if "species" in cuts and probabilities[top] >= cuts["species"]:
         return answer
-    for rank in ROLLUP_RANKS:
-        if rank in cuts:
+    plausible = book is not None and book.rollup_under is not None and probabilities[top] >= book.rollup_under
+    for rank in ANSWER_RANKS:
+        if rank in cuts and not (plausible and rank != "species"):
             found = _best_taxon(rank, probabilities, classes, lines, removed)
             if found and found[1] >= cuts[rank]:
                 return _taxon_answer(rank, *found, probabilities, classes, lines, book, removed)
-    return _class_answer(top, probabilities, classes, lines, UNCERTAIN)
+    unsure = _class_answer(top, probabilities, classes, lines, UNCERTAIN)
+    return replace(unsure, group=_most_likely_group(probabilities, classes, lines, book, removed))
+
+
+def _most_likely_group(
+    p: Sequence[float],
+    classes: Sequence[str],
+    lines: list,
+    book: SpeciesBook | None,
+    removed: Collection[str],
+) -> tuple[str, str, float] | None:
+    """The lowest rank above species whose best taxon holds most of the probability, for "not sure" words."""
+    for rank in ROLLUP_RANKS[1:]:
+        found = _best_taxon(rank, p, classes, lines, removed)
+        if found and found[1] > MOST_LIKELY:
+            return rank, taxon_label(found[0], book), found[1]
+    return None
 
 
 def _class_answer(i: int, p: Sequence[float], classes: Sequence[str], lines: list, status: str) -> Rollup:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from classifier.knowledge.taxonomy import label_parts
 from classifier.results.predictions_file import _RANKS, ExportError
 
 # -------------------------------------------------------------------------------------- species taxonomy
@@ -43,10 +43,6 @@ class Taxon:
         return self.scientific_name, ""
 
 
-# A rolled-up answer's label: "cat (Felidae)", or the scientific name alone when the notes give no common name.
-_ROLLED_UP = re.compile(r"(?:(?P<common>.*\S)\s*\((?P<inner>[A-Z][a-z]+)\))|(?P<alone>[A-Z][a-z]+)")
-
-
 def label_taxon(label: str, rank: str, taxa: Mapping[str, Taxon]) -> tuple[str, str, str]:
     """(scientific name, rank, English name) a row's label stands for; empty strings where unknown.
 
@@ -57,9 +53,9 @@ def label_taxon(label: str, rank: str, taxa: Mapping[str, Taxon]) -> tuple[str, 
     if taxon is not None:
         name, found = taxon.name_and_rank(rank)
         return name, found, taxon.common_name if (name, found) == taxon.name_and_rank() else ""
-    match = _ROLLED_UP.fullmatch(label.strip())
-    if rank in _RANKS[1:] and match:
-        return match["inner"] or match["alone"], rank, match["common"] or ""
+    parts = label_parts(label)
+    if rank in _RANKS[1:] and parts:
+        return parts[0], rank, parts[1]
     return "", "", ""
 
 
@@ -91,7 +87,8 @@ def load_taxa(
 
     `species` is a notes file or a bundle name; by default every `root/*.yaml` is tried (root: the
     species_info folder, or WILDLIFE_SPECIES_DIR) and the one that knows the most labels is used. Only
-    `common_name`, `scientific_name` and `taxonomy` are read, so notes of a newer layout still work.
+    `common_name`, `scientific_name`, `taxonomy` and `represents` are read, so notes of a newer layout
+    still work.
     """
     root = Path(root or os.environ.get("WILDLIFE_SPECIES_DIR") or _species_dir())
     wanted = set(labels)
@@ -145,6 +142,11 @@ def _read_taxa(path: Path, *, strict: bool) -> dict[str, Taxon]:
             if isinstance(taxonomy, dict)
             else {}
         )
+        represents = _text_field(entry, "represents")
+        if (
+            represents in taxonomy.values()
+        ):  # the class stands for that taxon: name it, not its photos' species
+            taxonomy = dict(list(taxonomy.items())[: list(taxonomy.values()).index(represents) + 1])
         taxa[key] = Taxon(
             common_name=_text_field(entry, "common_name"),
             scientific_name=_text_field(entry, "scientific_name"),
