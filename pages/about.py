@@ -9,9 +9,11 @@ use_navigation()
 st.title("About the models")
 st.write(
     "Every model here was trained with this project's own `python -m train` on real, labelled photos, "
-    "and measured on photos it did not train on. A model names one class per photo; it does not find or "
-    "count animals, and it can only answer with the classes it was trained on, so anything else should "
-    "come out as 'not sure'."
+    "and measured on photos it did not train on. A camera-trap model first finds each animal with an animal "
+    "detector, names what is in every box, counts them, and gives the frame one answer from all of them; a "
+    "model without a detector names one class for the whole photo. A model can only answer with the classes "
+    "it was trained on (or, when the species notes allow, a group of them, such as 'carnivore'), so "
+    "anything else should come out as 'not sure', for a person to check."
 )
 
 bundles = working_bundles()

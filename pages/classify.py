@@ -13,11 +13,12 @@ from PIL import Image
 
 from classifier.intake.images import ImageError, Photo, load_photo
 from classifier.intake.urlfetch import FetchError, fetch_image
+from classifier.knowledge.geography import country_table
 from classifier.knowledge.lookalikes import answer_pair
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
 from classifier.results.observations import observation_type
-from classifier.results.rows import BLANK, HUMAN, Row
+from classifier.results.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
@@ -78,12 +79,23 @@ if photo is None:
 predictor = require_predictor(bundle)
 whole_frame = st.session_state.get("classify_whole_frame") == photo_key(photo)
 row = predictor.frame_row(photo.image, detect=not whole_frame, location=photo.location)
+decision = row.decision or Decision(rule=NOT_SURE)
 book = species_book_or_warn(bundle)
+
+
+def place_name(decision: Decision) -> str:
+    known = country_table().get(decision.country)
+    return known.name if known else "the place given"
 
 
 def common_name(label: str) -> str:
     entry = book.get(label) if book else None
     return entry.common_name if entry else label
+
+
+def score_of(label: str, top_k: Sequence[tuple[str, float]]) -> str:
+    """ " (61%)": the score the bars and the box show for `label`, so a caption never gives another."""
+    return next((f" ({p:.0%})" for name, p in top_k if name == label), "")
 
 
 def explanation_for(row: Row) -> "Explanation":
@@ -149,8 +161,9 @@ with picture:
             st.caption(f"Nothing in the whole photo counted for {common_name(heat.label)}.")
         else:
             st.caption(
-                f"Where the model looked for **{common_name(heat.label)}** ({heat.probability:.0%}) in the whole "
-                f"photo: the brighter, the more it counted. Worked out in {explanation.seconds:.2f} s."
+                f"Where the model looked for **{common_name(heat.label)}**{score_of(heat.label, row.top_k)} "
+                f"in the whole photo: the brighter, the more it counted. Worked out in "
+                f"{explanation.seconds:.2f} s."
             )
         if explanation.crops:
             tiles = st.columns(min(len(explanation.crops), 4))
@@ -160,8 +173,8 @@ with picture:
                 tile = overlay(seen_picture(crop.bbox, detection.label, hide_people), crop.heatmap)
                 tiles[number % len(tiles)].image(
                     tile,
-                    caption=f"Animal {number + 1}: looking for {common_name(crop.heatmap.label)} "
-                    f"({crop.heatmap.probability:.0%})",
+                    caption=f"Animal {number + 1}: looking for {common_name(crop.heatmap.label)}"
+                    f"{score_of(crop.heatmap.label, detection.top_k)}",
                     width="stretch",
                 )
     facts = [f"taken {photo.taken:%Y-%m-%d %H:%M}" if photo.taken else "", photo.camera or ""]
@@ -180,19 +193,27 @@ with verdict:
             on_click=st.session_state.update,
             kwargs={"classify_whole_frame": photo_key(photo)},
         )
-    elif row.status == "ok" and row.rank not in ("", "species"):
+    elif decision.rule == ROLLED_UP:
         st.subheader("Not sure of the species")
         st.markdown(f"Most likely **{row.label}** ({row.confidence:.0%} together). Its species here:")
-    elif row.status == "ok":
+    elif row.status == OK:
         many = f"{row.count} × " if row.count and row.count > 1 else ""
         st.subheader(f"{many}{common_name(row.label)}")
         st.markdown(f"**{row.confidence:.0%}** confident")
     else:
         st.subheader("Not sure")
         guesses = ", ".join(common_name(label) for label, _ in row.top_k[:3])
-        st.markdown(f"Below the {predictor.threshold:.0%} threshold. Best guesses: {guesses}.")
+        st.markdown(f"Below the {decision.threshold or 0:.0%} threshold. Best guesses: {guesses}.")
+        if decision.group:
+            rank, group, score = decision.group
+            st.markdown(f"Most of the score ({score:.0%}) is on one {rank}: **{group}**.")
     for label, probability in row.top_k:
         st.progress(probability, text=f"{common_name(label)} · {probability:.1%}")
+    if decision.removed >= 0.005:
+        st.caption(
+            f"{decision.removed:.0%} of the score went to classes that do not live in {place_name(decision)}: "
+            "they are left out, and the others' scores are shown as the model gave them."
+        )
     others = [d for d in row.detections or () if d.label != row.label]
     if others:
         st.caption(
@@ -200,12 +221,12 @@ with verdict:
         )
     if row.geofenced:
         st.caption(
-            f"The model's first answer, {common_name(row.geofenced)}, does not live where this photo was "
-            "taken, so it was left out."
+            f"The model's first answer, {common_name(row.geofenced)}, does not live in "
+            f"{place_name(decision)}, so it was left out."
         )
     if whole_frame:
         st.caption("The whole frame was classified, as you asked; the detector found no animal in it.")
-    unsure = row.status != "ok" or row.rank not in ("", "species")
+    unsure = row.status != OK or decision.rule == ROLLED_UP
     pair = answer_pair(row.top_k, bundle.report, book) if unsure and row.observation_type != BLANK else None
     if pair is not None:
         st.page_link(
@@ -242,8 +263,8 @@ with st.expander("How it decided, step by step"):
             )
 
 entry = book.get(row.label) if book else None
-if row.status == "ok" and entry is not None:
+if row.status == OK and entry is not None:
     species_card(entry, bundle.name)
-elif row.status == "ok" and row.observation_type != BLANK:
+elif row.status == OK and row.label in bundle.classes:
     st.caption(f"No species notes for '{row.label}' yet.")
 return_free_heap()

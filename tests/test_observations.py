@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,16 +62,43 @@ def model(tiny_bundle):
     return load_model(read_bundle(tiny_bundle))
 
 
-def test_each_animal_is_classified_on_its_crop_and_the_frame_takes_the_surest(model) -> None:
+def test_each_animal_is_classified_on_its_crop_and_the_frame_weighs_them_all(model) -> None:
     corners = [(20, 30), (300, 180), (200, 40)]
     detector = PastedAnimals([box_at(c, confidence=s) for c, s in zip(corners, (0.9, 0.8, 0.7), strict=True)])
     image = frame_with([("red", corners[0]), ("blue", corners[1]), ("red", corners[2])])
     row = Predictor(model, detector=detector, crop_margin=0.0).frame_row(image, "two-species.jpg")
     assert [d.label for d in row.detections] == ["red", "blue", "red"]
-    assert row.label in ("red", "blue") and row.count == (2 if row.label == "red" else 1)
-    assert row.confidence == max(d.confidence for d in row.detections if d.label == row.label)
+    assert (row.label, row.count) == ("red", 2)  # two boxes of red add up against one of blue
+    # the frame's score for red: every box's, weighted by how sure the detector was of the box
+    red = [dict(d.top_k)["red"] * d.detector_conf for d in row.detections]
+    assert row.confidence == pytest.approx(sum(red) / sum(d.detector_conf for d in row.detections))
     assert row.observation_type == "animal" and row.classification_method == "machine"
     assert [d.detector_conf for d in row.detections] == [0.9, 0.8, 0.7]
+    assert row.decision.rule == "class" and row.decision.lead == 0 and row.decision.boxes == 3
+
+
+def test_a_speck_the_detector_barely_believes_neither_leads_nor_counts(model) -> None:
+    sure, speck = (20, 30), (400, 20)
+    detector = PastedAnimals([box_at(sure, confidence=0.9), box_at(speck, confidence=0.12)], confidence=0.05)
+    row = Predictor(model, detector=detector, crop_margin=0.0).frame_row(
+        frame_with([("red", sure), ("blue", speck)])
+    )
+    assert (row.label, row.count, len(row.detections)) == ("red", 1, 1)
+    assert row.detections[0].detector_conf == 0.9 and row.decision.lead == 0
+    # alone, the faint box is all there is: the frame is an animal, not blank
+    alone = Predictor(model, detector=PastedAnimals([box_at(speck, confidence=0.12)], confidence=0.05))
+    row = alone.frame_row(frame_with([("blue", speck)]))
+    assert (row.observation_type, row.count, len(row.detections)) == ("animal", 1, 1)
+
+
+def test_two_boxes_on_one_animal_count_once(model) -> None:
+    body = Box((20 / 480, 30 / 320, 0.4, 0.6), 0.9)  # a big animal, and a box on its head
+    head = Box((40 / 480, 40 / 320, 0.1, 0.15), 0.7)
+    canvas = frame_with([])
+    canvas.paste(make_tiny_image("red", seed=7, size=192), (20, 30))
+    row = Predictor(model, detector=PastedAnimals([body, head]), crop_margin=0.0).frame_row(canvas)
+    assert (row.label, row.count, len(row.detections)) == ("red", 1, 1)
+    assert row.detections[0].bbox == body.bbox
 
 
 def test_a_frame_without_a_box_over_the_threshold_is_blank_and_says_how_close_it_came(model) -> None:
@@ -125,7 +152,9 @@ def test_csv_and_json_rows_carry_the_boxes_and_one_row_per_animal_on_request(mod
 def test_a_person_is_the_frames_label_only_when_no_animal_is_there(model) -> None:
     corners = [(20, 30), (300, 180)]
     predictor = Predictor(model, detector=PastedAnimals([box_at(c) for c in corners]), crop_margin=0.0)
-    predictor.classes = ("blue", "green", "human")  # the tiny bundle's red crops, called people here
+    # the tiny bundle's red crops, called people here
+    predictor.classes = ("blue", "green", "human")
+    predictor.rules = replace(predictor.rules, classes=predictor.classes)
     alone = predictor.frame_row(frame_with([("red", corners[0]), ("red", corners[1])]))
     assert (alone.label, alone.observation_type, alone.count) == ("human", HUMAN, 2)
     together = predictor.frame_row(frame_with([("red", corners[0]), ("blue", corners[1])]))

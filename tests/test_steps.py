@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from classifier.knowledge.species import find_species_book
-from classifier.knowledge.taxonomy import decide, thresholds_for
 from classifier.models.bundles import MODELS_DIR, read_bundle
-from classifier.results.rows import BLANK, OK, UNCERTAIN, Detection, Row
+from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
+from classifier.results.rows import BLANK, OK, UNCERTAIN, Row
 from classifier.results.steps import (
     CROP,
     DETECTOR,
@@ -33,13 +34,11 @@ def serengeti():
 
 
 def predictor(bundle, book, *, threshold=0.3, country=None, detector=None):
-    """What the steps read of a `Predictor`: its classes, cut-offs, notes, place and detector."""
+    """What the steps read of a `Predictor`: its classes, rules (cut-offs, notes, place) and detector."""
     return SimpleNamespace(
         classes=bundle.classes,
         threshold=threshold,
-        rank_thresholds=thresholds_for(book, threshold),
-        book=book,
-        country=country,
+        rules=rules_for(bundle, book, threshold=threshold, top_k=5, country=country),
         detector=detector,
         image_size=bundle.image_size,
         crop_margin=0.15,
@@ -52,24 +51,8 @@ def probabilities(classes, **given) -> tuple[float, ...]:
 
 
 def row_for(p, settings, **extra) -> Row:
-    """The row the pipeline makes of these probabilities, by the same rules `Predictor._ruled` runs."""
-    answer = decide(p, settings.classes, settings.book, settings.country, settings.rank_thresholds)
-    pairs = sorted(zip(settings.classes, p, strict=True), key=lambda cp: -cp[1])
-    if answer.removed:
-        kept = [(c, q) for c, q in pairs if c not in answer.removed]
-        total = sum(q for _, q in kept)
-        pairs = [(c, q / total) for c, q in kept]
-    return Row(
-        path="photo.jpg",
-        label=answer.label,
-        confidence=answer.confidence,
-        status=answer.status,
-        top_k=tuple(pairs[:5]),
-        probabilities=p,
-        rank=answer.rank,
-        geofenced=answer.geofenced or "",
-        **extra,
-    )
+    """The row the pipeline makes of a whole frame with these probabilities (classifier.models.verdict)."""
+    return whole_frame_row(Row(path="photo.jpg", status=OK, **extra), p, settings.rules)
 
 
 def texts(steps) -> dict[str, str]:
@@ -102,23 +85,39 @@ def test_not_sure_names_the_threshold_and_the_closest_group(serengeti):
     assert row.status == UNCERTAIN
     said = texts(decision_steps(row, settings))
     assert "under the **30%** threshold" in said[THRESHOLD] and "**not sure**" in said[THRESHOLD]
-    assert "no broader group of related species was sure enough either: the closest was the" in said[RULES]
+    assert "Most of the score" not in said[RULES]  # ostrich, reptiles and insects share no group
     assert "Next came insect-spider with 20%, close behind." in said[SCORES]
+
+
+def test_a_class_rank_answer_goes_to_a_person_and_the_words_say_why(serengeti):
+    bundle, book = serengeti
+    settings = predictor(bundle, book)
+    # a spread over mammals: "mammal" holds most, the best class (an impala) has 12%
+    spread = dict.fromkeys(["warthog", "zebra", "baboon", "jackal", "hare"], 0.12) | {"impala": 0.13}
+    row = row_for(probabilities(bundle.classes, **spread), settings)
+    assert (row.status, row.label, row.decision.group[:2]) == (
+        UNCERTAIN,
+        "impala",
+        ("class", "mammal (Mammalia)"),
+    )
+    said = texts(decision_steps(row, settings))
+    assert "Most of the score, **" in said[RULES] and "one class: **mammal (Mammalia)**" in said[RULES]
+    assert "A group that broad is never given as the answer" in said[RULES]
 
 
 def test_a_rolled_up_answer_says_which_classes_add_up(serengeti):
     bundle, book = serengeti
     settings = predictor(bundle, book)
     p = probabilities(
-        bundle.classes, jackal=0.25, bat_eared_fox=0.2, hyena_spotted=0.15, aardwolf=0.1, lion_male=0.05
+        bundle.classes, jackal=0.21, bat_eared_fox=0.19, hyena_spotted=0.15, aardwolf=0.1, lion_male=0.05
     )
     row = row_for(p, settings)
     assert row.status == OK and row.rank == "order"
     said = texts(decision_steps(row, settings, name=lambda c: book.get(c).common_name if book.get(c) else c))
-    assert "No single class reached the 30% needed (the best, Jackals, had 25%)" in said[RULES]
+    assert "No single class was a likely answer (the best, Jackals, had 21%)" in said[RULES]
     assert f"the classes of the **order {row.label}** together reach" in said[RULES]
-    needed = f"above the {settings.rank_thresholds['order']:.0%} an order needs"  # the species notes' cut-off
-    assert "Jackals 25%" in said[RULES] and needed in said[RULES]
+    needed = f"above the {settings.rules.cuts['order']:.0%} an order needs"  # the species notes' cut-off
+    assert "Jackals 21%" in said[RULES] and needed in said[RULES]
     assert "which species it is stays open" in said[RULES]
     assert f"So the answer is **{row.label}**" in said[THRESHOLD]
 
@@ -136,19 +135,32 @@ def test_a_place_that_rules_out_the_first_answer_says_so(serengeti):
     )  # its own scores, before rules
 
 
-def test_the_detector_steps_name_the_box_and_the_crop(serengeti):
+def test_with_a_place_the_bars_the_verdict_and_the_steps_give_the_same_numbers(serengeti):
+    """Mozambique rules out the olive baboon's look-alikes that live elsewhere, never the baboon (it stands
+    for every baboon): the bar, the verdict's figure and the steps' figure for it are one number."""
+    bundle, book = serengeti
+    settings = predictor(bundle, book, threshold=0.55, country="MOZ")
+    row = row_for(
+        probabilities(bundle.classes, baboon=0.35, gazelle_thomsons=0.3, vervet_monkey=0.1), settings
+    )
+    assert row.top_k[0] == ("baboon", pytest.approx(0.35)) and row.geofenced == ""
+    assert (row.label, row.status, row.confidence) == ("baboon", UNCERTAIN, pytest.approx(0.35))
+    said = texts(decision_steps(row, settings))
+    assert "The best, **baboon**, has **35%**, under the **55%** threshold" in said[THRESHOLD]
+    assert "of the score was theirs" in said[RULES] and "not scaled up" in said[RULES]
+    assert f"{row.decision.removed:.0%} of the score was theirs" in said[RULES]
+
+
+def test_the_detector_steps_name_the_boxes_and_the_one_that_led(serengeti):
     bundle, book = serengeti
     settings = predictor(bundle, book, detector=SimpleNamespace(confidence=0.25))
-    boxes = (
-        Detection((0.1, 0.1, 0.2, 0.2), 0.6, label="human", confidence=0.9),
-        Detection((0.5, 0.4, 0.3, 0.3), 0.9, label="zebra", confidence=0.8),
-    )
-    row = row_for(
-        probabilities(bundle.classes, zebra=0.8), settings, detections=boxes, observation_type="animal"
-    )
-    assert chosen_detection(row) == 1  # an animal before a person
+    person = np.array(probabilities(bundle.classes, human=0.9))
+    zebra = np.array(probabilities(bundle.classes, zebra=0.8))
+    boxes = [Found((0.1, 0.1, 0.2, 0.2), 0.95, person), Found((0.5, 0.4, 0.3, 0.3), 0.9, zebra)]
+    row = detected_row(Row(path="x.jpg", status=OK), boxes, zebra, 0.95, settings.rules)
+    assert (row.label, chosen_detection(row)) == ("zebra", 1)  # an animal before a person
     steps = decision_steps(row, settings)
-    assert "**2 boxes**" in steps[0].text and "the answer comes from box 2" in steps[0].text
+    assert "**2 animals**" in steps[0].text and "box 2 weighed most" in steps[0].text
     assert steps[0].boxes == (boxes[0].bbox, boxes[1].bbox) and steps[0].bbox == boxes[1].bbox
     assert steps[1].bbox == boxes[1].bbox and "15% of the box's size" in steps[1].text
 
@@ -156,9 +168,9 @@ def test_the_detector_steps_name_the_box_and_the_crop(serengeti):
 def test_an_empty_frame_stops_at_the_detector(serengeti):
     bundle, book = serengeti
     settings = predictor(bundle, book, detector=SimpleNamespace(confidence=0.25))
-    row = Row(
-        path="x.jpg", label="blank", status=OK, observation_type=BLANK, detections=(), detector_best=0.03
-    )
+    nothing = np.array(probabilities(bundle.classes, zebra=0.1))
+    row = detected_row(Row(path="x.jpg", status=OK), [], nothing, 0.03, settings.rules)
+    assert row.observation_type == BLANK
     [step] = decision_steps(row, settings)
     assert "best guess scored **3%**, and a box needs 25%" in step.text
     asked = decision_steps(

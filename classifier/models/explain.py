@@ -268,9 +268,9 @@ def explain(
     """Where the predictor's classifier looked in `image`: over the whole frame, and in each animal's
     crop when `row` (the frame's row from `predictor.frame_row`) has the detector's boxes.
 
-    The whole frame is explained for the first class of a whole-frame row's bars (the place's classes
-    only, as shown), else for its own top class; each crop for its own first class; `target` names
-    another class to explain everywhere. Nothing is computed before this is called: prediction never
+    The whole frame is explained for the first class of the row's bars (the frame's answer among the
+    place's classes, as shown), else for its own top class; each crop for its box's first class; `target`
+    names another class to explain everywhere. Nothing is computed before this is called: prediction never
     pays for it. `network`: the classifier's torch network in two parts (`load_model(bundle,
     runtime="torch")`) when the predictor's runs on another runtime, which gives no gradients.
     """
@@ -278,7 +278,7 @@ def explain(
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     classes = list(predictor.classes)
     frame_target = None
-    if row is not None and row.detections is None:
+    if row is not None:
         frame_target = next((label for label, _ in row.top_k if label in classes), None)
     if target is not None and target not in classes:
         raise ExplainError(f"{target!r} is not a class of this model")

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,12 +27,10 @@ from PIL import Image
 from classifier.intake.decoding import Decoded, decode_item, decode_size_for
 from classifier.intake.images import Source, load_photo
 from classifier.intake.inputs import InputItem, close_archives, item_for_path
-from classifier.knowledge.geography import country_at, parse_country
-from classifier.knowledge.taxonomy import decide, thresholds_for
 from classifier.models.bundles import LoadedModel
 from classifier.models.detect import crop_box
-from classifier.results.observations import detected_frame, whole_frame
-from classifier.results.rows import ERROR, MACHINE, OK, UNCERTAIN, Detection, Prediction, Row
+from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
+from classifier.results.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
 
 if TYPE_CHECKING:
     from classifier.knowledge.species import SpeciesBook
@@ -102,11 +99,13 @@ class Predictor:
         # A detector needs the frame, not a squished thumbnail: decoded at a reduced scale no smaller
         # than what the detector sees, and its crops cut from that.
         self.decode_size = decode_size_for(self.image_size, detector.input_size if detector else None)
-        # The place and taxonomy rules (classifier/knowledge/taxonomy.py): with the bundle's species notes, an answer
-        # under the cut-off rolls up to a rank that is sure; with a place (given, or the photo's GPS), the
-        # classes that do not live there are never the answer. Without notes, answers stay as they are.
-        self.book, self.country = book, parse_country(country) if country else None
-        self.rank_thresholds = thresholds_for(book, self.threshold)
+        # The place and taxonomy rules (classifier/knowledge/taxonomy.py), applied to each frame's evidence by
+        # classifier/models/verdict.py: with the bundle's species notes, an answer under the cut-off may roll
+        # up to a rank that is sure; with a place (given, or the photo's GPS), the classes that do not live
+        # there are never the answer. Without notes, answers stay as they are.
+        self.rules = rules_for(
+            model.bundle, book, threshold=self.threshold, top_k=self.top_k, country=country
+        )
 
     # --- one photo -----------------------------------------------------------------------------------
 
@@ -133,8 +132,9 @@ class Predictor:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         base = self._base_row(Row(path=path, status=OK, location=location))
         if self.detector is None or not detect:
-            [answer] = self.predict_arrays([np.array(self._squish(rgb))])
-            return whole_frame(base, self._ruled(answer, base))
+            return whole_frame_row(
+                base, self._probabilities([np.array(self._squish(rgb))])[0].tolist(), self.rules
+            )
         return self._detected([rgb], [base])[0]
 
     def predict_arrays(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> list[Prediction]:
@@ -224,10 +224,8 @@ class Predictor:
         good = [i for i, (_, decoded) in enumerate(batch) if decoded.pixels is not None]
         pixels = [batch[i][1].pixels for i in good]
         if self.detector is None:
-            answers = self.predict_arrays(pixels)
-            answered = [
-                whole_frame(rows[i], self._ruled(p, rows[i])) for i, p in zip(good, answers, strict=True)
-            ]
+            scores = self._probabilities(pixels).tolist()
+            answered = [whole_frame_row(rows[i], p, self.rules) for i, p in zip(good, scores, strict=True)]
         else:
             answered = self._detected([Image.fromarray(p) for p in pixels], [rows[i] for i in good])
         for i, row in zip(good, answered, strict=True):
@@ -235,15 +233,21 @@ class Predictor:
         return rows
 
     def _detected(self, frames: list[Image.Image], rows: list[Row]) -> list[Row]:
-        """Rows of frames from the detector's boxes and the classifier's answers.
+        """Rows of frames from what the detector and the classifier saw (classifier/models/verdict.py makes
+        each frame's verdict of it)."""
+        evidence = self.frame_evidence(frames)
+        return [detected_row(row, *seen, self.rules) for row, seen in zip(rows, evidence, strict=True)]
 
-        Each box's answer joins its crop's class probabilities with the whole frame's (their geometric
+    def frame_evidence(self, frames: list[Image.Image]) -> list[tuple[list[Found], np.ndarray, float]]:
+        """What the detector and the classifier see in each RGB frame: the boxes over the detector's
+        threshold (surest first, at most `MAX_DETECTIONS`) with their class scores, the whole frame's class
+        scores, and the detector's best score, kept or not (how close a blank frame came).
+
+        Each box's scores join its crop's class probabilities with the whole frame's (their geometric
         mean, renormalised): the crop sees the animal, the frame its surroundings and the animals the
         crop cut off. Measured on the transfer frames (benchmarks/serengeti_transfer.py, serengeti bundle
         trained on crops and frames): boxed frames right 0.615 from the crop alone, 0.600 from the frame
-        alone, 0.631 together. A frame with no box is blank, unless the whole frame's top class is sure
-        (at the bundle's cut-off, before any rollup): the detector misses small night animals that the
-        classifier names, and it named no blank frame so (0.09-0.24 on the six there).
+        alone, 0.631 together.
         """
         assert self.detector is not None
         found = self.detector.detect(frames, confidence=min(DETECTOR_FLOOR, self.detector.confidence))
@@ -255,45 +259,19 @@ class Predictor:
             for frame, animals in zip(frames, kept, strict=True)
             for b in animals
         ]
-        probabilities = self._probabilities(crops + [np.array(self._squish(frame)) for frame in frames])
+        probabilities = self._probabilities(
+            crops + [np.array(self._squish(frame)) for frame in frames]
+        ).double()
         crop_p, whole_p = iter(probabilities[: len(crops)]), probabilities[len(crops) :]
-        results = []
-        for row, animals, boxes, whole in zip(rows, kept, found, whole_p, strict=True):
+        evidence = []
+        for animals, boxes, whole in zip(kept, found, whole_p, strict=True):
             joined = [torch.sqrt(next(crop_p) * whole) for _ in animals]
-            answers = [self._ruled(self._prediction(p / p.sum()), row) for p in joined]
-            frame = self._prediction(whole)
-            results.append(
-                detected_frame(
-                    row,
-                    [Detection(bbox=b.bbox, detector_conf=b.confidence) for b in animals],
-                    answers,
-                    best=max((b.confidence for b in boxes), default=0.0),
-                    sure_frame=self._ruled(frame, row) if frame.status == OK else None,
-                )
-            )
-        return results
-
-    def _ruled(self, prediction: Prediction, row: Row) -> Prediction:
-        """The answer after the place and taxonomy rules, for the row's photo."""
-        if self.book is None:
-            return prediction
-        country = self.country or (country_at(*row.location) if row.location else None)
-        answer = decide(prediction.probabilities, self.classes, self.book, country, self.rank_thresholds)
-        top_k = prediction.top_k
-        if answer.removed:  # the place's classes alone, their probabilities renormalised
-            pairs = zip(self.classes, prediction.probabilities, strict=True)
-            kept = sorted(((c, p) for c, p in pairs if c not in answer.removed), key=lambda cp: -cp[1])
-            total = sum(p for _, p in kept) or 1.0
-            top_k = tuple((c, p / total) for c, p in kept[: self.top_k])
-        return replace(
-            prediction,
-            label=answer.label,
-            confidence=answer.confidence,
-            status=answer.status,
-            top_k=top_k,
-            rank=answer.rank,
-            geofenced=answer.geofenced or "",
-        )
+            boxed = [
+                Found(b.bbox, b.confidence, (p / p.sum()).numpy())
+                for b, p in zip(animals, joined, strict=True)
+            ]
+            evidence.append((boxed, whole.numpy(), max((b.confidence for b in boxes), default=0.0)))
+        return evidence
 
     def _base_row(self, row: Row) -> Row:
         """Who labelled the row and when: this model, now (error rows: nobody)."""

@@ -1,10 +1,8 @@
-"""What a frame's boxes and their labels add up to: the frame's label, count and observation type.
+"""What a label says a row observed (`observation_type`), and a frame's row split into one row per box.
 
-A frame with no box over the detector's threshold is `blank`. Otherwise its label is the most confident
-animal's (a person or a vehicle is the frame's label only when nothing else is in it), `count` is the
-number of boxes with that label, and `detections` lists every box with its own answer. Without a
-detector, a frame's answer is the whole frame's and `observation_type` is `unknown` (nothing looked for
-an animal), except for the labels that name a type themselves (`human`, `vehicle`, `blank`).
+A frame's verdict (classifier/models/verdict.py) gives a detected frame its label, count and boxes. The
+observation type is `animal` for a box of any label but the ones that name a type themselves (`human`,
+`vehicle`, `blank`); without a detector it is `unknown` (nothing looked for an animal).
 """
 
 from __future__ import annotations
@@ -15,11 +13,8 @@ from classifier.results.rows import (
     ANIMAL,
     BLANK,
     HUMAN,
-    OK,
     UNKNOWN,
     VEHICLE,
-    Detection,
-    Prediction,
     Row,
 )
 
@@ -31,74 +26,6 @@ TYPE_OF_LABEL = {"human": HUMAN, "person": HUMAN, "vehicle": VEHICLE, "blank": B
 def observation_type(label: str, detected: bool) -> str:
     """`animal` for a detected box of any other label; `unknown` for a whole-frame answer."""
     return TYPE_OF_LABEL.get(label.lower(), ANIMAL if detected else UNKNOWN)
-
-
-def whole_frame(row: Row, prediction: Prediction) -> Row:
-    """The row of a frame classified whole (no detector)."""
-    return replace(
-        row,
-        label=prediction.label,
-        confidence=prediction.confidence,
-        status=prediction.status,
-        top_k=prediction.top_k,
-        probabilities=prediction.probabilities,
-        rank=prediction.rank,
-        geofenced=prediction.geofenced,
-        observation_type=observation_type(prediction.label, detected=False),
-    )
-
-
-def detected_frame(
-    row: Row,
-    detections: list[Detection],
-    answers: list[Prediction],
-    best: float,
-    sure_frame: Prediction | None = None,
-) -> Row:
-    """The row of a frame from its boxes (`detections`, best box first) and each box's answer.
-
-    `best` is the detector's best score in the frame, kept or not: for a blank frame, how close it came.
-    `sure_frame`: the whole frame's answer when the classifier is sure of it; a frame without a box then
-    takes it (an animal the detector missed: no box, no count) instead of being blank.
-    """
-    boxes = tuple(
-        replace(d, label=a.label, confidence=a.confidence, top_k=a.top_k, rank=a.rank, status=a.status)
-        for d, a in zip(detections, answers, strict=True)
-    )
-    if not boxes and sure_frame is not None:
-        return replace(
-            whole_frame(row, sure_frame),
-            observation_type=observation_type(sure_frame.label, detected=True),
-            detections=(),
-            detector_best=best,
-        )
-    if not boxes:
-        return replace(
-            row,
-            label=BLANK_LABEL,
-            confidence=1.0 - best,
-            status=OK,
-            observation_type=BLANK,
-            count=0,
-            detections=(),
-            detector_best=best,
-        )
-    chosen = max(range(len(boxes)), key=lambda i: (_is_animal(boxes[i].label), answers[i].confidence))
-    answer = answers[chosen]
-    return replace(
-        row,
-        label=answer.label,
-        confidence=answer.confidence,
-        status=answer.status,
-        top_k=answer.top_k,
-        probabilities=answer.probabilities,
-        rank=answer.rank,
-        geofenced=answer.geofenced,
-        observation_type=observation_type(answer.label, detected=True),
-        count=sum(box.label == answer.label for box in boxes),
-        detections=boxes,
-        detector_best=best,
-    )
 
 
 def per_detection(row: Row) -> list[Row]:
@@ -119,7 +46,3 @@ def per_detection(row: Row) -> list[Row]:
         )
         for box in row.detections
     ]
-
-
-def _is_animal(label: str) -> bool:
-    return observation_type(label, detected=True) == ANIMAL

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from classifier.results.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Row
+from classifier.results.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Decision, Row
 
 REQUIRED_COLUMNS = ("path", "label", "confidence", "status")
-SECOND_WAVE_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced")
+SECOND_WAVE_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced", "decision")
 REVIEW_COLUMNS = ("classification_method", "classified_by", "classified_at")
 # What `write_csv` writes: today's columns, then the pipeline's and the review's (read back unchanged),
 # each once: `CSV_COLUMNS` has come to hold the pipeline's and the review's too, and a header naming a
@@ -94,6 +94,7 @@ class Record:
     detections: tuple[Detection, ...] | None = None  # None: the file has no boxes for this photo
     rank: str = ""
     geofenced: str = ""
+    decision: Decision | None = None  # how the machine's answer was reached (None: older files)
     classification_method: str = ""  # machine | human; empty in unreviewed files (machine)
     classified_by: str = ""
     classified_at: datetime | None = None
@@ -146,6 +147,9 @@ class Record:
             else json.dumps([d.to_json() for d in self.detections], separators=(",", ":")),
             "rank": self.rank,
             "geofenced": self.geofenced,
+            "decision": ""
+            if self.decision is None
+            else json.dumps(self.decision.to_json(), separators=(",", ":")),
             "classification_method": self.classification_method,
             "classified_by": self.classified_by,
             "classified_at": self.classified_at.isoformat() if self.classified_at else "",
@@ -303,10 +307,22 @@ def _record(values: dict[str, Any], *, from_json: bool) -> Record:
         detections=_detections(values.get("detections")),
         rank=rank,
         geofenced=text(values, "geofenced"),
+        decision=_decision(values.get("decision")),
         classification_method=method,
         classified_by=text(values, "classified_by"),
         classified_at=_datetime(values.get("classified_at"), "classified_at"),
     )
+
+
+def _decision(value: Any) -> Decision | None:
+    """The `decision` column: a JSON object (a CSV cell holds its text), or empty."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+        return Decision.from_json(parsed)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise _Bad(f"'decision' must be the JSON object predict wrote (got {_show(value)}).") from None
 
 
 def _csv_text(values: dict[str, Any], key: str) -> str:
@@ -471,6 +487,7 @@ def record_from_row(row: Row) -> Record:
         detections=detections,
         rank=getattr(row, "rank", "") or "",
         geofenced=getattr(row, "geofenced", "") or "",
+        decision=getattr(row, "decision", None),
         classification_method=getattr(row, "classification_method", "") or "",
         classified_by=getattr(row, "classified_by", "") or "",
         classified_at=getattr(row, "classified_at", None),

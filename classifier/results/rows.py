@@ -24,6 +24,16 @@ OK, UNCERTAIN, ERROR = "ok", "uncertain", "error"
 ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN = "animal", "human", "vehicle", "blank", "unknown"
 OBSERVATION_TYPES = (ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN)
 MACHINE, PERSON = "machine", "human"  # classification_method
+# What gave a row its answer (`Decision.rule`): a sure class, a group of related classes, nothing sure
+# enough, no animal found, an animal only the whole frame showed.
+SURE_CLASS, ROLLED_UP, NOT_SURE, NO_ANIMAL, MISSED_BOX = (
+    "class",
+    "rollup",
+    "not sure",
+    "no animal",
+    "whole frame",
+)
+GIVEN, GPS = "given", "gps"  # where `Decision.country` came from
 FIRST_COLUMNS = (
     "path",
     "label",
@@ -35,7 +45,7 @@ FIRST_COLUMNS = (
     "camera",
     "sequence_id",
 )
-DETECTOR_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced")
+DETECTOR_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced", "decision")
 REVIEW_COLUMNS = ("classification_method", "classified_by", "classified_at")
 CSV_COLUMNS = FIRST_COLUMNS + DETECTOR_COLUMNS + REVIEW_COLUMNS
 SEQUENCE_LABEL = "sequence_label"
@@ -76,6 +86,62 @@ class Detection:
         }
 
 
+@dataclass(frozen=True)
+class Decision:
+    """How a row's answer was reached, recorded when it is made so that every page, explanation and export
+    reads the same story instead of working it out again (the `decision` column, JSON).
+
+    `rule`: what gave the answer (`SURE_CLASS`, `ROLLED_UP`, `NOT_SURE`, `NO_ANIMAL`, `MISSED_BOX`);
+    `lead`: the index in `detections` of the box whose evidence weighed most for the answer; `boxes`: how
+    many boxes the answer rests on (the others were merged into them or too faint to count); `country` and
+    `place`: the place used and where it came from (`GIVEN`, `GPS`); `threshold`: the cut-off the answer
+    had to reach (its class's or its rank's); `removed`: the share of the model's score on classes that do
+    not live there; `group`: for a "not sure" answer, the broader group holding most of the score
+    (rank, label, summed score).
+    """
+
+    rule: str
+    lead: int | None = None
+    boxes: int = 0
+    country: str = ""
+    place: str = ""
+    threshold: float | None = None
+    removed: float = 0.0
+    group: tuple[str, str, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"rule": self.rule}
+        if self.lead is not None:
+            values["lead"] = self.lead
+        if self.boxes:
+            values["boxes"] = self.boxes
+        if self.country:
+            values["country"], values["place"] = self.country, self.place
+        if self.threshold is not None:
+            values["threshold"] = round(self.threshold, 4)
+        if self.removed:
+            values["removed"] = round(self.removed, 4)
+        if self.group:
+            rank, label, score = self.group
+            values["group"] = {"rank": rank, "label": label, "score": round(score, 4)}
+        return values
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Decision:
+        """The decision a file wrote; `ValueError` (with the key) for one that does not fit."""
+        group = values.get("group")
+        return cls(
+            rule=str(values["rule"]),
+            lead=None if values.get("lead") is None else int(values["lead"]),
+            boxes=int(values.get("boxes", 0)),
+            country=str(values.get("country", "")),
+            place=str(values.get("place", "")),
+            threshold=None if values.get("threshold") is None else float(values["threshold"]),
+            removed=float(values.get("removed", 0.0)),
+            group=(str(group["rank"]), str(group["label"]), float(group["score"])) if group else None,
+        )
+
+
 @dataclass
 class Row:
     """One output row; the CSV columns are `CSV_COLUMNS` (+ `sequence_label` when asked for)."""
@@ -95,6 +161,7 @@ class Row:
     detections: tuple[Detection, ...] | None = None  # None: no detector ran
     rank: str = ""  # species, or the taxonomic rank the answer rolled up to
     geofenced: str = ""  # the best class, when the photo's place ruled it out
+    decision: Decision | None = None  # how the answer was reached (None: error rows, old files)
     classification_method: str = ""  # machine | human (empty on error rows)
     classified_by: str = ""  # the model's name, or the reviewer's
     classified_at: datetime | None = None
@@ -123,6 +190,9 @@ class Row:
             else json.dumps([d.to_json() for d in self.detections], separators=(",", ":")),
             "rank": self.rank,
             "geofenced": self.geofenced,
+            "decision": ""
+            if self.decision is None
+            else json.dumps(self.decision.to_json(), separators=(",", ":")),
             "classification_method": self.classification_method,
             "classified_by": self.classified_by,
             "classified_at": self.classified_at.isoformat() if self.classified_at else "",
@@ -147,6 +217,7 @@ class Row:
             "detections": None if self.detections is None else [d.to_json() for d in self.detections],
             "rank": self.rank or None,
             "geofenced": self.geofenced or None,
+            "decision": None if self.decision is None else self.decision.to_json(),
             "classification_method": self.classification_method or None,
             "classified_by": self.classified_by or None,
             "classified_at": self.classified_at.isoformat() if self.classified_at else None,
