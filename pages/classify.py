@@ -15,11 +15,12 @@ from classifier.intake.images import ImageError, Photo, load_photo
 from classifier.intake.urlfetch import FetchError, fetch_image
 from classifier.knowledge.geography import country_table
 from classifier.knowledge.lookalikes import answer_pair
+from classifier.knowledge.taxonomy import label_parts
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
 from classifier.results.observations import observation_type
 from classifier.results.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
-from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps
+from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
     heatmap_network,
@@ -89,8 +90,10 @@ def place_name(decision: Decision) -> str:
 
 
 def common_name(label: str) -> str:
+    """What a person reads for a class ("Plains zebra") or a group ("carnivore")."""
     entry = book.get(label) if book else None
-    return entry.common_name if entry else label
+    group = label_parts(label)
+    return entry.common_name if entry else group[1] or group[0] if group else label
 
 
 def score_of(label: str, top_k: Sequence[tuple[str, float]]) -> str:
@@ -195,7 +198,8 @@ with verdict:
         )
     elif decision.rule == ROLLED_UP:
         st.subheader("Not sure of the species")
-        st.markdown(f"Most likely **{row.label}** ({row.confidence:.0%} together). Its species here:")
+        animals = f"{row.count} animals, most" if row.count and row.count > 1 else "Most"
+        st.markdown(f"{animals} likely **{row.label}** ({row.confidence:.0%} together). Its classes:")
     elif row.status == OK:
         many = f"{row.count} × " if row.count and row.count > 1 else ""
         st.subheader(f"{many}{common_name(row.label)}")
@@ -203,11 +207,21 @@ with verdict:
     else:
         st.subheader("Not sure")
         guesses = ", ".join(common_name(label) for label, _ in row.top_k[:3])
-        st.markdown(f"Below the {decision.threshold or 0:.0%} threshold. Best guesses: {guesses}.")
+        animals = f"{row.count} animals. " if row.count and row.count > 1 else ""
+        st.markdown(f"{animals}Below the {decision.threshold or 0:.0%} threshold. Best guesses: {guesses}.")
         if decision.group:
             rank, group, score = decision.group
-            st.markdown(f"Most of the score ({score:.0%}) is on one {rank}: **{group}**.")
-    for label, probability in row.top_k:
+            st.markdown(f"Together, {score:.0%} of the score is on **{group}** (a whole {rank}).")
+    members = group_members(row, predictor)
+    for label, probability, here in members[:5]:
+        away = "" if here else f" (not in {place_name(decision)})"
+        st.progress(probability, text=f"{common_name(label)}{away} · {probability:.1%}")
+    if members and not any(here for _, _, here in members):
+        st.caption(
+            f"None of them lives in {place_name(decision)}: most likely a kind of {common_name(row.label)} "
+            "this model has no class for."
+        )
+    for label, probability in row.top_k if not members else ():
         st.progress(probability, text=f"{common_name(label)} · {probability:.1%}")
     if decision.removed >= 0.005:
         st.caption(

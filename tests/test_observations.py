@@ -161,8 +161,9 @@ def test_a_person_is_the_frames_label_only_when_no_animal_is_there(model) -> Non
     assert (together.label, together.observation_type, together.count) == ("blue", "animal", 1)
 
 
-def sequence_rows(labels: list[tuple[str, str, float]]) -> list[Row]:
-    """Rows of one burst (one folder, one camera, a second apart): (label, status, confidence) each."""
+def sequence_rows(labels: list[tuple[str, str, float]], guesses: tuple[str, ...] = ()) -> list[Row]:
+    """Rows of one burst (one folder, one camera, a second apart): (label, status, confidence) each, the
+    label the first of each frame's guesses, then `guesses`."""
     rows = []
     for second, (label, status, confidence) in enumerate(labels):
         kind = BLANK if label == "blank" else "animal"
@@ -172,6 +173,7 @@ def sequence_rows(labels: list[tuple[str, str, float]]) -> list[Row]:
                 label=label,
                 status=status,
                 confidence=confidence,
+                top_k=tuple((g, 0.1) for g in dict.fromkeys((label, *guesses))),
                 observation_type=kind,
                 detections=(),
                 group="burst",
@@ -183,13 +185,30 @@ def sequence_rows(labels: list[tuple[str, str, float]]) -> list[Row]:
 
 def test_a_burst_shares_its_sure_animal_and_flags_a_blank_frame_for_review() -> None:
     rows = sequence_rows(
-        [("zebra", OK, 0.9), ("buffalo", UNCERTAIN, 0.4), ("blank", OK, 0.95), ("zebra", UNCERTAIN, 0.3)]
+        [("zebra", OK, 0.9), ("buffalo", UNCERTAIN, 0.4), ("blank", OK, 0.95), ("zebra", UNCERTAIN, 0.3)],
+        guesses=("zebra",),  # the tail in the second frame looked like a buffalo, then a zebra
     )
     assign_sequences(rows)
     assert {r.sequence_id for r in rows} == {"seq00001"}
     assert [r.label for r in rows] == ["zebra", "zebra", "blank", "zebra"]
     assert [r.status for r in rows] == [OK, OK, UNCERTAIN, OK]
-    assert rows[1].confidence == 0.9  # the sure frame's
+    assert rows[1].confidence == 0.9 and rows[1].decision.rule == "sequence"  # the sure frame's
+
+
+def test_a_frame_that_never_guessed_the_bursts_animal_stays_for_a_person() -> None:
+    """Stills stamped with one time are one "burst" to the clock, not one animal: a chimpanzee the model
+    took for a vervet is not relabelled with the hogs of the next still."""
+    rows = sequence_rows(
+        [("even-toed hoofed mammal (Artiodactyla)", OK, 0.69), ("vervet-monkey", UNCERTAIN, 0.2)]
+    )
+    rows[0].top_k, rows[0].rank = (("cattle", 0.16), ("warthog", 0.07)), "order"
+    rows[1].top_k = (("vervet-monkey", 0.22), ("baboon", 0.19), ("other-bird", 0.07))
+    buffalo = sequence_rows([("buffalo", UNCERTAIN, 0.48)])[0]
+    buffalo.path, buffalo.top_k = "burst/2.jpg", (("buffalo", 0.48), ("cattle", 0.1))
+    rows.append(buffalo)
+    assign_sequences(rows)
+    assert [r.status for r in rows] == [OK, UNCERTAIN, OK]
+    assert (rows[2].label, rows[2].rank) == ("even-toed hoofed mammal (Artiodactyla)", "order")
 
 
 def test_a_frame_that_clearly_disagrees_keeps_its_own_answer_and_blank_bursts_stay_blank() -> None:

@@ -85,7 +85,7 @@ def test_not_sure_names_the_threshold_and_the_closest_group(serengeti):
     assert row.status == UNCERTAIN
     said = texts(decision_steps(row, settings))
     assert "under the **30%** threshold" in said[THRESHOLD] and "**not sure**" in said[THRESHOLD]
-    assert "Most of the score" not in said[RULES]  # ostrich, reptiles and insects share no group
+    assert "of the score is on" not in said[RULES]  # ostrich, reptiles and insects share no group
     assert "Next came insect-spider with 20%, close behind." in said[SCORES]
 
 
@@ -101,7 +101,7 @@ def test_a_class_rank_answer_goes_to_a_person_and_the_words_say_why(serengeti):
         ("class", "mammal (Mammalia)"),
     )
     said = texts(decision_steps(row, settings))
-    assert "Most of the score, **" in said[RULES] and "one class: **mammal (Mammalia)**" in said[RULES]
+    assert "of the score is on **mammal (Mammalia)**, a whole class" in said[RULES]
     assert "A group that broad is never given as the answer" in said[RULES]
 
 

@@ -25,13 +25,13 @@ ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN = "animal", "human", "vehicle", "blank", 
 OBSERVATION_TYPES = (ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN)
 MACHINE, PERSON = "machine", "human"  # classification_method
 # What gave a row its answer (`Decision.rule`): a sure class, a group of related classes, nothing sure
-# enough, no animal found, an animal only the whole frame showed.
-SURE_CLASS, ROLLED_UP, NOT_SURE, NO_ANIMAL, MISSED_BOX = (
+# enough, no animal found, the sure answer of its sequence (classifier/results/sequences.py).
+SURE_CLASS, ROLLED_UP, NOT_SURE, NO_ANIMAL, FROM_SEQUENCE = (
     "class",
     "rollup",
     "not sure",
     "no animal",
-    "whole frame",
+    "sequence",
 )
 GIVEN, GPS = "given", "gps"  # where `Decision.country` came from
 FIRST_COLUMNS = (
@@ -91,7 +91,7 @@ class Decision:
     """How a row's answer was reached, recorded when it is made so that every page, explanation and export
     reads the same story instead of working it out again (the `decision` column, JSON).
 
-    `rule`: what gave the answer (`SURE_CLASS`, `ROLLED_UP`, `NOT_SURE`, `NO_ANIMAL`, `MISSED_BOX`);
+    `rule`: what gave the answer (`SURE_CLASS`, `ROLLED_UP`, `NOT_SURE`, `NO_ANIMAL`, `FROM_SEQUENCE`);
     `lead`: the index in `detections` of the box whose evidence weighed most for the answer; `boxes`: how
     many boxes the answer rests on (the others were merged into them or too faint to count); `country` and
     `place`: the place used and where it came from (`GIVEN`, `GPS`); `threshold`: the cut-off the answer

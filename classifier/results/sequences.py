@@ -11,8 +11,12 @@ so a burst whose middle frame shows only a tail still gets the animal the other 
 
 Frames the detector looked at are smoothed within their sequence: blank frames do not vote; a frame
 whose own answer is `uncertain` takes the sequence's majority animal when a frame of the sequence named
-that animal surely (`ok`): its label, and that frame's confidence; its own guesses stay in `top_k`. A
-frame that clearly disagrees (its own answer `ok`) keeps it. A blank frame in a sequence of animals is
+that animal surely (`ok`) and the frame's own guesses (`top_k`) include it (or, for a group such as
+"carnivore", the best class of a frame that named it): its label, rank and that frame's confidence, with
+`decision.rule` `FROM_SEQUENCE`; its own guesses stay in `top_k`. A frame whose guesses do not include it
+stays `uncertain` for a person: photos stamped within a minute of each other are not always one animal (a
+folder of stills may share one time), and a guess the frame never made is no answer to trust. A frame that
+clearly disagrees (its own answer `ok`) keeps it. A blank frame in a sequence of animals is
 marked `uncertain`, for a person to look at, rather than dropped: the animal may have been out of view
 or missed by the detector.
 """
@@ -21,8 +25,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
-from classifier.results.rows import BLANK, ERROR, OK, UNCERTAIN, Row
+from classifier.results.rows import BLANK, ERROR, FROM_SEQUENCE, OK, UNCERTAIN, Decision, Row
 
 DEFAULT_GAP_SECONDS = 60.0
 
@@ -124,10 +129,13 @@ def _sequence_group(members: list[Row], gap: float, next_id: int) -> int:
 def smooth(sequence: list[Row], label: str) -> None:
     """The detector rows of one sequence, smoothed in place (see the module's docstring)."""
     detected = [row for row in sequence if row.detections is not None]
-    sure = [row.confidence or 0.0 for row in detected if row.label == label and row.status == OK]
+    sure = [row for row in detected if row.label == label and row.status == OK]
+    named = {label} | {row.top_k[0][0] for row in sure if row.top_k}
     for row in detected:
         if row.observation_type == BLANK:
             if label:  # animals elsewhere in the burst: a person should look
                 row.status = UNCERTAIN
-        elif sure and row.status == UNCERTAIN:
-            row.label, row.confidence, row.status = label, max(sure), OK
+        elif sure and row.status == UNCERTAIN and named & {guess for guess, _ in row.top_k}:
+            surest = max(sure, key=lambda r: r.confidence or 0.0)
+            row.label, row.confidence, row.status, row.rank = label, surest.confidence, OK, surest.rank
+            row.decision = replace(row.decision or Decision(rule=FROM_SEQUENCE), rule=FROM_SEQUENCE)

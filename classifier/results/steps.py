@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from classifier.knowledge.geography import country_table, out_of_range
 from classifier.knowledge.taxonomy import label_parts
-from classifier.results.rows import BLANK, ERROR, GIVEN, NOT_SURE, OK, ROLLED_UP, Decision, Row
+from classifier.results.rows import BLANK, ERROR, FROM_SEQUENCE, GIVEN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 
 if TYPE_CHECKING:
     from classifier.models.predict import Predictor
@@ -208,14 +208,20 @@ def _rollup_words(row: Row, decision: Decision, predictor: Predictor, name: Call
     cut = decision.threshold or 0.0
     best = row.top_k[0] if row.top_k else None
     if decision.rule == ROLLED_UP:
-        under = [f"{name(c)} {p:.0%}" for c, p in row.top_k if _under(c, row, predictor)][:4]
+        under = [f"{name(c)} {p:.0%}" for c, p, here in group_members(row, predictor) if here][:4]
+        where = " that lives there" if decision.removed else ""
         return (
             "No single class was a likely answer"
-            + (f" (the best, {name(best[0])}, had {best[1]:.0%})" if best else "")
+            + (f" (the best{where}, {name(best[0])}, had {best[1]:.0%})" if best else "")
             + f". But the classes of the **{row.rank} {row.label}** together reach **{row.confidence:.0%}**"
             + (f" ({', '.join(under)})" if under else "")
             + f", above the {cut:.0%} {_a(row.rank)} needs; so the answer moved up to the {row.rank}, and "
             "which species it is stays open."
+        )
+    if decision.rule == FROM_SEQUENCE:
+        return (
+            "Not sure of this photo on its own, but its guesses include what another photo of the same "
+            "burst named surely, so it takes that answer."
         )
     if decision.rule != NOT_SURE:
         return (
@@ -225,7 +231,7 @@ def _rollup_words(row: Row, decision: Decision, predictor: Predictor, name: Call
     if decision.group is None:
         return "No broader group of related classes (genus, family, order) holds most of the score either."
     rank, group, score = decision.group
-    return f"Most of the score, **{score:.0%}**, is on one {rank}: **{group}**. " + (
+    return f"Together, **{score:.0%}** of the score is on **{group}**, a whole {rank}. " + (
         "A group that broad is never given as the answer: it tells you no more than the photo does."
         if rank in ("class", "phylum")
         else "But a group is given as the answer only when no single class is a likely one, and "
@@ -236,7 +242,9 @@ def _rollup_words(row: Row, decision: Decision, predictor: Predictor, name: Call
 def _threshold_step(row: Row, decision: Decision, name: Callable[[str], str]) -> Step:
     title = "Sure, or not sure"
     cut = decision.threshold or 0.0
-    if decision.rule == ROLLED_UP:
+    if decision.rule == FROM_SEQUENCE:
+        text = f"So the answer is the burst's: **{name(row.label)}**, named at {row.confidence:.0%} there."
+    elif decision.rule == ROLLED_UP:
         text = (
             f"So the answer is **{row.label}** ({row.confidence:.0%} together), not one species: answers at "
             f"{row.rank} rank that sure were right at least 9 times in 10 on camera-trap photos from other "
@@ -254,6 +262,21 @@ def _threshold_step(row: Row, decision: Decision, name: Callable[[str], str]) ->
             "for a person to check. Lower the threshold and more photos get an answer, more of them wrong."
         )
     return Step(THRESHOLD, title, text)
+
+
+def group_members(row: Row, predictor: Predictor) -> list[tuple[str, float, bool]]:
+    """The classes under a rolled-up answer's taxon, by the frame's own scores, best first, each with whether
+    it lives where the photo was taken: what a person wants to see beside "most likely a carnivore"."""
+    if row.decision is None or row.decision.rule != ROLLED_UP:
+        return []
+    gone = (
+        set(out_of_range(predictor.classes, predictor.rules.book, row.decision.country))
+        if row.decision.country
+        else set()
+    )
+    return [
+        (c, float(p), c not in gone) for c, p in _model_scores(row, predictor) if _under(c, row, predictor)
+    ]
 
 
 def _under(label: str, row: Row, predictor: Predictor) -> bool:
