@@ -95,6 +95,20 @@ def test_a_photo_under_the_threshold_is_not_sure(app: AppTest, tiny_image) -> No
     assert app.subheader[0].value == "Not sure"
 
 
+def test_the_verdict_the_bars_and_the_steps_give_one_number(app: AppTest, tiny_image) -> None:
+    app.sidebar.slider[0].set_value(0.9).run()
+    app.file_uploader(key="classify_upload").upload(
+        "field.jpg", jpeg(tiny_image("blue", seed=11)), "image/jpeg"
+    )
+    app.run()
+    first_bar = app.get("progress")[0].proto.text  # "Blue field · 61.3%"
+    name, shown = first_bar.split(" · ")
+    steps = [m.value for m in app.expander[0].markdown]
+    said = f"**{name}**, has **{float(shown.rstrip('%')):.0f}%**, under the **90%** threshold"
+    assert app.subheader[0].value == "Not sure" and said in steps[4]
+    assert f"**{name}** the most: **{float(shown.rstrip('%')):.0f}%**" in steps[2]
+
+
 def test_truncated_upload_shows_one_error_line_and_the_page_still_works(app: AppTest, tiny_image) -> None:
     data = jpeg(tiny_image("green", seed=2).resize((400, 400)))
     app.file_uploader(key="classify_upload").upload("cut.jpg", data[: len(data) // 2], "image/jpeg")
