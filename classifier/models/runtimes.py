@@ -91,6 +91,8 @@ APP_RUNTIME = TORCH
 # int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
 CALIBRATION_PHOTOS = 160
 CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
+# bf16's agreement with fp32 (classifier.models.precision): at most this many held-out photos.
+VALIDATION_PHOTOS = 600
 # What the quantizer is asked for, in the cache key: another recipe is another file. The classifier: every
 # op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
 INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
@@ -210,7 +212,7 @@ def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision:
 
 
 @contextmanager
-def _written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `target`; renamed to `target` when the block ends without an error."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=suffix, delete=False) as handle:
@@ -264,7 +266,7 @@ def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
         body = torch.jit.freeze(torch.jit.trace(_Normalised(network).eval(), example, check_trace=False))
         maps = body(example)
         head = torch.jit.freeze(torch.jit.trace(network.head.eval(), maps, check_trace=False))
-    with _written_whole(target) as partial, warnings.catch_warnings():
+    with written_whole(target) as partial, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         head_bytes = io.BytesIO()
         torch.jit.save(head, head_bytes)
@@ -295,7 +297,7 @@ def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channe
         else (TRACE_BATCH, 3, image_size, image_size)
     )
     module = _channels_last(network) if channels_last else network
-    with _written_whole(target, ".onnx") as partial, torch.no_grad(), warnings.catch_warnings():
+    with written_whole(target, ".onnx") as partial, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
         torch.onnx.export(
             module,
@@ -345,7 +347,7 @@ def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray], *, weight
             reduce_range=True,
             op_types_to_quantize=QUANTIZED_OPS if weights_only else None,
         )
-        with _written_whole(target, ".onnx") as whole:
+        with written_whole(target, ".onnx") as whole:
             os.replace(partial, whole)
 
 
@@ -354,12 +356,34 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
     `data.root`), where on disk, split as its training run split it (its validation photos are left
     out; with cross-validation every photo trained the shipped model), spread over the classes. A
     `BundleError` when they are not there."""
-    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
+    photos = _dataset_photos(bundle, validation=False)
+    if photos is None:
+        raise BundleError(
+            f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
+            f"disk ({_dataset_name(bundle)!r}); use --precision fp32."
+        )
+    return photos[:limit]
 
+
+def validation_photos(bundle: Bundle, limit: int = VALIDATION_PHOTOS) -> list[Path]:
+    """The photos the bundle's training run held out (with cross-validation, every photo: each was held
+    out by a fold), spread over the classes; none when its dataset is not on this disk."""
+    return (_dataset_photos(bundle, validation=True) or [])[:limit]
+
+
+def _dataset_name(bundle: Bundle) -> str | None:
     data, recipe = bundle.report.get("data") or {}, bundle.report.get("recipe") or {}
-    named = next(
+    return next(
         (v for v in (recipe.get("data"), data.get("root"), data.get("source")) if isinstance(v, str)), None
     )
+
+
+def _dataset_photos(bundle: Bundle, *, validation: bool) -> list[Path] | None:
+    """The training (or validation) part of the bundle's dataset as its run split it, spread over the
+    classes; None when the dataset is not on this disk."""
+    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
+
+    recipe, named = bundle.report.get("recipe") or {}, _dataset_name(bundle)
     candidates = []
     if named:
         root = Path(named)
@@ -374,9 +398,8 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
             records = dataset.records
             if not recipe.get("cv_folds"):
                 how = recipe.get("split") or "auto"
-                records = split_dataset(
-                    dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42)
-                ).train
+                split = split_dataset(dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42))
+                records = split.valid if validation else split.train
         except (DatasetError, OSError, TypeError, ValueError):
             continue
         by_class: dict[str, list[Path]] = {}
@@ -384,11 +407,8 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
             by_class.setdefault(record.label, []).append(dataset.path(record))
         spread = [photo for rank in _round_robin(list(by_class.values())) for photo in rank]
         if spread:
-            return spread[:limit]
-    raise BundleError(
-        f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
-        f"disk ({named!r}); use --precision fp32."
-    )
+            return spread
+    return None
 
 
 def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
@@ -473,7 +493,7 @@ def _save_traced_detector(network: torch.nn.Module, size: int, target: Path) -> 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = torch.jit.freeze(torch.jit.trace(network.eval(), example, check_trace=False))
-    with _written_whole(target) as partial, warnings.catch_warnings():
+    with written_whole(target) as partial, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.save(frozen, str(partial))
 
@@ -594,8 +614,11 @@ class OpenVinoNetwork(_Exported):
             "CACHE_DIR": str(cache_root() / "openvino"),
         }
         self.compiled = _openvino_core().compile_model(str(path), "CPU", config)
+        # The hint OpenVINO settled on: <Type: 'bfloat16'> where the CPU runs bf16, else float32.
         hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-        self.precision_in_use = BF16 if "bf16" in hint else precision if precision == INT8 else FP32
+        self.precision_in_use = (
+            BF16 if "bfloat16" in hint or "bf16" in hint else INT8 if precision == INT8 else FP32
+        )
         self._local = threading.local()
 
     def __call__(self, batch: Any) -> torch.Tensor:
