@@ -46,6 +46,7 @@ from classifier.models.runtimes import (
     PRECISIONS,
     SUPPORTED,
     cache_root,
+    openvino_core,
     validation_photos,
     written_whole,
 )
@@ -125,31 +126,37 @@ class Choice:
 def cpu_has_bf16() -> bool:
     """Whether this CPU runs bfloat16 natively: Linux's CPU flags, else (macOS, Windows) what OpenVINO's
     CPU plugin reports, else no."""
-    try:
-        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    described = _cpuinfo()
+    if described is None:
         return _openvino_has_bf16()
-    flags = {word for line in text.splitlines() if line.startswith("flags") for word in line.split()}
-    return any(flag in flags for flag in BF16_FLAGS)
+    return any(flag in described[1] for flag in BF16_FLAGS)
+
+
+def cpu_name() -> str:
+    """The CPU's model name and its bfloat16 flags, for the record: "AMD EPYC (avx512_bf16)"."""
+    described = _cpuinfo()
+    if described is None:
+        return platform.processor() or platform.machine() or "unknown CPU"
+    name, flags = described
+    native = ", ".join(flag for flag in BF16_FLAGS if flag in flags) or "no bf16 flags"
+    return f"{name or platform.machine()} ({native})"
+
+
+def _cpuinfo() -> tuple[str, set[str]] | None:
+    """The CPU's model name and flags from Linux's /proc/cpuinfo; None where there is no such file."""
+    try:
+        lines = CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    return name, {word for line in lines if line.startswith("flags") for word in line.split()}
 
 
 def _openvino_has_bf16() -> bool:
     try:
-        from classifier.models.runtimes import _openvino_core
-
-        return "BF16" in _openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # no OpenVINO, or a plugin that cannot say: treat as no bf16
         return False
-
-
-def cpu_name() -> str:
-    try:
-        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def runtime_version(runtime: str) -> str:

@@ -581,7 +581,7 @@ _CORE: Any = None
 _CORE_LOCK = threading.Lock()
 
 
-def _openvino_core() -> Any:
+def openvino_core() -> Any:
     global _CORE
     with _CORE_LOCK:
         if _CORE is None:
@@ -613,7 +613,7 @@ class OpenVinoNetwork(_Exported):
             # 8-12 s compiling, 2-3 s reading).
             "CACHE_DIR": str(cache_root() / "openvino"),
         }
-        self.compiled = _openvino_core().compile_model(str(path), "CPU", config)
+        self.compiled = openvino_core().compile_model(str(path), "CPU", config)
         # The hint OpenVINO settled on: <Type: 'bfloat16'> where the CPU runs bf16, else float32.
         hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
         self.precision_in_use = (
