@@ -579,6 +579,12 @@ class OnnxRuntimeNetwork(_Exported):
 
 _CORE: Any = None
 _CORE_LOCK = threading.Lock()
+# A thread's first call to any OpenVINO network runs alone. pyopenvino (2026.4.1) fills function-local
+# statics on it that take the GIL inside their initialiser, so two threads' first calls at once could
+# deadlock: one holding the GIL at the static's guard, the other inside the initialiser waiting for the
+# GIL (seen with gdb in a `predict` that hung, 1 of a benchmark's 14 runs; two threads' first calls to the
+# detector and the classifier hung 5 of 42 fresh processes, and none of 60 with this lock).
+_FIRST_CALLS = threading.Lock()
 
 
 def openvino_core() -> Any:
@@ -624,7 +630,12 @@ class OpenVinoNetwork(_Exported):
     def __call__(self, batch: Any) -> torch.Tensor:
         request = getattr(self._local, "request", None)
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            with _FIRST_CALLS:
+                request = self._local.request = self.compiled.create_infer_request()
+                return self._infer(request, batch)
+        return self._infer(request, batch)
+
+    def _infer(self, request: Any, batch: Any) -> torch.Tensor:
         # share_inputs: the request reads the array in place. Copying it into the request's own tensor
         # (OpenVINO's default) deadlocked two threads' first calls to the detector here (2026.4.1).
         outputs = request.infer({0: _numpy_input(batch, self.channels_last)}, share_inputs=True)[0]
