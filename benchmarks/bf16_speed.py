@@ -1,7 +1,8 @@
 """bf16 against fp32, end to end: frames/s and the answers, through `python -m classifier predict`.
 
-    nice -n 10 .venv/bin/python benchmarks/bf16_speed.py             # 48 frames x 4 runs each, ~10 min on 2 cores
-    nice -n 10 .venv/bin/python benchmarks/bf16_speed.py --quick     # 16 frames x 2 runs, agreement on 64, ~3 min
+    nice -n 10 .venv/bin/python benchmarks/bf16_speed.py             # every part, ~15 min on 2 cores
+    nice -n 10 .venv/bin/python benchmarks/bf16_speed.py --quick     # fewer frames and runs, ~4 min
+    nice -n 10 .venv/bin/python benchmarks/bf16_speed.py --parts stages,threads --rounds 3
     nice -n 10 .venv/bin/python benchmarks/bf16_speed.py --model DIR|NAME --rounds 6 --frames 96
 
 The default bundle (serengeti) with its detector first, OpenVINO, as `python -m classifier predict` runs
@@ -16,8 +17,16 @@ first (and run once on a few frames, so OpenVINO's own cache holds each compiled
    each round's bf16/fp32 ratio. Target (issue 30): bf16 at least 1.5x fp32's frames/s.
 2. answers: every frame labels.csv lists (the full-size ones and the rest), each precision once;
    the share of frames whose top-1 class, label (after the rules: rollup) and animal count are fp32's,
-   over all of them, the bundle's own held-out photos, the other projects' frames, and the frames fp32
-   answered surely (`ok`); each differing frame with both top 3. Target: the same label on at least 99%.
+   over all of them, the bundle's own held-out photos and the other projects' frames; each frame whose
+   label differs with both top 3. Target: the same label on at least 99%.
+
+3. stages (in this process, one thread): CPU milliseconds a frame in each step of prediction, fp32 and
+   bf16: decoding, fitting the frame to the detector's input, the detector, cutting and squishing the
+   crops, the classifier (NMS and the rules cost under 1 ms). What bf16 leaves unchanged bounds its gain.
+4. threads (in this process, bf16): `Predictor.predict_many` with workers x batch size variants
+   (default 2 x 4), alternated `--rounds` times: frames/s, CPU-s a frame and the cores it kept busy.
+   How decoding, detection and classification overlap on the cores: when every variant spends the same
+   CPU a frame and keeps the cores it gets busy, no other overlap can add frames/s.
 
 It says so plainly when this CPU has no native bfloat16 (there bf16 runs as fp32, and the ratio is 1).
 Prints the figures and writes them with the machine to benchmarks/results/bf16_speed[-quick]-<time>.json.
@@ -47,6 +56,8 @@ CAMERA_TRAPS = REPO.parent / "shared" / "data" / "camera_traps"
 FULL_SIZE_SUBSETS = ("speciesnet_test_data", "snapshot_serengeti_misc", "pytorchwildlife_demo")
 MIN_PIXELS = 1_500_000
 PRECISIONS = ("fp32", "bf16")
+PARTS = ("speed", "answers", "stages", "threads")
+THREAD_VARIANTS = ((2, 4), (2, 2), (2, 8), (3, 4), (4, 2))  # workers x batch size; the default first
 TARGETS = {"speedup": 1.5, "same_label": 0.99}
 HELD_OUT_SUBSET = "snapshot_serengeti_fieldguide"  # the serengeti bundle's own (cross-validated) photos
 RUN_TIMEOUT_S = 900
@@ -94,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
         "auto_here": [choice.line for choice in choices(bundle, "openvino")],
     }
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bf16_speed_") as scratch:
         scratch = Path(scratch)
-        folder = _repeated(full_size, n_frames, scratch / "frames")
         for precision in PRECISIONS:  # compiled first, then OpenVINO's own compiled form cached
             _cli(
                 [
@@ -112,18 +123,30 @@ def main(argv: list[str] | None = None) -> int:
             _predict(
                 bundle.directory, precision, _repeated(full_size, 4, scratch / f"warm-{precision}"), scratch
             )
-        figures["speed"] = _speed(bundle.directory, folder, n_frames, rounds, scratch)
-        listing = scratch / "all_frames.txt"
-        listing.write_text("".join(f"{path}\n" for path in agreement_frames), encoding="utf-8")
-        figures["answers"] = _answers(bundle.directory, listing, len(agreement_frames), held_out, scratch)
+        if "speed" in parts:
+            folder = _repeated(full_size, n_frames, scratch / "frames")
+            figures["speed"] = _speed(bundle.directory, folder, n_frames, rounds, scratch)
+        if "answers" in parts:
+            listing = scratch / "all_frames.txt"
+            listing.write_text("".join(f"{path}\n" for path in agreement_frames), encoding="utf-8")
+            figures["answers"] = _answers(bundle.directory, listing, len(agreement_frames), held_out, scratch)
+    if "stages" in parts:
+        figures["stages"] = _stages(bundle, full_size, repeats=1 if args.quick else 2)
+    if "threads" in parts:
+        figures["threads"] = _threads(bundle, full_size, n_frames, rounds)
     figures["machine"]["load_average_at_end"] = os.getloadavg()
-    speedup, same = figures["speed"]["median_ratio"], figures["answers"]["same_label"]
-    figures["met"] = {"speedup": speedup >= TARGETS["speedup"], "same_label": same >= TARGETS["same_label"]}
-    print(
-        f"bf16 / fp32: {speedup:.2f}x frames/s (target >= {TARGETS['speedup']}x), the same label on "
-        f"{same:.1%} of {figures['answers']['frames']} frames (target >= {TARGETS['same_label']:.0%})"
-        + ("" if native else "; NO native bfloat16 on this CPU: bf16 ran as fp32")
-    )
+    if "speed" in figures and "answers" in figures:
+        speedup, same = figures["speed"]["median_ratio"], figures["answers"]["same_label"]
+        figures["met"] = {
+            "speedup": speedup >= TARGETS["speedup"],
+            "same_label": same >= TARGETS["same_label"],
+        }
+        print(
+            f"bf16 / fp32: {speedup:.2f}x frames/s (target >= {TARGETS['speedup']}x), the same label on "
+            f"{same:.1%} of {figures['answers']['frames']} frames (target >= {TARGETS['same_label']:.0%})"
+        )
+    if not native:
+        print("NO native bfloat16 on this CPU: bf16 ran as fp32, so these figures compare fp32 with itself.")
     print("--precision auto here:\n  " + "\n  ".join(figures["auto_here"]))
     write_results(f"bf16_speed{'-quick' if args.quick else ''}", figures)
     return 0
@@ -137,6 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rounds", type=int, default=None, help="timed runs of each precision (default 4)")
     parser.add_argument("--quick", action="store_true", help="a short run that proves the script works")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"which parts, comma-separated (default: {','.join(PARTS)})"
+    )
     return parser
 
 
@@ -247,7 +273,6 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
         "all": every,
         "held_out": [p for p in every if p in held_out],
         "other_projects": [p for p in every if p not in held_out],
-        "fp32_sure": [p for p in every if fp32[p]["status"] == "ok"],
     }
     columns = {
         "top1": lambda row: row["top_k"].split(":", 1)[0],
@@ -287,6 +312,131 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
             f"  {Path(entry['path']).name}: {entry['fp32']} ({entry['fp32_status']}) -> {entry['bf16']}; "
             f"{entry['fp32_top_k']} -> {entry['bf16_top_k']}"
         )
+    return figures
+
+
+def _stages(bundle, frames: list[Path], repeats: int) -> dict:
+    """CPU ms a frame in each step of prediction, one thread, each precision; as predict_many does them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        figures = {precision: _stage_times(bundle, precision, frames, repeats) for precision in PRECISIONS}
+    finally:
+        torch.set_num_threads(threads)
+    fp32, bf16 = figures["fp32"], figures["bf16"]
+    rest = bf16["steps_ms"]["decode"] + bf16["steps_ms"]["crops"] + bf16["fitting_frames_ms"]
+    figures["cpu_ratio"] = round(fp32["cpu_ms_a_frame"] / bf16["cpu_ms_a_frame"], 2)
+    figures["bound_if_networks_took_no_time"] = round(fp32["cpu_ms_a_frame"] / rest, 2)
+    print(
+        f"stages, one thread, CPU ms a frame ({fp32['classifier_inputs_a_frame']} classifier inputs a frame):"
+    )
+    for step in fp32["steps_ms"]:
+        print(f"  {step:40s} fp32 {fp32['steps_ms'][step]:6.1f}  bf16 {bf16['steps_ms'][step]:6.1f}")
+    print(
+        f"  {'(of the detector: fitting the frame)':40s} fp32 {fp32['fitting_frames_ms']:6.1f}  "
+        f"bf16 {bf16['fitting_frames_ms']:6.1f}"
+    )
+    print(
+        f"  {'all':40s} fp32 {fp32['cpu_ms_a_frame']:6.1f}  bf16 {bf16['cpu_ms_a_frame']:6.1f}  -> "
+        f"{figures['cpu_ratio']:.2f}x less CPU a frame with bf16; what bf16 leaves as it is (decoding, "
+        f"fitting, crops) takes {rest:.0f} ms, so no precision gets past "
+        f"{figures['bound_if_networks_took_no_time']:.1f}x",
+        flush=True,
+    )
+    return figures
+
+
+def _stage_times(bundle, precision: str, frames: list[Path], repeats: int) -> dict:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from classifier.intake.decoding import decode_item, decode_size_for
+    from classifier.intake.inputs import item_for_path
+    from classifier.models.bundles import load_model
+    from classifier.models.detect import crop_box, detector_for
+    from classifier.models.predict import CPU_BATCH_SIZE, MAX_DETECTIONS
+
+    network = load_model(bundle, runtime="openvino", precision=precision).network
+    detector = detector_for(bundle, "openvino", precision)
+    size, side = (
+        decode_size_for(bundle.image_size, detector.input_size),
+        (bundle.image_size, bundle.image_size),
+    )
+    spent = dict.fromkeys(("decode", "detector (fit, network, boxes)", "crops", "classifier"), 0.0)
+    fitting, done, inputs = 0.0, 0, 0
+    for _ in range(repeats):
+        for i in range(0, len(frames), CPU_BATCH_SIZE):
+            start = time.process_time()
+            decoded = [
+                decode_item(item_for_path(f), size, squish=False) for f in frames[i : i + CPU_BATCH_SIZE]
+            ]
+            pictures = [Image.fromarray(d.pixels) for d in decoded if d.pixels is not None]
+            lap = time.process_time()
+            spent["decode"] += lap - start
+            found = detector.detect(pictures)
+            start, lap = lap, time.process_time()
+            spent["detector (fit, network, boxes)"] += lap - start
+            crops = [
+                np.asarray(crop_box(picture, box.bbox, 0.15).resize(side, Image.BILINEAR))
+                for picture, boxes in zip(pictures, found, strict=True)
+                for box in boxes[:MAX_DETECTIONS]
+            ] + [np.asarray(picture.resize(side, Image.BILINEAR)) for picture in pictures]
+            batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+            start, lap = lap, time.process_time()
+            spent["crops"] += lap - start
+            network(batch.contiguous(memory_format=torch.channels_last))
+            spent["classifier"] += time.process_time() - lap
+            lap = time.process_time()
+            [detector.prepare(picture) for picture in pictures]  # measured apart, not in the sum
+            fitting += time.process_time() - lap
+            done, inputs = done + len(pictures), inputs + len(crops)
+    return {
+        "cpu_ms_a_frame": round(1000 * sum(spent.values()) / done, 1),
+        "classifier_inputs_a_frame": round(inputs / done, 2),
+        "steps_ms": {step: round(1000 * value / done, 1) for step, value in spent.items()},
+        "fitting_frames_ms": round(1000 * fitting / done, 1),
+    }
+
+
+def _threads(bundle, frames: list[Path], n: int, rounds: int) -> dict:
+    """`predict_many` at bf16 with each workers x batch size variant, alternated: frames/s, CPU-s a
+    frame (this process's), the cores it kept busy."""
+    from classifier.knowledge.species import find_species_book
+    from classifier.models.bundles import load_model
+    from classifier.models.detect import detector_for
+    from classifier.models.predict import Predictor
+
+    model = load_model(bundle, runtime="openvino", precision="bf16")
+    detector = detector_for(bundle, "openvino", "bf16")
+    book = find_species_book(bundle.name)
+    inputs = [frames[i % len(frames)] for i in range(n)]
+    variants = {
+        f"{w} x {b}": Predictor(model, detector=detector, book=book, workers=w, batch_size=b)
+        for w, b in THREAD_VARIANTS
+    }
+    list(next(iter(variants.values())).predict_many(inputs[:8]))  # every thread's first call made
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+    print(f"threads: predict_many at bf16 on {n} full-size frames, workers x batch size, {rounds} rounds")
+    for round_ in range(rounds):
+        order = list(variants.items()) if round_ % 2 == 0 else list(variants.items())[::-1]
+        for name, predictor in order:
+            cpu, start = time.process_time(), time.perf_counter()
+            count = sum(1 for _ in predictor.predict_many(inputs))
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            runs[name].append((count / wall, cpu / count, cpu / wall))
+    figures: dict = {}
+    for name, values in runs.items():
+        rate, cpu, busy = (statistics.median(v[i] for v in values) for i in range(3))
+        figures[name] = {
+            "frames_per_s": round(rate, 2),
+            "cpu_s_a_frame": round(cpu, 3),
+            "cores_busy": round(busy, 2),
+        }
+        print(f"  {name}: {rate:5.2f} frames/s, {cpu:.3f} CPU-s a frame, {busy:.2f} cores busy (medians)")
+    print(f"  load average {os.getloadavg()}", flush=True)
     return figures
 
 

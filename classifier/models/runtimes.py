@@ -11,8 +11,9 @@ and three precisions: `fp32` (every runtime), `int8` (`onnx` and `openvino`: the
 ONNX Runtime's static quantizer: QDQ, per-channel int8 weights with their range reduced to 7 bits,
 uint8 activations calibrated on the bundle's own training photos; the detector's on its layers with
 weights only, calibrated on 48 of them; both runtimes run that one file) and `bf16`
-(`openvino` only: its CPU plugin's bfloat16 inference, which needs a CPU with bf16 instructions;
-elsewhere it runs float32, and `precision_in_use` says so).
+(`openvino` only: its CPU plugin's bfloat16 inference, about twice as fast on a CPU with native bf16
+instructions; elsewhere it runs float32, and `precision_in_use` says so). Which precision the command
+line's default (`auto`) picks for each network is `classifier.models.precision`'s.
 
 A bundle's learner is unpickled once per model file to compile it; the result is cached under the model
 file's SHA-256, the report's image size and classes, the precision and the version of the library that
@@ -81,12 +82,15 @@ PRECISIONS = (FP32, BF16, INT8)
 SUPPORTED = {TORCH: (FP32,), ONNX: (FP32, INT8), OPENVINO: (FP32, BF16, INT8)}
 LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
 # Measured with benchmarks/predict_speed.py (README, "Runtimes"): OpenVINO at float32 runs the classifier
-# and the detector fastest of the three with the same answers; int8 and bf16 are options only.
-DEFAULT_RUNTIME, DEFAULT_PRECISION = OPENVINO, FP32
+# and the detector fastest of the three with the same answers; int8 is an option only, and bf16 is what
+# `--precision auto` runs where the CPU has it (benchmarks/bf16_speed.py).
+DEFAULT_RUNTIME = OPENVINO
 # The app's, where a 1 GB host's memory decides (benchmarks/app_memory.py, every bundle and page plus a
 # heatmap): TorchScript 716 MiB at peak without GPU library pages, OpenVINO 917-939 MiB (its libraries,
 # compiled networks, and the torch network a heatmap needs besides), target 900. A visitor's photo at a
-# time gains little from OpenVINO; batches of thousands, on the command line, gain most.
+# time gains little from OpenVINO; batches of thousands, on the command line, gain most. OpenVINO in
+# bfloat16 did not fit either (2026-12-07, a CPU with AVX512-BF16, three walks each: 874, 961 and
+# 1,017 MiB against TorchScript's 722, 738 and 793), so the app runs TorchScript at fp32 everywhere.
 APP_RUNTIME = TORCH
 # int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
 CALIBRATION_PHOTOS = 160
