@@ -20,10 +20,12 @@ first (and run once on a few frames, so OpenVINO's own cache holds each compiled
    over all of them, the bundle's own held-out photos and the other projects' frames; each frame whose
    label differs with both top 3. Target: the same label on at least 99%.
 
-3. stages (in this process, one thread): CPU milliseconds a frame in each step of prediction, fp32 and
+3. mixes (in this process): the same frames with bf16 in the classifier alone, in the detector alone and
+   in both, against fp32 in both: the share of frames with fp32's label and animal count.
+4. stages (in this process, one thread): CPU milliseconds a frame in each step of prediction, fp32 and
    bf16: decoding, fitting the frame to the detector's input, the detector, cutting and squishing the
    crops, the classifier (NMS and the rules cost under 1 ms). What bf16 leaves unchanged bounds its gain.
-4. threads (in this process, bf16): `Predictor.predict_many` with workers x batch size variants
+5. threads (in this process, bf16): `Predictor.predict_many` with workers x batch size variants
    (default 2 x 4), alternated `--rounds` times: frames/s, CPU-s a frame and the cores it kept busy.
    How decoding, detection and classification overlap on the cores: when every variant spends the same
    CPU a frame and keeps the cores it gets busy, no other overlap can add frames/s.
@@ -56,7 +58,8 @@ CAMERA_TRAPS = REPO.parent / "shared" / "data" / "camera_traps"
 FULL_SIZE_SUBSETS = ("speciesnet_test_data", "snapshot_serengeti_misc", "pytorchwildlife_demo")
 MIN_PIXELS = 1_500_000
 PRECISIONS = ("fp32", "bf16")
-PARTS = ("speed", "answers", "stages", "threads")
+PARTS = ("speed", "answers", "mixes", "stages", "threads")
+MIXES = (("bf16", "fp32"), ("fp32", "bf16"), ("bf16", "bf16"))  # (classifier, detector) against fp32 both
 THREAD_VARIANTS = ((2, 4), (2, 2), (2, 8), (3, 4), (4, 2))  # workers x batch size; the default first
 TARGETS = {"speedup": 1.5, "same_label": 0.99}
 HELD_OUT_SUBSET = "snapshot_serengeti_fieldguide"  # the serengeti bundle's own (cross-validated) photos
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             listing = scratch / "all_frames.txt"
             listing.write_text("".join(f"{path}\n" for path in agreement_frames), encoding="utf-8")
             figures["answers"] = _answers(bundle.directory, listing, len(agreement_frames), held_out, scratch)
+    if "mixes" in parts:
+        figures["mixes"] = _mixes(bundle, agreement_frames)
     if "stages" in parts:
         figures["stages"] = _stages(bundle, full_size, repeats=1 if args.quick else 2)
     if "threads" in parts:
@@ -312,6 +317,34 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
             f"  {Path(entry['path']).name}: {entry['fp32']} ({entry['fp32_status']}) -> {entry['bf16']}; "
             f"{entry['fp32_top_k']} -> {entry['bf16_top_k']}"
         )
+    return figures
+
+
+def _mixes(bundle, frames: list[Path]) -> dict:
+    """Labels and counts with bf16 in one network, the other or both, against fp32 in both."""
+    from classifier.knowledge.species import find_species_book
+    from classifier.models.bundles import load_model
+    from classifier.models.detect import detector_for
+    from classifier.models.predict import Predictor
+
+    book = find_species_book(bundle.name)
+    models = {p: load_model(bundle, runtime="openvino", precision=p) for p in PRECISIONS}
+    detectors = {p: detector_for(bundle, "openvino", p) for p in PRECISIONS}
+
+    def rows(classifying: str, detecting: str) -> dict:
+        predictor = Predictor(models[classifying], detector=detectors[detecting], book=book)
+        return {row.path: (row.label, row.count) for row in predictor.predict_many(frames)}
+
+    reference = rows("fp32", "fp32")
+    figures: dict = {}
+    print(f"mixes: bf16 in one network or both, against fp32 in both, {len(reference)} frames:")
+    for classifying, detecting in MIXES:
+        found = rows(classifying, detecting)
+        label = sum(found[p][0] == reference[p][0] for p in reference) / len(reference)
+        count = sum(found[p][1] == reference[p][1] for p in reference) / len(reference)
+        name = f"classifier {classifying}, detector {detecting}"
+        figures[name] = {"same_label": round(label, 4), "same_count": round(count, 4)}
+        print(f"  {name}: the same label on {label:.1%}, the same animal count on {count:.1%}", flush=True)
     return figures
 
 
