@@ -10,6 +10,7 @@ model looked, export, list, compile.
     python -m classifier export --format camtrap-dp --deployments deployments.csv labels.csv
     python -m classifier compile            # every bundle's network, for prediction (classifier.models.runtimes)
     python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
+    python -m classifier compile --model serengeti --ship-agreement   # bf16 against fp32, into the bundle
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
 for a missing or broken model, no inputs, an unusable list (.txt, .csv), unusable evaluation data, or a
@@ -773,10 +774,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     print(format_table(bundles))
     runtime = default_runtime()
-    print(f"\n--precision auto here (runtime {runtime}):")
-    for bundle in bundles:
-        for choice in choices(bundle, runtime) if bundle.ok else ():
-            print(f"  {bundle.name} {choice.line}")
+    lines = [f"  {b.name} {choice.line}" for b in bundles if b.ok for choice in choices(b, runtime)]
+    if lines:
+        print("\n".join([f"\n--precision auto here (runtime {runtime}):", *lines]))
     return 0
 
 
