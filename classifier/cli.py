@@ -848,7 +848,10 @@ def _choose_precision(bundle: Bundle, runtime: str, *, again: bool, ship_it: boo
             )
         print(
             f"{bundle.name}: bf16 against fp32 on its held-out photos: "
-            + (" and ".join(f"the {a.network}'s measured" for a in measured) or "not on this disk")
+            + (
+                " and ".join(f"the {a.network}'s measured" for a in measured)
+                or "nothing measured (they are not on this disk, or OpenVINO ran bf16 as fp32)"
+            )
             + f" ({time.perf_counter() - started:.1f} s)",
             file=sys.stderr,
         )
