@@ -254,3 +254,24 @@ def test_measuring_on_a_bfloat16_cpu_records_the_tiny_bundles_agreement(tiny_bun
     assert found.network == CLASSIFIER and found.photos == bundle.report["data"]["n_valid"]
     assert found.compared == found.photos and found.agreed >= 0.9
     assert precision.recorded(found.key) == found
+
+
+def test_each_bundled_models_shipped_figures_hold_for_its_model_file_and_the_locked_openvino():
+    """What a host without the held-out photos gets: the figures count only for this very model file
+    and the OpenVINO version the lock installs, so a retrained bundle or a new lock needs them measured
+    again (`python -m classifier compile --model NAME --ship-agreement`)."""
+    root = Path(__file__).resolve().parents[1]
+    lock = (root / "requirements.lock").read_text(encoding="utf-8")
+    [locked] = {line.split("==")[1].split()[0] for line in lock.splitlines() if line.startswith("openvino==")}
+    shipped = sorted((root / "models").glob(f"*/{precision.SHIPPED_FILE}"))
+    assert shipped, "the bundled models ship their bf16 figures"
+    for path in shipped:
+        bundle = read_bundle(path.parent)
+        entries = precision.shipped(bundle)
+        classifier = [a for a in entries if a.network == CLASSIFIER]
+        assert [a.sha256 for a in classifier] == [bundle.model_sha256], path
+        assert {a.runtime_version for a in entries} == {locked}, path
+        assert all(0 <= a.agreed <= 1 and a.photos > 0 for a in entries), path
+        assert any(a.network == DETECTOR for a in entries) == (bundle.report.get("detector") is not None), (
+            path
+        )
