@@ -11,6 +11,7 @@ the model looked, export, analyse a season, list, compile.
     python -m classifier season season1.zip --out season1/   # events, RAI, activity, overlap, map
     python -m classifier compile            # every bundle's network, for prediction (classifier.models.runtimes)
     python -m classifier predict --runtime openvino --precision int8 photos/   # the runtime and precision
+    python -m classifier compile --model serengeti --ship-agreement   # bf16 against fp32, into the bundle
 
 Exit status: 0 when the run finished (even when some photos were error rows); 1 with one line on stderr
 for a missing or broken model, no inputs, an unusable list (.txt, .csv), unusable evaluation data, or a
@@ -237,7 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument(
         "--app", action="store_true", help="for the app's runtime (without --runtime; make run does this)"
     )
-    compile_.add_argument("--force", action="store_true", help="compile again even when cached")
+    compile_.add_argument(
+        "--force", action="store_true", help="compile again (and measure bf16 again) even when cached"
+    )
+    compile_.add_argument(
+        "--ship-agreement",
+        action="store_true",
+        help="measure bf16 against fp32 on the bundle's held-out photos and write the figures into its "
+        "precision.json, which --precision auto reads where the photos are not (for whoever releases the "
+        "bundle; needs a CPU with bfloat16)",
+    )
     compile_.add_argument(
         "--no-detector",
         action="store_true",
@@ -265,7 +275,8 @@ def _model_options(parser: argparse.ArgumentParser, required: bool, every: bool 
 
 
 def _runtime_options(parser: argparse.ArgumentParser) -> None:
-    from classifier.models.runtimes import DEFAULT_RUNTIME, PRECISIONS, RUNTIME_VARIABLE, RUNTIMES
+    from classifier.models.precision import AUTO, CHOICES
+    from classifier.models.runtimes import DEFAULT_RUNTIME, RUNTIME_VARIABLE, RUNTIMES
 
     parser.add_argument(
         "--runtime",
@@ -277,10 +288,12 @@ def _runtime_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="fp32 (default), int8 (openvino, onnx: calibrated on the bundle's training photos, "
-        "which must be on disk) or bf16 (openvino, on CPUs with bf16 instructions)",
+        choices=CHOICES,
+        default=AUTO,
+        help="auto (default): bf16 for each network (classifier, detector) where the CPU has native "
+        "bfloat16 and bf16 kept fp32's answers on the bundle's held-out photos (`models` says which and "
+        "why), else fp32; fp32; bf16 (openvino); int8 (openvino, onnx: calibrated on the bundle's "
+        "training photos, which must be on disk)",
     )
 
 
@@ -506,8 +519,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{args.data}: none of its {len(dataset.records)} labeled photos has a class of model "
             f"{bundle.name!r} (its classes: {', '.join(bundle.classes[:8])}{', ...' if len(bundle.classes) > 8 else ''})."
         )
+    from classifier.models.precision import resolve
+    from classifier.models.runtimes import default_runtime
+
+    runtime = args.runtime or default_runtime()
     predictor = Predictor(
-        load_model(bundle, runtime=args.runtime, precision=args.precision),
+        load_model(bundle, runtime=runtime, precision=resolve(bundle, runtime, args.precision)[0]),
         batch_size=args.batch_size,
         workers=args.workers,
     )
@@ -836,6 +853,9 @@ def run_season(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from classifier.models.precision import choices
+    from classifier.models.runtimes import default_runtime
+
     roots = args.models_dir or [MODELS_DIR]
     bundles = find_bundles(*roots)
     if not bundles:
@@ -845,6 +865,10 @@ def run_models(args: argparse.Namespace) -> int:
         )
         return 0
     print(format_table(bundles))
+    runtime = default_runtime()
+    lines = [f"  {b.name} {choice.line}" for b in bundles if b.ok for choice in choices(b, runtime)]
+    if lines:
+        print("\n".join([f"\n--precision auto here (runtime {runtime}):", *lines]))
     return 0
 
 
@@ -867,29 +891,66 @@ def format_table(bundles: list[Bundle]) -> str:
 
 def run_compile(args: argparse.Namespace) -> int:
     from classifier.models.detect import DetectorUnavailable, detector_for
-    from classifier.models.runtimes import compile_bundle, default_runtime
+    from classifier.models.precision import AUTO
+    from classifier.models.runtimes import FP32, compile_bundle, default_runtime
 
     runtime = args.runtime or default_runtime(app=args.app)
+    # auto compiles the fp32 file (bf16 is a setting OpenVINO compiles that file with), then measures
+    # bf16 against it where bf16 could be chosen.
+    stored = FP32 if args.precision == AUTO else args.precision
     roots = args.models_dir or [MODELS_DIR]
     bundles = [_bundle(args)] if args.model else [b for b in find_bundles(*roots) if b.ok]
     for bundle in bundles:
         started = time.perf_counter()
-        path = compile_bundle(bundle, force=args.force, runtime=runtime, precision=args.precision)
+        path = compile_bundle(bundle, force=args.force, runtime=runtime, precision=stored)
         print(f"{bundle.name}: {path} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-        if args.no_detector:
-            continue
-        started = time.perf_counter()
-        try:
-            detector = detector_for(bundle, runtime, args.precision)
-        except DetectorUnavailable as exc:
-            print(f"{bundle.name}: its detector is not compiled: {exc}", file=sys.stderr)
-            continue
-        if detector is not None:
-            print(
-                f"{bundle.name}: detector for {runtime} {args.precision} ({time.perf_counter() - started:.1f} s)",
-                file=sys.stderr,
-            )
+        if not args.no_detector:
+            started = time.perf_counter()
+            try:
+                detector = detector_for(bundle, runtime, stored)
+            except DetectorUnavailable as exc:
+                print(f"{bundle.name}: its detector is not compiled: {exc}", file=sys.stderr)
+            else:
+                if detector is not None:
+                    print(
+                        f"{bundle.name}: detector for {runtime} {stored} ({time.perf_counter() - started:.1f} s)",
+                        file=sys.stderr,
+                    )
+        if args.precision == AUTO or args.ship_agreement:
+            _choose_precision(bundle, runtime, again=args.force, ship_it=args.ship_agreement)
     return 0
+
+
+def _choose_precision(bundle: Bundle, runtime: str, *, again: bool, ship_it: bool) -> None:
+    """compile's part of --precision auto: measure bf16 against fp32 on the bundle's held-out photos where
+    bf16 could be chosen and nothing is measured here yet (or `again`), then print each network's choice."""
+    from classifier.models.precision import can_run_bf16, choices, measure, measured_here, ship
+
+    if ship_it and not can_run_bf16(runtime):
+        raise CommandError(
+            "--ship-agreement measures bf16, which needs --runtime openvino on a CPU with native bfloat16 "
+            "(AVX512-BF16 or AMX instructions)."
+        )
+    if can_run_bf16(runtime) and (again or ship_it or not measured_here(bundle, runtime)):
+        started = time.perf_counter()
+        measured = measure(bundle, runtime)
+        if ship_it and not measured:
+            raise CommandError(
+                f"{bundle.name}: its held-out photos are not on this disk, so nothing to ship."
+            )
+        print(
+            f"{bundle.name}: bf16 against fp32 on its held-out photos: "
+            + (
+                " and ".join(f"the {a.network}'s measured" for a in measured)
+                or "nothing measured (they are not on this disk, or OpenVINO ran bf16 as fp32)"
+            )
+            + f" ({time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
+        if ship_it:
+            print(f"{bundle.name}: figures written to {ship(bundle, measured)}", file=sys.stderr)
+    for choice in choices(bundle, runtime):
+        print(f"{bundle.name}: --precision auto: {choice.line}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -94,10 +94,9 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     loaded_model.clear()
     heatmap_network.clear()  # the model before's torch copy goes with it
     _release_free_memory()
-    from classifier.models.runtimes import default_runtime
-
+    bundle, runtime = read_bundle(directory), app_runtime()
     # A first compile runs in a child process.
-    return load_model(read_bundle(directory), isolate=True, runtime=default_runtime(app=True))
+    return load_model(bundle, isolate=True, runtime=runtime, precision=app_precisions(bundle)[0])
 
 
 @st.cache_resource(show_spinner="Loading the model's torch network for the heatmap (once)…", max_entries=1)
@@ -111,12 +110,25 @@ def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
 
 
 @st.cache_resource(show_spinner="Loading the animal detector (once for everyone)…", max_entries=1)
-def shared_detector(settings: tuple[tuple[str, float], ...]) -> Detector:
+def shared_detector(settings: tuple[tuple[str, float], ...], precision: str) -> Detector:
     """The detector a bundle asks for (its report's `detector` settings), one for the whole process."""
     from classifier.models.detect import Detector
+
+    return Detector(**dict(settings), runtime=app_runtime(), precision=precision)
+
+
+def app_runtime() -> str:
     from classifier.models.runtimes import default_runtime
 
-    return Detector(**dict(settings), runtime=default_runtime(app=True))
+    return default_runtime(app=True)
+
+
+def app_precisions(bundle: Bundle) -> tuple[str, str]:
+    """The classifier's and the detector's precision in the app: `auto`'s choice for the app's runtime
+    (fp32 with TorchScript, the app's default; see classifier/models/precision.py)."""
+    from classifier.models.precision import AUTO, resolve
+
+    return resolve(bundle, app_runtime(), AUTO)
 
 
 @st.cache_resource(show_spinner=False)
@@ -271,7 +283,11 @@ def require_predictor(bundle: Bundle) -> Predictor:
     try:
         model = loaded_model(str(bundle.directory), bundle.model_sha256)
         settings = detector_settings(bundle)
-        detector = shared_detector(tuple(sorted(settings.items()))) if settings is not None else None
+        detector = (
+            shared_detector(tuple(sorted(settings.items())), app_precisions(bundle)[1])
+            if settings is not None
+            else None
+        )
     except Exception as error:
         reason = str(error).split("\n", 1)[0].rstrip(".") or type(error).__name__
         failed_loads()[_load_key(bundle)] = reason

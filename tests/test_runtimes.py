@@ -388,6 +388,44 @@ def test_two_threads_run_the_detector_and_the_classifier_at_once(tiny_bundle, ru
     assert not failures, failures
 
 
+def test_threads_first_openvino_calls_run_one_at_a_time_and_later_ones_together(tiny_bundle):
+    """pyopenvino fills statics that take the GIL on a thread's first call: two at once deadlocked
+    `predict` (1 of 14 runs; 5 of 42 fresh processes). The first calls are serialised, no other."""
+    import threading
+    import time
+
+    network = load_model(read_bundle(tiny_bundle), runtime=runtimes.OPENVINO).network
+    lock, inside, most = threading.Lock(), [0], {"first": 0, "later": 0}
+    later = threading.local()
+
+    class Request:
+        def infer(self, inputs, share_inputs):
+            kind = "later" if getattr(later, "called", False) else "first"
+            with lock:
+                inside[0] += 1
+                most[kind] = max(most[kind], inside[0])
+            time.sleep(0.2)
+            with lock:
+                inside[0] -= 1
+            later.called = True
+            return [np.zeros((len(inputs[0]), 3), dtype=np.float32)]
+
+    network.compiled = type("Compiled", (), {"create_infer_request": lambda self: Request()})()
+    barrier = threading.Barrier(2)
+
+    def work() -> None:
+        for _ in range(2):
+            barrier.wait()
+            network(batch(1))
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert most == {"first": 1, "later": 2}
+
+
 def test_the_compiled_parts_give_the_feature_map_and_the_heads_gradient(tiny_bundle):
     """Where the model looked needs the class score's gradient at the body's feature map: the cached
     torch network keeps body and head apart, and the frozen head takes gradients as the learner's does."""

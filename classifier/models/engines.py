@@ -94,15 +94,24 @@ class PredictorOptions:
     top_k: int = 3
     batch_size: int | None = None
     runtime: str | None = None  # None: the machine's default (classifier.models.runtimes)
-    precision: str = "fp32"
+    precision: str = "fp32"  # or "auto": chosen for each network where the predictor is built
+
+    def precisions(self, bundle: Bundle) -> tuple[str, str]:
+        """The classifier's and the detector's precision on this machine (`auto` resolved here: a
+        cluster's machines may differ)."""
+        from classifier.models.precision import resolve
+        from classifier.models.runtimes import default_runtime
+
+        return resolve(bundle, self.runtime or default_runtime(), self.precision)
 
     def build(self, bundle: Bundle, *, device: str | None = None, workers: int | None = None) -> Predictor:
         from classifier.models.detect import detector_for
         from classifier.models.predict import Predictor
 
+        classifying, detecting = self.precisions(bundle)
         return Predictor(
-            load_model(bundle, device=device, runtime=self.runtime, precision=self.precision),
-            detector=detector_for(bundle, self.runtime, self.precision) if self.detect else None,
+            load_model(bundle, device=device, runtime=self.runtime, precision=classifying),
+            detector=detector_for(bundle, self.runtime, detecting) if self.detect else None,
             book=self.book,
             country=self.country,
             threshold=self.threshold,
@@ -225,9 +234,8 @@ class RayEngine:
             raise EngineError("--engine ray needs Ray: pip install 'ray[data]'.") from None
         self.bundle, self.options = bundle, options
         # Checked and compiled here first, so a bad model is one line before any cluster work.
-        model = load_model(
-            bundle, device="cpu", isolate=True, runtime=options.runtime, precision=options.precision
-        )
+        classifying, detecting = options.precisions(bundle)
+        model = load_model(bundle, device="cpu", isolate=True, runtime=options.runtime, precision=classifying)
         self.sha256 = file_sha256(bundle.model_path)
         if bundle.model_sha256 and self.sha256 != bundle.model_sha256:  # changed since load_model read it
             raise BundleError(f"{bundle.model_path}: changed while it was being loaded; run again.")
@@ -235,7 +243,7 @@ class RayEngine:
         if options.detect:
             from classifier.models.detect import detector_for
 
-            detector = detector_for(bundle, options.runtime, options.precision)
+            detector = detector_for(bundle, options.runtime, detecting)
         from classifier.intake.decoding import decode_size_for
 
         self.decode_size = decode_size_for(bundle.image_size, detector.input_size if detector else None)

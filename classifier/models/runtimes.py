@@ -11,8 +11,9 @@ and three precisions: `fp32` (every runtime), `int8` (`onnx` and `openvino`: the
 ONNX Runtime's static quantizer: QDQ, per-channel int8 weights with their range reduced to 7 bits,
 uint8 activations calibrated on the bundle's own training photos; the detector's on its layers with
 weights only, calibrated on 48 of them; both runtimes run that one file) and `bf16`
-(`openvino` only: its CPU plugin's bfloat16 inference, which needs a CPU with bf16 instructions;
-elsewhere it runs float32, and `precision_in_use` says so).
+(`openvino` only: its CPU plugin's bfloat16 inference, about twice as fast on a CPU with native bf16
+instructions; elsewhere it runs float32, and `precision_in_use` says so). Which precision the command
+line's default (`auto`) picks for each network is `classifier.models.precision`'s.
 
 A bundle's learner is unpickled once per model file to compile it; the result is cached under the model
 file's SHA-256, the report's image size and classes, the precision and the version of the library that
@@ -81,16 +82,21 @@ PRECISIONS = (FP32, BF16, INT8)
 SUPPORTED = {TORCH: (FP32,), ONNX: (FP32, INT8), OPENVINO: (FP32, BF16, INT8)}
 LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
 # Measured with benchmarks/predict_speed.py (README, "Runtimes"): OpenVINO at float32 runs the classifier
-# and the detector fastest of the three with the same answers; int8 and bf16 are options only.
-DEFAULT_RUNTIME, DEFAULT_PRECISION = OPENVINO, FP32
+# and the detector fastest of the three with the same answers; int8 is an option only, and bf16 is what
+# `--precision auto` runs where the CPU has it (benchmarks/bf16_speed.py).
+DEFAULT_RUNTIME = OPENVINO
 # The app's, where a 1 GB host's memory decides (benchmarks/app_memory.py, every bundle and page plus a
 # heatmap): TorchScript 716 MiB at peak without GPU library pages, OpenVINO 917-939 MiB (its libraries,
 # compiled networks, and the torch network a heatmap needs besides), target 900. A visitor's photo at a
-# time gains little from OpenVINO; batches of thousands, on the command line, gain most.
+# time gains little from OpenVINO; batches of thousands, on the command line, gain most. OpenVINO in
+# bfloat16 did not fit either (2026-12-07, a CPU with AVX512-BF16, three walks each: 874, 961 and
+# 1,017 MiB against TorchScript's 722, 738 and 793), so the app runs TorchScript at fp32 everywhere.
 APP_RUNTIME = TORCH
 # int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
 CALIBRATION_PHOTOS = 160
 CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
+# bf16's agreement with fp32 (classifier.models.precision): at most this many held-out photos.
+VALIDATION_PHOTOS = 600
 # What the quantizer is asked for, in the cache key: another recipe is another file. The classifier: every
 # op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
 INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
@@ -210,7 +216,7 @@ def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision:
 
 
 @contextmanager
-def _written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `target`; renamed to `target` when the block ends without an error."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=suffix, delete=False) as handle:
@@ -264,7 +270,7 @@ def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
         body = torch.jit.freeze(torch.jit.trace(_Normalised(network).eval(), example, check_trace=False))
         maps = body(example)
         head = torch.jit.freeze(torch.jit.trace(network.head.eval(), maps, check_trace=False))
-    with _written_whole(target) as partial, warnings.catch_warnings():
+    with written_whole(target) as partial, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         head_bytes = io.BytesIO()
         torch.jit.save(head, head_bytes)
@@ -295,7 +301,7 @@ def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channe
         else (TRACE_BATCH, 3, image_size, image_size)
     )
     module = _channels_last(network) if channels_last else network
-    with _written_whole(target, ".onnx") as partial, torch.no_grad(), warnings.catch_warnings():
+    with written_whole(target, ".onnx") as partial, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
         torch.onnx.export(
             module,
@@ -345,7 +351,7 @@ def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray], *, weight
             reduce_range=True,
             op_types_to_quantize=QUANTIZED_OPS if weights_only else None,
         )
-        with _written_whole(target, ".onnx") as whole:
+        with written_whole(target, ".onnx") as whole:
             os.replace(partial, whole)
 
 
@@ -354,12 +360,34 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
     `data.root`), where on disk, split as its training run split it (its validation photos are left
     out; with cross-validation every photo trained the shipped model), spread over the classes. A
     `BundleError` when they are not there."""
-    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
+    photos = _dataset_photos(bundle, validation=False)
+    if photos is None:
+        raise BundleError(
+            f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
+            f"disk ({_dataset_name(bundle)!r}); use --precision fp32."
+        )
+    return photos[:limit]
 
+
+def validation_photos(bundle: Bundle, limit: int = VALIDATION_PHOTOS) -> list[Path]:
+    """The photos the bundle's training run held out (with cross-validation, every photo: each was held
+    out by a fold), spread over the classes; none when its dataset is not on this disk."""
+    return (_dataset_photos(bundle, validation=True) or [])[:limit]
+
+
+def _dataset_name(bundle: Bundle) -> str | None:
     data, recipe = bundle.report.get("data") or {}, bundle.report.get("recipe") or {}
-    named = next(
+    return next(
         (v for v in (recipe.get("data"), data.get("root"), data.get("source")) if isinstance(v, str)), None
     )
+
+
+def _dataset_photos(bundle: Bundle, *, validation: bool) -> list[Path] | None:
+    """The training (or validation) part of the bundle's dataset as its run split it, spread over the
+    classes; None when the dataset is not on this disk."""
+    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
+
+    recipe, named = bundle.report.get("recipe") or {}, _dataset_name(bundle)
     candidates = []
     if named:
         root = Path(named)
@@ -374,9 +402,8 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
             records = dataset.records
             if not recipe.get("cv_folds"):
                 how = recipe.get("split") or "auto"
-                records = split_dataset(
-                    dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42)
-                ).train
+                split = split_dataset(dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42))
+                records = split.valid if validation else split.train
         except (DatasetError, OSError, TypeError, ValueError):
             continue
         by_class: dict[str, list[Path]] = {}
@@ -384,11 +411,8 @@ def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[
             by_class.setdefault(record.label, []).append(dataset.path(record))
         spread = [photo for rank in _round_robin(list(by_class.values())) for photo in rank]
         if spread:
-            return spread[:limit]
-    raise BundleError(
-        f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
-        f"disk ({named!r}); use --precision fp32."
-    )
+            return spread
+    return None
 
 
 def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
@@ -473,7 +497,7 @@ def _save_traced_detector(network: torch.nn.Module, size: int, target: Path) -> 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = torch.jit.freeze(torch.jit.trace(network.eval(), example, check_trace=False))
-    with _written_whole(target) as partial, warnings.catch_warnings():
+    with written_whole(target) as partial, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.save(frozen, str(partial))
 
@@ -559,9 +583,15 @@ class OnnxRuntimeNetwork(_Exported):
 
 _CORE: Any = None
 _CORE_LOCK = threading.Lock()
+# A thread's first call to any OpenVINO network runs alone. pyopenvino (2026.4.1) fills function-local
+# statics on it that take the GIL inside their initialiser, so two threads' first calls at once could
+# deadlock: one holding the GIL at the static's guard, the other inside the initialiser waiting for the
+# GIL (seen with gdb in a `predict` that hung, 1 of a benchmark's 14 runs; two threads' first calls to the
+# detector and the classifier hung 5 of 42 fresh processes, and none of 60 with this lock).
+_FIRST_CALLS = threading.Lock()
 
 
-def _openvino_core() -> Any:
+def openvino_core() -> Any:
     global _CORE
     with _CORE_LOCK:
         if _CORE is None:
@@ -593,15 +623,23 @@ class OpenVinoNetwork(_Exported):
             # 8-12 s compiling, 2-3 s reading).
             "CACHE_DIR": str(cache_root() / "openvino"),
         }
-        self.compiled = _openvino_core().compile_model(str(path), "CPU", config)
+        self.compiled = openvino_core().compile_model(str(path), "CPU", config)
+        # The hint OpenVINO settled on: <Type: 'bfloat16'> where the CPU runs bf16, else float32.
         hint = str(self.compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
-        self.precision_in_use = BF16 if "bf16" in hint else precision if precision == INT8 else FP32
+        self.precision_in_use = (
+            BF16 if "bfloat16" in hint or "bf16" in hint else INT8 if precision == INT8 else FP32
+        )
         self._local = threading.local()
 
     def __call__(self, batch: Any) -> torch.Tensor:
         request = getattr(self._local, "request", None)
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            with _FIRST_CALLS:
+                request = self._local.request = self.compiled.create_infer_request()
+                return self._infer(request, batch)
+        return self._infer(request, batch)
+
+    def _infer(self, request: Any, batch: Any) -> torch.Tensor:
         # share_inputs: the request reads the array in place. Copying it into the request's own tensor
         # (OpenVINO's default) deadlocked two threads' first calls to the detector here (2026.4.1).
         outputs = request.infer({0: _numpy_input(batch, self.channels_last)}, share_inputs=True)[0]
