@@ -313,9 +313,9 @@ def evidence(model_name: str, data: Path) -> tuple[Rules, list[Frame]]:
         for row in rows:
             decoded = predictor.decode(item_for_path(data / row["path"]))
             if decoded.pixels is not None:
-                [(found, whole, best)] = predictor.frame_evidence([Image.fromarray(decoded.pixels)])
-                boxes = [[list(b.bbox), b.confidence, b.probabilities.tolist()] for b in found]
-                seen[row["path"]] = {"boxes": boxes, "whole": whole.tolist(), "best": best}
+                [frame] = predictor.frame_evidence([Image.fromarray(decoded.pixels)])
+                boxes = [[list(b.bbox), b.confidence, b.probabilities.tolist()] for b in frame.found]
+                seen[row["path"]] = {"boxes": boxes, "whole": frame.whole.tolist(), "best": frame.best}
         RESULTS.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(seen), encoding="utf-8")
     seen = json.loads(cache.read_text(encoding="utf-8"))

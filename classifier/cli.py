@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one row per animal the detector found, instead of one per photo (blank and error rows stay)",
     )
+    predict.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="do not keep what the classifier saw of each photo (kept by default, about 2.5 kB a picture "
+        "in the cache: `queue` and retraining on a review use it instead of running the networks again)",
+    )
     _speed_options(predict)
     scale = predict.add_argument_group(
         "engines",
@@ -216,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _explain_parser(commands)
     _export_parser(commands)
     _season_parser(commands)
+    _queue_parser(commands)
 
     models = commands.add_parser("models", help="list the model bundles (name, classes, accuracy)")
     models.add_argument(
@@ -340,6 +347,7 @@ def run_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         top_k=args.top_k,
         batch_size=args.batch_size,
+        keep_embeddings=not args.no_embeddings,
     )
     try:
         engine = open_engine(args.engine, bundle, options, workers=args.workers, address=args.address)
@@ -756,6 +764,46 @@ def run_export(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.1f} s.",
         file=sys.stderr,
     )
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- queue
+
+
+def _queue_parser(commands: Any) -> None:
+    queue = commands.add_parser(
+        "queue",
+        help="the photos of a labelled batch a person should review first, so a retrain learns most",
+        description="Choose from PREDICTIONS (a CSV or JSON of predict or the app) the N photos to review "
+        "first: one a sequence, spread over what looks different, typical ones first (docs/learning_loop.md). "
+        "Then review them, and `python -m train --data REVIEWED.csv --format csv --base-model NAME --name NEW`.",
+    )
+    queue.add_argument("predictions", metavar="PREDICTIONS", help="a predictions .csv or .json")
+    queue.add_argument("--size", type=_positive_int, required=True, metavar="N", help="how many photos")
+    queue.add_argument(
+        "--out", default="-", metavar="QUEUE.csv", help="where to write the rows (default: standard output)"
+    )
+    _model_options(queue, required=False)
+    queue.set_defaults(run=run_queue)
+
+
+def run_queue(args: argparse.Namespace) -> int:
+    from classifier.results.output import atomic_output
+    from classifier.results.predictions_file import ExportError, read_predictions, write_csv
+    from classifier.results.queue import teaching_queue
+
+    try:
+        predictions = read_predictions(args.predictions)
+        machine = (r.classified_by for r in predictions.records if r.classification_method == "machine")
+        args.model = args.model or next(machine, None)  # the bundle that labelled the batch
+        chosen = teaching_queue(
+            predictions, _bundle(args), args.size, Path(args.predictions).resolve().parent
+        )
+        with atomic_output(args.out) as stream:
+            write_csv(chosen, stream)
+    except ExportError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{len(chosen)} photos to review first, of {len(predictions.records)}.", file=sys.stderr)
     return 0
 
 

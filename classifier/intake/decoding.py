@@ -7,8 +7,10 @@ reason for the photo's row, never an exception.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ class Decoded:
     camera: str | None = None
     location: tuple[float, float] | None = None
     error: str = ""
+    sha256: str = ""  # of the file's bytes: what the photo's kept embeddings are found by
 
 
 def decode_size_for(image_size: int, detector_input_size: int | None) -> int:
@@ -36,13 +39,15 @@ def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
     """Read and decode one item to an HWC uint8 array, squished to `size` x `size` (or, with `squish` off,
     at a reduced scale no smaller than `size`); every failure becomes `Decoded.error`."""
     try:
-        photo = load_photo(item.read(), name=item.name, target_size=size)
+        data = item.read()
+        photo = load_photo(data, name=item.name, target_size=size)
         image = (
             photo.image
             if photo.image.size == (size, size) or not squish
             else photo.image.resize((size, size), Image.BILINEAR)
         )
-        return Decoded(np.array(image), photo.taken, photo.camera, photo.location)  # a writable copy
+        # np.array: a writable copy
+        return Decoded(np.array(image), photo.taken, photo.camera, photo.location, sha256=photo_sha256(data))
     except (ImageError, InputError) as exc:
         return Decoded(error=_one_line(str(exc)))
     except ValueError as exc:  # FetchError and friends: already one line for the user
@@ -51,6 +56,14 @@ def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
         return Decoded(error=f"{item.name}: not enough memory to decode this photo.")
     except Exception as exc:  # a row per photo, whatever Pillow or the network throws
         return Decoded(error=_one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+
+
+def photo_sha256(source: bytes | Path) -> str:
+    """The SHA-256 of a photo's bytes (a file is read again: after decoding, from the page cache)."""
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    return hashlib.sha256(source).hexdigest()
 
 
 def _one_line(text: str) -> str:

@@ -95,6 +95,7 @@ class PredictorOptions:
     batch_size: int | None = None
     runtime: str | None = None  # None: the machine's default (classifier.models.runtimes)
     precision: str = "fp32"  # or "auto": chosen for each network where the predictor is built
+    keep_embeddings: bool = False  # keep what the classifier saw (classifier/models/embeddings.py)
 
     def precisions(self, bundle: Bundle) -> tuple[str, str]:
         """The classifier's and the detector's precision on this machine (`auto` resolved here: a
@@ -106,6 +107,7 @@ class PredictorOptions:
 
     def build(self, bundle: Bundle, *, device: str | None = None, workers: int | None = None) -> Predictor:
         from classifier.models.detect import detector_for
+        from classifier.models.embeddings import embeddings_for
         from classifier.models.predict import Predictor
 
         classifying, detecting = self.precisions(bundle)
@@ -118,6 +120,7 @@ class PredictorOptions:
             top_k=self.top_k,
             batch_size=self.batch_size,
             workers=workers,
+            embeddings=embeddings_for(bundle) if self.keep_embeddings else None,
         )
 
 

@@ -15,6 +15,7 @@ from fastai.vision.learner import create_head
 from torch import nn
 
 from classifier.models.backbones import create_backbone, feature_count
+from classifier.models.heads import LinearScores, Prior, prior_scores
 
 
 class WildlifeNet(nn.Module):
@@ -31,6 +32,11 @@ class WildlifeNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body((images - self.mean) / self.std))
+
+    def scores_and_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the pooled features they came from, in one pass (as every compiled runtime gives)."""
+        maps = self.body((images - self.mean) / self.std)
+        return self.head(maps), maps.mean(dim=(2, 3))
 
 
 class ImageNetPrior(nn.Module):
@@ -72,14 +78,7 @@ class ImageNetPrior(nn.Module):
         return layer
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        logits = pooled @ self.weight.T + self.bias  # (N, 1000)
-        grouped = logits[:, self.index].masked_fill(~self.member, float("-inf"))  # (N, C, width)
-        score = torch.logsumexp(grouped, dim=2)
-        mapped = self.member.any(dim=1)
-        # The mean over the mapped classes, without boolean indexing (its output size is data-dependent,
-        # which ONNX and OpenVINO export cannot express; classifier/models/runtimes.py).
-        neutral = torch.where(mapped, score, 0.0).sum(dim=1, keepdim=True) / mapped.sum()
-        return self.scale * torch.where(mapped, score, neutral)
+        return self.scale * prior_scores(pooled, self.weight, self.bias, self.index, self.member)
 
 
 class LinearHead(nn.Module):
@@ -100,6 +99,26 @@ class LinearHead(nn.Module):
     def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         out = self.linear(self.dropout(pooled))
         return out if self.prior is None else out + self.prior(pooled)
+
+    def scores(self) -> LinearScores:
+        """This head as arrays (a copy), as the app and a site's model compute it without fastai."""
+        prior = self.prior
+        return LinearScores(
+            self.linear.weight.detach().clone().float(),
+            self.linear.bias.detach().clone().float(),
+            (prior.scale if prior is not None else torch.ones(())).detach().clone().float(),
+            None
+            if prior is None
+            else Prior(prior.weight.clone(), prior.bias.clone(), prior.index.clone(), prior.member.clone()),
+        )
+
+    def set_scores(self, scores: LinearScores) -> None:
+        """Take a fitted head's weights and prior scale (same classes, same ImageNet classes)."""
+        with torch.no_grad():
+            self.linear.weight.copy_(scores.weight)
+            self.linear.bias.copy_(scores.bias)
+            if self.prior is not None:
+                self.prior.scale.copy_(scores.scale)
 
 
 HEADS = ("mlp", "linear")

@@ -368,10 +368,22 @@ class _Compared:
         return self
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        expected = self.reference(batch)
-        found = self.candidate(batch)
-        self.same.extend(a == b for a, b in zip(self.answers(expected), self.answers(found), strict=True))
+        return self.scores_and_features(batch)[0]
+
+    def scores_and_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The reference's outputs (a classifier's logits and features; the detector's boxes), compared on
+        the first."""
+        expected, found = _outputs(self.reference, batch), _outputs(self.candidate, batch)
+        self.same.extend(
+            a == b for a, b in zip(self.answers(expected[0]), self.answers(found[0]), strict=True)
+        )
         return expected
 
     def figures(self) -> dict[str, Any]:
         return {"agreed": round(sum(self.same) / max(len(self.same), 1), 4), "compared": len(self.same)}
+
+
+def _outputs(network: Any, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if hasattr(network, "scores_and_features"):
+        return tuple(network.scores_and_features(batch))
+    return (network(batch),)

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ from classifier.intake.images import Source, load_photo
 from classifier.intake.inputs import InputItem, close_archives, item_for_path
 from classifier.models.bundles import LoadedModel
 from classifier.models.detect import crop_box
+from classifier.models.embeddings import Embeddings, picture_key
 from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
 from classifier.results.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
 
@@ -43,6 +45,16 @@ THREADS, PROCESSES = "threads", "processes"
 # Detector runs: boxes scoring at least this are looked at, so a blank frame can say how close it came;
 # at most MAX_DETECTIONS boxes of a frame (the best) are classified. CROP_MARGIN: context around a box.
 DETECTOR_FLOOR, MAX_DETECTIONS, CROP_MARGIN = 0.05, 20, 0.15
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the detector and the classifier saw in one frame."""
+
+    found: list[Found]  # the boxes over the detector's threshold, surest first (at most MAX_DETECTIONS)
+    whole: np.ndarray  # the whole frame's class scores
+    best: float  # the detector's best score in the frame, kept or not: how close a blank frame came
+    features: list[np.ndarray]  # the pooled features of each box's crop, then of the whole frame
 
 
 def default_workers() -> int:
@@ -68,6 +80,7 @@ class Predictor:
         crop_margin: float | None = None,
         book: SpeciesBook | None = None,
         country: str | None = None,
+        embeddings: Embeddings | None = None,
     ) -> None:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
@@ -85,6 +98,9 @@ class Predictor:
             )
         self.model = model
         self.detector = detector
+        # Where what the classifier saw is kept (classifier/models/embeddings.py), by photo content: a
+        # site's model is then fitted and applied without running the networks again.
+        self.embeddings = embeddings
         trained = (model.bundle.report.get("detector") or {}).get("crop_margin", CROP_MARGIN)
         self.crop_margin = trained if crop_margin is None else crop_margin  # as the bundle's crops were cut
         self.network = model.network.eval()
@@ -133,24 +149,26 @@ class Predictor:
         base = self._base_row(Row(path=path, status=OK, location=location))
         if self.detector is None or not detect:
             return whole_frame_row(
-                base, self._probabilities([np.array(self._squish(rgb))])[0].tolist(), self.rules
+                base, self._scores([np.array(self._squish(rgb))])[0][0].tolist(), self.rules
             )
         return self._detected([rgb], [base])[0]
 
     def predict_arrays(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> list[Prediction]:
         """Predictions for already squished images: HWC uint8 arrays or CHW uint8 tensors."""
-        return [self._prediction(p) for p in self._probabilities(arrays)]
+        return [self._prediction(p) for p in self._scores(arrays)[0]]
 
-    def _probabilities(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
-        """Class probabilities (N, classes) for squished images, one forward pass."""
+    def _scores(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class probabilities (N, classes) for squished images and the pooled features they came from
+        (N, C), one forward pass."""
         if not arrays:
-            return torch.zeros(0, len(self.classes))
+            return torch.zeros(0, len(self.classes)), torch.zeros(0, 0)
         tensors = [torch.from_numpy(a).permute(2, 0, 1) if isinstance(a, np.ndarray) else a for a in arrays]
         batch = torch.stack(tensors).to(self.device, non_blocking=True).float().div_(255.0)
         # The layout load_model gives the network: oneDNN's fast one for convolutions on a CPU.
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return torch.softmax(self.network(batch).float(), dim=1).cpu()
+            logits, features = self.network.scores_and_features(batch)
+            return torch.softmax(logits.float(), dim=1).cpu(), features.float().cpu()
 
     def _prediction(self, probabilities: torch.Tensor) -> Prediction:
         top_p, top_i = probabilities.topk(self.top_k)
@@ -224,8 +242,11 @@ class Predictor:
         good = [i for i, (_, decoded) in enumerate(batch) if decoded.pixels is not None]
         pixels = [batch[i][1].pixels for i in good]
         if self.detector is None:
-            scores = self._probabilities(pixels).tolist()
-            answered = [whole_frame_row(rows[i], p, self.rules) for i, p in zip(good, scores, strict=True)]
+            scores, features = self._scores(pixels)
+            answered = [
+                whole_frame_row(rows[i], p, self.rules) for i, p in zip(good, scores.tolist(), strict=True)
+            ]
+            self._keep([(rows[i].photo_sha256, None, f) for i, f in zip(good, features.numpy(), strict=True)])
         else:
             answered = self._detected([Image.fromarray(p) for p in pixels], [rows[i] for i in good])
         for i, row in zip(good, answered, strict=True):
@@ -236,12 +257,30 @@ class Predictor:
         """Rows of frames from what the detector and the classifier saw (classifier/models/verdict.py makes
         each frame's verdict of it)."""
         evidence = self.frame_evidence(frames)
-        return [detected_row(row, *seen, self.rules) for row, seen in zip(rows, evidence, strict=True)]
+        self._keep(
+            [
+                (row.photo_sha256, bbox, features)
+                for row, seen in zip(rows, evidence, strict=True)
+                for bbox, features in zip([*(b.bbox for b in seen.found), None], seen.features, strict=True)
+            ]
+        )
+        return [
+            detected_row(row, seen.found, seen.whole, seen.best, self.rules)
+            for row, seen in zip(rows, evidence, strict=True)
+        ]
 
-    def frame_evidence(self, frames: list[Image.Image]) -> list[tuple[list[Found], np.ndarray, float]]:
-        """What the detector and the classifier see in each RGB frame: the boxes over the detector's
-        threshold (surest first, at most `MAX_DETECTIONS`) with their class scores, the whole frame's class
-        scores, and the detector's best score, kept or not (how close a blank frame came).
+    def _keep(self, pictures: list[tuple[str, tuple[float, float, float, float] | None, np.ndarray]]) -> None:
+        """Keep what the classifier saw of photos whose content is known: (photo SHA-256, box or None for
+        the whole frame, pooled features)."""
+        if self.embeddings is not None:
+            self.embeddings.put(
+                (picture_key(sha, bbox, self.crop_margin), features)
+                for sha, bbox, features in pictures
+                if sha
+            )
+
+    def frame_evidence(self, frames: list[Image.Image]) -> list[Seen]:
+        """What the detector and the classifier see in each RGB frame (`Seen`).
 
         Each box's scores join its crop's class probabilities with the whole frame's (their geometric
         mean, renormalised): the crop sees the animal, the frame its surroundings and the animals the
@@ -259,18 +298,19 @@ class Predictor:
             for frame, animals in zip(frames, kept, strict=True)
             for b in animals
         ]
-        probabilities = self._probabilities(
-            crops + [np.array(self._squish(frame)) for frame in frames]
-        ).double()
+        probabilities, features = self._scores(crops + [np.array(self._squish(frame)) for frame in frames])
+        probabilities, features = probabilities.double(), features.numpy()
         crop_p, whole_p = iter(probabilities[: len(crops)]), probabilities[len(crops) :]
+        crop_f, whole_f = iter(features[: len(crops)]), features[len(crops) :]
         evidence = []
-        for animals, boxes, whole in zip(kept, found, whole_p, strict=True):
+        for animals, boxes, whole, frame_f in zip(kept, found, whole_p, whole_f, strict=True):
             joined = [torch.sqrt(next(crop_p) * whole) for _ in animals]
             boxed = [
                 Found(b.bbox, b.confidence, (p / p.sum()).numpy())
                 for b, p in zip(animals, joined, strict=True)
             ]
-            evidence.append((boxed, whole.numpy(), max((b.confidence for b in boxes), default=0.0)))
+            best = max((b.confidence for b in boxes), default=0.0)
+            evidence.append(Seen(boxed, whole.numpy(), best, [*(next(crop_f) for _ in animals), frame_f]))
         return evidence
 
     def _base_row(self, row: Row) -> Row:
@@ -306,6 +346,7 @@ def _row(item: InputItem, decoded: Decoded) -> Row:
     time = decoded.taken.replace(tzinfo=UTC).timestamp() if decoded.taken else item.mtime
     row = Row(
         path=item.path,
+        photo_sha256=decoded.sha256,
         datetime=decoded.taken,
         camera=decoded.camera or "",
         group=item.group,

@@ -42,7 +42,10 @@ each file there too (`openvino/`), so a process start need not compile the ONNX 
 
 Every network loaded here is called alike: `network(batch)` with a float tensor (N, 3, H, W) as the
 predictor and the detector build it (any memory format), returning a float tensor (the classifier's
-logits, the detector's raw boxes).
+logits, the detector's raw boxes). A classifier also answers `network.scores_and_features(batch)`: its
+logits and the pooled backbone features they were computed from (N, C), which prediction keeps
+(`classifier.models.embeddings`) so that a model adapted to a site is fitted and applied without running
+the backbone again. Every runtime computes both in the one pass: the exported graphs have two outputs.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ import torch
 from torch import nn
 
 from classifier.models.bundles import Bundle, BundleError, load_learner
+from classifier.models.heads import LinearScores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,8 +105,11 @@ VALIDATION_PHOTOS = 600
 # op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
 INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
-LAYOUT = "body+head"  # what a torch cache entry holds; part of its name, so older entries compile again
+# What a classifier's cache entry holds (torch: body and head; exported: logits and pooled features);
+# part of its name, so older entries compile again.
+LAYOUT = "body+head, scores+features"
 HEAD_FILE = "head.pt"
+CLASSIFIER_OUTPUTS = ("outputs", "features")
 
 
 class CompiledNetwork(nn.Module):
@@ -117,6 +124,22 @@ class CompiledNetwork(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(images))
+
+    def scores_and_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.body(images)
+        return self.head(maps), maps.mean(dim=(2, 3))
+
+
+class _ScoresAndFeatures(nn.Module):
+    """A bundle's network for export: its logits and the pooled backbone features, two outputs."""
+
+    def __init__(self, network: WildlifeNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.network.body((images - self.network.mean) / self.network.std)
+        return self.network.head(maps), maps.mean(dim=(2, 3))
 
 
 class _Normalised(nn.Module):
@@ -208,6 +231,11 @@ def compiled_path(bundle: Bundle, sha256: str, runtime: str = TORCH, precision: 
     return cache_root() / "networks" / name
 
 
+def linear_head_path(bundle: Bundle, sha256: str) -> Path:
+    """The cache entry of a bundle's linear head as arrays (`classifier.models.heads.LinearScores`)."""
+    return compiled_path(bundle, sha256).with_suffix(".linear.npz")
+
+
 def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision: str = FP32) -> Path:
     """The cache entry of the detector's weights with this hash at this input size."""
     stored = INT8 if precision == INT8 else FP32
@@ -247,16 +275,20 @@ def _compile_classifier(
 ) -> None:
     size = bundle.image_size
     target = compiled_path(bundle, sha256, runtime, precision)
+    scores = getattr(network.head, "scores", None)  # a LinearHead: what a site's model is fitted from
+    if scores is not None:
+        with written_whole(linear_head_path(bundle, sha256)) as partial:
+            partial.write_bytes(scores().to_bytes())
     if runtime == TORCH:
         save_traced(network, size, target)
     elif precision == INT8:
         fp32 = compiled_path(bundle, sha256, runtime, FP32)
         if not fp32.is_file():
-            save_onnx(network, size, fp32, channels_last=True)
+            save_onnx(_ScoresAndFeatures(network), size, fp32, channels_last=True, outputs=CLASSIFIER_OUTPUTS)
         photos = calibration_photos(bundle)
         save_int8(fp32, target, _classifier_calibration(photos, size))
     else:
-        save_onnx(network, size, target, channels_last=True)
+        save_onnx(_ScoresAndFeatures(network), size, target, channels_last=True, outputs=CLASSIFIER_OUTPUTS)
 
 
 def save_traced(network: WildlifeNet, image_size: int, target: Path) -> None:
@@ -292,8 +324,16 @@ def _channels_last(network: torch.nn.Module) -> torch.nn.Module:
     return ChannelsLast()
 
 
-def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channels_last: bool) -> None:
-    """Export to ONNX with a free batch size: input (N, H, W, 3) with `channels_last`, else (N, 3, H, W)."""
+def save_onnx(
+    network: torch.nn.Module,
+    image_size: int,
+    target: Path,
+    *,
+    channels_last: bool,
+    outputs: tuple[str, ...] = ("outputs",),
+) -> None:
+    """Export to ONNX with a free batch size: input (N, H, W, 3) with `channels_last`, else (N, 3, H, W);
+    one output per name in `outputs`."""
     network = network.eval()
     shape = (
         (TRACE_BATCH, image_size, image_size, 3)
@@ -308,8 +348,8 @@ def save_onnx(network: torch.nn.Module, image_size: int, target: Path, *, channe
             (torch.zeros(shape),),
             str(partial),
             input_names=["images"],
-            output_names=["outputs"],
-            dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={"images": {0: "batch"}} | {name: {0: "batch"} for name in outputs},
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
@@ -461,6 +501,21 @@ def load_network(
     return _read(path, device, runtime, precision)
 
 
+def load_linear_head(bundle: Bundle, *, isolate: bool = False) -> LinearScores | None:
+    """The bundle's head as arrays when it is a linear one (a linear probe's, such as serengeti's), else
+    None; compiled first when not cached (in a child process with `isolate`, as the app does)."""
+    recipe = bundle.report.get("recipe")
+    if not isinstance(recipe, dict) or recipe.get("head") != "linear":
+        return None
+    path = linear_head_path(bundle, bundle.model_sha256 or "")
+    if not path.is_file():
+        if isolate:
+            _compile_in_child(bundle, TORCH, FP32)
+        else:
+            _compile_classifier(load_learner(bundle).model, bundle, bundle.model_sha256 or "", TORCH, FP32)
+    return LinearScores.from_bytes(path.read_bytes())
+
+
 def load_detector_network(
     weights: Path,
     sha256: str,
@@ -577,8 +632,11 @@ class OnnxRuntimeNetwork(_Exported):
         self.precision_in_use = precision
 
     def __call__(self, batch: Any) -> torch.Tensor:
-        [outputs] = self.session.run(None, {self.input: _numpy_input(batch, self.channels_last)})
-        return torch.from_numpy(outputs)
+        return self.scores_and_features(batch)[0]
+
+    def scores_and_features(self, batch: Any) -> tuple[torch.Tensor, ...]:
+        outputs = self.session.run(None, {self.input: _numpy_input(batch, self.channels_last)})
+        return tuple(torch.from_numpy(output) for output in outputs)
 
 
 _CORE: Any = None
@@ -632,6 +690,9 @@ class OpenVinoNetwork(_Exported):
         self._local = threading.local()
 
     def __call__(self, batch: Any) -> torch.Tensor:
+        return self.scores_and_features(batch)[0]
+
+    def scores_and_features(self, batch: Any) -> tuple[torch.Tensor, ...]:
         request = getattr(self._local, "request", None)
         if request is None:
             with _FIRST_CALLS:
@@ -639,11 +700,12 @@ class OpenVinoNetwork(_Exported):
                 return self._infer(request, batch)
         return self._infer(request, batch)
 
-    def _infer(self, request: Any, batch: Any) -> torch.Tensor:
+    def _infer(self, request: Any, batch: Any) -> tuple[torch.Tensor, ...]:
         # share_inputs: the request reads the array in place. Copying it into the request's own tensor
         # (OpenVINO's default) deadlocked two threads' first calls to the detector here (2026.4.1).
-        outputs = request.infer({0: _numpy_input(batch, self.channels_last)}, share_inputs=True)[0]
-        return torch.from_numpy(outputs.copy())  # the request's buffer is reused by its next call
+        outputs = request.infer({0: _numpy_input(batch, self.channels_last)}, share_inputs=True)
+        # the request's buffers are reused by its next call
+        return tuple(torch.from_numpy(outputs[i].copy()) for i in range(len(outputs)))
 
 
 class Upgrading:
@@ -688,6 +750,10 @@ class Upgrading:
     def __call__(self, batch: Any) -> Any:
         self._switch()
         return self.current(batch)
+
+    def scores_and_features(self, batch: Any) -> tuple[torch.Tensor, ...]:
+        self._switch()
+        return self.current.scores_and_features(batch)
 
 
 def _child_command(bundle: Bundle, runtime: str, precision: str) -> list[str]:

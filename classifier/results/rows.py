@@ -171,6 +171,7 @@ class Row:
     probabilities: tuple[float, ...] = field(default=(), repr=False)  # every class: for evaluation
     detector_best: float | None = field(default=None, repr=False)  # the best box score, kept or not
     location: tuple[float, float] | None = field(default=None, repr=False)  # the photo's EXIF GPS
+    photo_sha256: str = field(default="", repr=False)  # of the file: what its kept embeddings are found by
 
     def to_csv(self, sequence_label: bool = False) -> dict[str, str]:
         values = {
