@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 from fastai.learner import Learner
 from fasttransform import Pipeline
-from torch import nn
 
+from classifier.models.heads import LinearScores, fit
 from classifier.models.network import LinearHead
 from classifier.results.report import evaluate
 from train.data import TrainingData, augmentations
@@ -78,7 +78,7 @@ def fit_probe(
     if not isinstance(head, LinearHead):
         raise ValueError("the linear probe needs the linear head (--head linear)")
     frame = data.frame.reset_index(drop=True)
-    anchor = Anchor.of(head) if config.base_model else None  # before any fit changes the head
+    anchor = head.scores() if config.base_model else None  # before any fit changes the head
     views = extract_views(learn, frame, config)
     if whole is not None:
         views = views.plus(extract_views(learn, whole.reset_index(drop=True), config))
@@ -88,24 +88,6 @@ def fit_probe(
     result = _cross_validate(head, views, frame, data.classes, config, anchor)
     fit_head(head, *views.take(np.arange(len(frame))), config.probe_l2, config.label_smoothing, anchor)
     return result
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """A head's weights (acting on raw pooled features) that a fit starts from and is pulled towards."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor
-    scale: torch.Tensor
-
-    @classmethod
-    def of(cls, head: LinearHead) -> Anchor:
-        scale = head.prior.scale if head.prior is not None else torch.ones(())
-        return cls(
-            head.linear.weight.detach().clone().float(),
-            head.linear.bias.detach().clone().float(),
-            scale.detach().clone().float(),
-        )
 
 
 def extract_views(learn: Learner, frame: pd.DataFrame, config: TrainConfig) -> Views:
@@ -139,53 +121,12 @@ def fit_head(
     labels: torch.Tensor,
     l2: float,
     smoothing: float,
-    anchor: Anchor | None = None,
+    anchor: LinearScores | None = None,
 ) -> None:
-    """Fit the head's linear layer (and the prior's scale) to `features` by L-BFGS, in place.
-
-    The penalty acts on standardised features, so `l2` means the same for any backbone; the fitted
-    weights are folded back to act on raw features, so the head needs no extra normalisation. Without
-    an `anchor` the fit starts from zeros and the penalty pulls towards zero; with one (a retrain) it
-    starts from the anchor's weights and pulls towards them.
-    """
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    scaled = (features - mean) / std
-    prior = head.prior(features).detach() / head.prior.scale.detach() if head.prior is not None else None
-    n_classes = head.linear.out_features
-    if anchor is None:
-        centre = torch.zeros(n_classes, features.shape[1])
-        start_bias, start_scale = torch.zeros(n_classes), torch.ones(())
-    else:
-        # A feature that barely varies in the corrections (one camera, one light) would let a row move
-        # far along it at almost no cost, changing the answers for every other photo: no feature counts
-        # as spreading less than the median one. Measured on 185 real frames: 0.914 -> 0.901 on the
-        # shared classes; on 12 near-uniform generated photos it kept the rows of the classes they do
-        # not show (cosine to the base's from 0.08 to above 0.9).
-        spread = std[std > 1e-5]
-        std = torch.maximum(std, spread.median()) if len(spread) else std
-        scaled = (features - mean) / std
-        centre = anchor.weight * std  # the anchor acts on raw features: the same logits here
-        start_bias, start_scale = anchor.bias + anchor.weight @ mean, anchor.scale
-    weight = centre.clone().requires_grad_(True)
-    bias = start_bias.clone().requires_grad_(True)
-    scale = start_scale.clone().reshape(()).requires_grad_(True)
-    optimiser = torch.optim.LBFGS([weight, bias, scale], max_iter=300, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        logits = scaled @ weight.T + bias + (scale * prior if prior is not None else 0.0)
-        loss = nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
-        loss = loss + l2 * (weight - centre).pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimiser.step(closure)
-    with torch.no_grad():
-        head.linear.weight.copy_(weight / std)
-        head.linear.bias.copy_(bias - (weight * (mean / std)).sum(1))
-        if head.prior is not None:
-            head.prior.scale.copy_(scale)
+    """Fit the head on `features` in place (classifier.models.heads.fit): from zeros, or from `anchor`
+    (the base's head, a retrain) and pulled towards it."""
+    start = anchor if anchor is not None else head.scores()
+    head.set_scores(fit(start, features, labels, l2, smoothing, anchored=anchor is not None))
 
 
 def predict_head(head: LinearHead, features: torch.Tensor) -> np.ndarray:
@@ -194,7 +135,10 @@ def predict_head(head: LinearHead, features: torch.Tensor) -> np.ndarray:
 
 
 def assign_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
-    """Fold of each photo: every class spread over the folds as evenly as its photos allow."""
+    """Fold of each photo: every class spread over the folds as evenly as its photos allow. The folds
+    adapt to few photos: no more than the largest class has (with three photos of nothing, three folds
+    would leave two empty), and at least two."""
+    folds = max(2, min(folds, max(labels.count(label) for label in set(labels))))
     rng = np.random.default_rng(seed)
     fold = np.zeros(len(labels), dtype=np.int64)
     for label in sorted(set(labels)):
@@ -209,12 +153,12 @@ def _cross_validate(
     frame: pd.DataFrame,
     classes: list[str],
     config: TrainConfig,
-    anchor: Anchor | None = None,
+    anchor: LinearScores | None = None,
 ) -> ProbeResult:
     fold = assign_folds(list(frame["label"]), config.cv_folds, config.seed)
     probabilities = np.zeros((len(frame), len(classes)))
     history = []
-    for k in range(config.cv_folds):
+    for k in sorted(set(fold.tolist())):
         started = time.perf_counter()
         held = np.flatnonzero(fold == k)
         fit_head(
@@ -229,7 +173,7 @@ def _cross_validate(
         views.take(np.arange(len(frame)), plain_only=True)[1].numpy(),
         list(frame["file"]),
         history,
-        f"{config.cv_folds}-fold cross-validation, stratified by class (every photo predicted by a head "
+        f"{len(history)}-fold cross-validation, stratified by class (every photo predicted by a head "
         "fitted without it)",
     )
 
@@ -240,7 +184,7 @@ def _held_out(
     frame: pd.DataFrame,
     classes: list[str],
     config: TrainConfig,
-    anchor: Anchor | None = None,
+    anchor: LinearScores | None = None,
 ) -> ProbeResult:
     started = time.perf_counter()
     valid = frame["is_valid"].to_numpy()
