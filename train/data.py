@@ -71,7 +71,11 @@ def load_training_data(config: TrainConfig, base: BaseModel | None = None) -> Tr
     if base is not None:
         dataset = in_base_spelling(dataset, base)
     dataset = _filtered(dataset, config)
-    split = split_dataset(dataset, config.split, config.valid_pct, config.seed)
+    if config.linear_probe and config.cv_folds >= 2:
+        # Cross-validation judges every photo and the head is fitted on all of them: no split to make.
+        split = Split(list(dataset.records), [], f"{config.cv_folds}-fold cross-validation")
+    else:
+        split = split_dataset(dataset, config.split, config.valid_pct, config.seed)
     known = set(base.classes) if base is not None else set()
     classes = sorted(
         {r.label for r in split.train}

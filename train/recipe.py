@@ -333,6 +333,8 @@ def check(config: TrainConfig) -> TrainConfig:
 # trained); the backbone, head and image size are the bundle's own (`with_base_recipe`). Data, naming and
 # output options are the run's.
 BASE_RECIPE = (
+    "crops",
+    "crop_frames",
     "frozen_epochs",
     "unfrozen_epochs",
     "freeze_bn",
@@ -457,8 +459,11 @@ def with_base_recipe(config: TrainConfig, given: set[str]) -> TrainConfig:
                 f"--{key} out."
             )
     changes.update(fixed)
-    if not changes.get("linear_probe", config.linear_probe) and "cv_folds" not in given:
-        changes["cv_folds"] = 0  # the base's folds belong to its probe, which --no-linear-probe turns off
+    if not changes.get("linear_probe", config.linear_probe):
+        # the base's folds and whole-frame views belong to its probe, which --no-linear-probe turns off
+        changes |= {
+            key: value for key, value in (("cv_folds", 0), ("crop_frames", False)) if key not in given
+        }
     if "sizes" not in given:
         changes["sizes"] = (bundle.image_size,)
     return dataclasses.replace(config, **changes)

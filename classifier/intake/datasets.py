@@ -275,8 +275,8 @@ def read_predictions_csv(
     (or `image_root`); `camera` becomes the location and `sequence_id` the sequence, so a split by
     sequence keeps the frames of one burst together. Which rows count:
 
-    - `rows="sure"`: rows a person reviewed, and the model's own answers it was sure of (`status=ok`);
-      its unreviewed `uncertain` guesses are left out (exports count them as `unknown` observations);
+    - `rows="sure"`: rows a person reviewed, and the model's own answers it was sure of (`status=ok`) that
+      name one of its classes; its unreviewed `uncertain` guesses and groups ("carnivore") are left out;
     - `rows="reviewed"`: only rows a person reviewed;
     - `rows="all"`: also the unreviewed `uncertain` guesses.
 
@@ -332,6 +332,8 @@ def _left_out_reason(row: Any, rows: str, blank: str | None) -> str | None:
         return "not reviewed"
     if rows == "sure" and not row.reviewed and row.status != OK:
         return "uncertain and not reviewed"
+    if rows == "sure" and not row.reviewed and _rolled_up(row):
+        return "a group, not a class (not reviewed)"
     if row.label.casefold() == UNKNOWN_LABEL or (not row.label and row.observation_type == UNKNOWN_LABEL):
         return "labelled unknown"
     if _is_blank(row):
@@ -339,6 +341,13 @@ def _left_out_reason(row: Any, rows: str, blank: str | None) -> str | None:
     if not row.label:
         return "no label"
     return None
+
+
+def _rolled_up(row: Any) -> bool:
+    """A machine answer at a rank above its classes ("carnivore (Carnivora)"): it names no class to learn."""
+    if row.decision is not None:
+        return row.decision.rule == "rollup"
+    return row.rank not in ("", "species") and row.label.endswith(")")  # files written before `decision`
 
 
 def _is_blank(row: Any) -> bool:
