@@ -1023,10 +1023,11 @@ def _place(args: argparse.Namespace) -> str | None:
 
 def _species_book(bundle: Bundle, required: bool) -> SpeciesBook | None:
     """The bundle's species notes for the rules; a place needs them (ranges), rollup alone does not."""
-    from classifier.knowledge.species import SpeciesInfoError, find_species_book
+    from classifier.knowledge.species import SpeciesInfoError
+    from classifier.models.bundles import bundle_species_book
 
     try:
-        book = find_species_book(bundle.name)
+        book = bundle_species_book(bundle)
     except SpeciesInfoError as exc:
         if required:
             raise CommandError(f"{exc} (the place rules need the species notes' ranges)") from None

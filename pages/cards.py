@@ -17,7 +17,9 @@ TREND_ARROWS = {"increasing": "↗", "stable": "→", "decreasing": "↘", "unkn
 def iucn_badge(entry: SpeciesEntry) -> str:
     """An HTML badge in the Red List's colour, or a plain label for groups and habitats."""
     if not entry.iucn:
-        label = "habitat" if entry.kind == "habitat" else "group of species (no single IUCN status)"
+        label = {"habitat": "habitat", "unwritten": "notes not written yet"}.get(
+            entry.kind, "group of species (no single IUCN status)"
+        )
         return f"<span style='color:#666'>{label}</span>"
     text_colour = "#fff" if entry.iucn in _DARK_BADGES else "#111"
     return (
@@ -42,6 +44,12 @@ def species_card(entry: SpeciesEntry, bundle_name: str) -> None:
     """The short card under a prediction: names, status, description, threats, action, and a link."""
     with st.container(border=True):
         st.markdown(heading(entry))
+        if entry.kind == "unwritten":
+            st.caption(
+                f"A class added in a review: its notes are not written yet (the `{entry.key}` entry of the "
+                f"model's species notes, `{bundle_name}.yaml`)."
+            )
+            return
         st.markdown(status_line(entry), unsafe_allow_html=True)
         st.write(entry.description)
         st.markdown(f"**Threats.** {entry.threats}")

@@ -26,16 +26,17 @@ from classifier.knowledge.species import (
     SPECIES_DIR_VARIABLE,
     SpeciesBook,
     SpeciesInfoError,
-    find_species_book,
 )
 from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
     LoadedModel,
+    bundle_species_book,
     detector_settings,
     find_bundles,
     load_model,
     read_bundle,
+    species_notes_path,
 )
 from classifier.results.taxa import Taxon, load_taxa
 
@@ -158,8 +159,9 @@ def return_free_heap() -> None:
 
 
 @st.cache_data(show_spinner=False)
-def species_book(bundle_name: str) -> SpeciesBook | None:
-    return find_species_book(bundle_name)
+def species_book(directory: str, notes: str | None, changed: float) -> SpeciesBook | None:
+    """A bundle's notes (`bundle_species_book`), read again when the file changes."""
+    return bundle_species_book(read_bundle(directory))
 
 
 def species_taxa(labels: set[str]) -> dict[str, Taxon]:
@@ -310,8 +312,9 @@ def require_predictor(bundle: Bundle) -> Predictor:
 
 def species_book_or_warn(bundle: Bundle) -> SpeciesBook | None:
     """The bundle's species notes; a broken notes file is one warning, the page goes on without notes."""
+    path = species_notes_path(bundle)
     try:
-        return species_book(bundle.name)
+        return species_book(str(bundle.directory), str(path), path.stat().st_mtime if path else 0.0)
     except SpeciesInfoError as error:
         st.warning(f"Species notes are unavailable: {error}")
         return None

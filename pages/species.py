@@ -63,8 +63,9 @@ def detail(book: SpeciesBook | None, key: str) -> None:
                 query_params={"species": key, "vs": look_alike.species, "model": bundle.name},
             )
     confusions(book, key)
-    st.subheader("Sources")
-    st.markdown("\n".join(f"- [{source.title}]({source.url})" for source in entry.sources))
+    if entry.sources:
+        st.subheader("Sources")
+        st.markdown("\n".join(f"- [{source.title}]({source.url})" for source in entry.sources))
 
 
 def confusions(book: SpeciesBook | None, key: str) -> None:

@@ -16,6 +16,7 @@ import sys
 from classifier.intake.datasets import DatasetError
 from classifier.models.backbones import BackboneError
 from classifier.models.bundles import BundleError
+from train import review
 from train.checkpoint import ResumeError
 from train.pipeline import TrainResult, train
 from train.recipe import RecipeError, config_from_args
@@ -23,7 +24,9 @@ from train.recipe import RecipeError, config_from_args
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        result = train(config_from_args(argv))
+        config = config_from_args(argv)
+        # A review of a linear probe's batch retrains from the embeddings prediction kept (seconds).
+        result = review.retrain(config) if review.applies(config) else train(config)
     except (DatasetError, RecipeError, ResumeError, BackboneError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

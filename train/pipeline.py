@@ -215,7 +215,7 @@ def finish(
     if base is not None:
         paths = list(learn.dls.valid.items["path"])
         evaluation["base_model"] = _against_base(base, data, config, paths, probs.numpy(), targets.numpy())
-    return _write_bundle(learn, data, config, run, evaluation)
+    return write_bundle(learn, data, config, run, evaluation)
 
 
 def finish_probe(
@@ -244,7 +244,7 @@ def finish_probe(
         "split": result.split,
         "train_counts": dict(sorted(_counts(data.split.train + data.split.valid).items())),
     }
-    return _write_bundle(learn, data, config, run, report, facts if config.cv_folds else None)
+    return write_bundle(learn, data, config, run, report, facts if config.cv_folds else None)
 
 
 def _against_base(
@@ -260,7 +260,7 @@ def _against_base(
     return compare_with_base(base, paths, probabilities, targets, data.classes, loaders)
 
 
-def _write_bundle(
+def write_bundle(
     learn: Learner,
     data: TrainingData,
     config: TrainConfig,

@@ -48,7 +48,8 @@ IUCN_COLOURS: dict[str, str] = {
 }
 
 POPULATION_TRENDS = ("increasing", "stable", "decreasing", "unknown")
-KINDS = ("species", "group", "habitat")
+# `unwritten`: a class a person added in a review (train/review.py writes it): only its name so far.
+KINDS = ("species", "group", "habitat", "unwritten")
 # Taxonomic ranks a class may name, top down. `phylum` is only for groups above a class ("insect-spider" is
 # Arthropoda). Rollup sums probability up to `class`, but answers at most at `order`: "mammal" or "bird" tells
 # a person nothing a camera trap did not, so it is never a sure answer (ANSWER_RANKS).
@@ -83,6 +84,7 @@ _REQUIRED = {
     "species": _SHARED | {"scientific_name", "iucn", "population_trend", "habitat", "diet"},
     "group": _SHARED | {"habitat", "diet"},
     "habitat": _SHARED | {"wildlife"},
+    "unwritten": {"common_name"},
 }
 # Taxonomy and range are optional so older notes still load; the repository's own notes give both
 # (tests/test_species.py). A habitat scene is no taxon and lives everywhere: it takes neither.
@@ -90,6 +92,7 @@ _OPTIONAL = {
     "species": {"kind", "look_alikes", "taxonomy", "represents", "range"},
     "group": {"kind", "look_alikes", "scientific_name", "taxonomy", "represents", "range"},
     "habitat": {"kind", "look_alikes"},
+    "unwritten": {"kind", "scientific_name", "taxonomy", "represents", "range"},
 }
 _TOP_LEVEL = ("bundle", "title", "taxa", "rollup_thresholds", "rollup_under", "species")
 _MAX_SOURCES = 3
@@ -380,14 +383,14 @@ def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEnt
             if "population_trend" in raw
             else None
         ),
-        description=text["description"],
+        description=text.get("description", ""),
         look_alikes=_look_alikes(file, key, raw.get("look_alikes", []), classes),
         habitat=text.get("habitat"),
         diet=text.get("diet"),
         wildlife=text.get("wildlife"),
-        threats=text["threats"],
-        conservation=text["conservation"],
-        sources=_sources(file, key, raw["sources"]),
+        threats=text.get("threats", ""),
+        conservation=text.get("conservation", ""),
+        sources=_sources(file, key, raw["sources"]) if "sources" in raw else (),
         taxonomy=taxonomy,
         range=_range(file, key, raw["range"]) if "range" in raw else None,
         represents=_represents(file, key, raw["represents"], taxonomy) if "represents" in raw else None,

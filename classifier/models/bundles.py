@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import types
 import warnings
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classifier.intake.images import error_line
+from classifier.knowledge.species import SPECIES_DIR, SPECIES_DIR_VARIABLE, SpeciesBook, load_species_book
 
 if TYPE_CHECKING:
     import torch
@@ -404,3 +406,18 @@ def _default_device() -> torch.device:
 
 def _looks_like_bundle(directory: Path) -> bool:
     return (directory / REPORT_FILE).exists() or (directory / MODEL_FILE).exists()
+
+
+def bundle_species_book(bundle: Bundle) -> SpeciesBook | None:
+    """A bundle's species notes: `species_info/<name>.yaml` (or `$WILDLIFE_SPECIES_DIR`), else the notes a
+    retrain wrote beside its model (`<bundle>/<name>.yaml`); None when neither is there."""
+    path = species_notes_path(bundle)
+    return None if path is None else load_species_book(path)
+
+
+def species_notes_path(bundle: Bundle) -> Path | None:
+    """Where `bundle_species_book` reads a bundle's notes from, or None."""
+    for root in (Path(os.environ.get(SPECIES_DIR_VARIABLE) or SPECIES_DIR), bundle.directory):
+        if (root / f"{bundle.name}.yaml").is_file():
+            return root / f"{bundle.name}.yaml"
+    return None

@@ -1,0 +1,92 @@
+"""Which photos a person should review first, so that a site's model learns most from the fewest
+(`python -m classifier queue`, the review page's "Teach the model" order).
+
+One photo a sequence (its least sure: a burst is one sighting), never a photo already reviewed, an
+unreadable one or a sure blank. Among those, farthest-first over what the classifier saw (each photo's
+kept embedding, classifier/models/embeddings.py), each photo weighted by how typical it is of the
+batch (its closeness to its nearest neighbours): the first photo is the most typical, each next one the
+photo least like any chosen so far, typical ones before outliers. Measured by benchmarks/learning_loop.py
+against a random choice and against weighting by how unsure the model is (which the issue first asked
+for): see docs/learning_loop.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from classifier.intake.decoding import photo_sha256
+from classifier.models.bundles import Bundle
+from classifier.models.embeddings import embeddings_for, photo_keys
+from classifier.models.engines import PredictorOptions
+from classifier.results.predictions_file import Predictions, Record
+from classifier.results.rows import BLANK, ERROR, OK, PERSON, Row
+
+NEIGHBOURS = 5  # how many nearest photos say how typical a photo is
+
+
+def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Path) -> list[Record]:
+    """The rows of a predictions file (photos under `root` when relative) a person should review first.
+    Photos whose embeddings were not kept (a file from elsewhere) are run through `bundle` once, which
+    keeps them; photos that are not on this machine are left out."""
+    records = predictions.records
+    photos = [Path(r.path) if Path(r.path).is_absolute() else root / r.path for r in records]
+    hashes = [photo_sha256(p) if p.is_file() else "" for p in photos]
+    margin = float((bundle.report.get("detector") or {}).get("crop_margin", 0.15))
+    store = embeddings_for(bundle)
+    keys = [
+        photo_keys(h, [d.bbox for d in r.boxes], margin) if h else []
+        for r, h in zip(records, hashes, strict=True)
+    ]
+    vectors = store.vectors(keys)
+    missing = [i for i, v in enumerate(vectors) if v is None and hashes[i]]
+    if missing:
+        predictor = PredictorOptions(keep_embeddings=True).build(bundle)
+        for i, row in zip(missing, predictor.predict_many([photos[i] for i in missing]), strict=True):
+            vectors[i] = store.vectors(
+                [photo_keys(hashes[i], [d.bbox for d in row.detections or ()], margin)]
+            )[0]
+    return [records[i] for i in teaching_order(records, vectors, size)]
+
+
+def teaching_order(
+    rows: Sequence[Row | Record], vectors: Sequence[np.ndarray | None], size: int
+) -> list[int]:
+    """The indices of up to `size` rows to review first, in the order to review them."""
+    candidates = _one_a_sequence(rows, [v is not None for v in vectors])
+    if not candidates or size < 1:
+        return []
+    points = np.stack([vectors[i] for i in candidates]).astype(np.float64)
+    points /= np.linalg.norm(points, axis=1, keepdims=True) + 1e-12
+    similar = points @ points.T
+    typical = np.sort(similar, axis=1)[:, -(NEIGHBOURS + 1) :].mean(axis=1)  # itself and its neighbours
+    weight = np.clip(typical, 1e-6, None)
+    chosen = [int(np.argmax(weight))]
+    distance = 1.0 - similar[chosen[0]]
+    while len(chosen) < min(size, len(candidates)):
+        score = distance * weight
+        score[chosen] = -1.0
+        pick = int(np.argmax(score))
+        chosen.append(pick)
+        distance = np.minimum(distance, 1.0 - similar[pick])
+    return [candidates[i] for i in chosen]
+
+
+def _one_a_sequence(rows: Sequence[Row | Record], seen: Sequence[bool]) -> list[int]:
+    """The rows that may be asked: one a sequence (its least sure), in file order."""
+    best: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if not seen[i] or row.status == ERROR or row.classification_method == PERSON:
+            continue
+        if row.observation_type == BLANK and row.status == OK:
+            continue
+        key = row.sequence_id or f"photo {i}"
+        if key not in best or _sureness(row) < _sureness(rows[best[key]]):
+            best[key] = i
+    return sorted(best.values())
+
+
+def _sureness(row: Row | Record) -> float:
+    return (row.confidence or 0.0) + (1.0 if row.status == OK else 0.0)
