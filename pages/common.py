@@ -42,7 +42,10 @@ from classifier.results.taxa import Taxon, load_taxa
 
 if TYPE_CHECKING:
     from classifier.models.detect import Detector
+    from classifier.models.embeddings import Embeddings
+    from classifier.models.heads import LinearScores
     from classifier.models.predict import Predictor
+    from classifier.results.teaching import Teacher
 
 # What the batch and review pages take as photos: the photo formats and zip archives of them.
 PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
@@ -307,6 +310,41 @@ def require_predictor(bundle: Bundle) -> Predictor:
         top_k=5,
         book=species_book_or_warn(bundle),
         country=current_country(),
+        embeddings=shared_embeddings(str(bundle.directory)),
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def shared_embeddings(directory: str) -> Embeddings:
+    """Where the app keeps what the classifier saw of each photo (one store a model, shared)."""
+    from classifier.models.embeddings import embeddings_for  # torch: only once a model is needed
+
+    return embeddings_for(read_bundle(directory))
+
+
+@st.cache_resource(show_spinner="Reading the model's head (once)…", max_entries=2)
+def linear_head(directory: str, model_sha256: str | None) -> LinearScores | None:
+    from classifier.models.runtimes import load_linear_head
+
+    return load_linear_head(read_bundle(directory), isolate=True)
+
+
+def teacher_for(bundle: Bundle) -> Teacher | None:
+    """What teaches the bundle from this session's review (a linear head's bundle only), else None."""
+    head = linear_head(str(bundle.directory), bundle.model_sha256)
+    if head is None:
+        return None
+    predictor = require_predictor(bundle)
+    from classifier.results.teaching import Teacher
+
+    return Teacher(
+        name=bundle.name,
+        classes=bundle.classes,
+        head=head,
+        store=predictor.embeddings,
+        rules=predictor.rules,
+        margin=predictor.crop_margin,
+        label_photos=predictor.predict_many,
     )
 
 

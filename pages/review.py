@@ -16,6 +16,7 @@ import functools
 import math
 import re
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -44,7 +45,17 @@ from classifier.results.review import (
 )
 from classifier.results.rows import ERROR
 from classifier.results.taxa import Taxon
-from pages.common import PHOTO_UPLOAD_TYPES, current_bundle, species_taxa, use_navigation, working_bundles
+from pages.common import (
+    PHOTO_UPLOAD_TYPES,
+    current_bundle,
+    species_taxa,
+    teacher_for,
+    use_navigation,
+    working_bundles,
+)
+
+if TYPE_CHECKING:  # torch comes with them, once a model is needed
+    from classifier.results.teaching import Taught, Teacher
 
 use_navigation()
 
@@ -77,6 +88,8 @@ def remember_reviewer() -> None:
 def start(review: Review) -> None:
     """Make `review` the page's, open at its first photo still to review."""
     st.session_state["review"] = review
+    st.session_state["review_model"] = review.model_name  # a retrain's answers name another
+    st.session_state.pop("review_teach", None)
     st.session_state["review_serial"] = st.session_state.get("review_serial", 0) + 1
     st.session_state["review_cursor"] = first_open(review)
     st.session_state["review_whole_sequence"] = False
@@ -162,6 +175,43 @@ def flip_sequence() -> None:
     st.session_state["review_whole_sequence"] = not st.session_state.get("review_whole_sequence")
 
 
+def teach_order(teacher: Teacher) -> None:
+    review: Review = st.session_state["review"]
+    review.teach_first(teacher.order(review) if st.session_state.get("review_teach") else None)
+    st.session_state["review_cursor"] = first_open(review)
+
+
+def retrain(teacher: Teacher) -> None:
+    review: Review = st.session_state["review"]
+    try:
+        taught = teacher.retrain(review)
+    except ReviewError as error:
+        st.session_state["review_problem"] = str(error)
+        return
+    st.session_state["review_taught"] = taught
+
+
+def taught_words(taught: Taught) -> str:
+    """What a retrain did, in a line or two."""
+    new = f" (new: {', '.join(taught.new_classes)})" if taught.new_classes else ""
+    words = (
+        f"Retrained on the {taught.photos} photos you labelled{new} in {taught.seconds:.1f} s. The "
+        f"{taught.answered} photos not reviewed yet have the new model's answers: {taught.changed} changed."
+    )
+    if taught.estimate is not None:
+        words += (
+            f" Estimated right: {taught.estimate:.0%} of the {taught.estimated_on} photos you labelled, each "
+            "answered by a model fitted without it"
+        )
+        words += (
+            f"; {taught.spot_checked:.0%} of the {taught.spot_checks} spot checks (drawn at random, so the "
+            "best guess for the rest)."
+            if taught.spot_checked is not None
+            else "; spot-check more sure answers for an estimate that holds for the rest."
+        )
+    return words
+
+
 # ---------------------------------------------------------------------------------------------- the page
 
 st.title("Review and correct")
@@ -224,6 +274,31 @@ blanks_column.toggle(
     "animals is always in: it is marked not sure).",
 )
 review.set_options(share=st.session_state["review_share"], include_blanks=st.session_state["review_blanks"])
+
+teaching_bundle = next((b for b in working_bundles() if b.name == st.session_state.get("review_model")), None)
+teacher = teacher_for(teaching_bundle) if teaching_bundle is not None else None
+if teacher is not None:
+    teach_column, retrain_column = st.columns([2, 1], vertical_alignment="bottom")
+    teach_column.toggle(
+        "Teach the model: the photos it learns most from first",
+        key="review_teach",
+        on_change=teach_order,
+        args=(teacher,),
+        help="One photo a sequence, the most typical first, then each time the photo least like those "
+        "before it: a few of them teach a retrained model most (docs/learning_loop.md).",
+    )
+    retrain_column.button(
+        "Retrain on my corrections",
+        key="review_retrain",
+        on_click=retrain,
+        args=(teacher,),
+        disabled=not any(r.reviewed for r in review.records),
+        help="Fit the model to the photos you labelled (seconds) and answer the photos not reviewed yet "
+        "again. Undo (Z) takes it back.",
+        width="stretch",
+    )
+    if taught := st.session_state.pop("review_taught", None):
+        st.success(taught_words(taught), icon=":material/model_training:")
 
 queue = review.queue
 done, total = review.progress()

@@ -104,7 +104,7 @@ def test_fit_head_matches_the_labels_and_acts_on_raw_features() -> None:
 
 
 def test_folds_spread_each_class_evenly() -> None:
-    from train.probe import assign_folds
+    from classifier.models.heads import assign_folds
 
     labels = ["a"] * 3 + ["b"] * 3 + ["c"] * 4
     fold = assign_folds(labels, 3, seed=1)

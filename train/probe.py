@@ -25,7 +25,7 @@ import torch
 from fastai.learner import Learner
 from fasttransform import Pipeline
 
-from classifier.models.heads import LinearScores, fit
+from classifier.models.heads import LinearScores, assign_folds, fit
 from classifier.models.network import LinearHead
 from classifier.results.report import evaluate
 from train.data import TrainingData, augmentations
@@ -132,19 +132,6 @@ def fit_head(
 def predict_head(head: LinearHead, features: torch.Tensor) -> np.ndarray:
     with torch.inference_mode():
         return head.eval().from_pooled(features).softmax(1).numpy()
-
-
-def assign_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
-    """Fold of each photo: every class spread over the folds as evenly as its photos allow. The folds
-    adapt to few photos: no more than the largest class has (with three photos of nothing, three folds
-    would leave two empty), and at least two."""
-    folds = max(2, min(folds, max(labels.count(label) for label in set(labels))))
-    rng = np.random.default_rng(seed)
-    fold = np.zeros(len(labels), dtype=np.int64)
-    for label in sorted(set(labels)):
-        members = np.flatnonzero(np.array(labels) == label)
-        fold[rng.permutation(members)] = np.arange(len(members)) % folds
-    return fold
 
 
 def _cross_validate(

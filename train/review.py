@@ -37,7 +37,7 @@ from classifier.models.heads import LinearScores
 from classifier.models.network import with_classes
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_linear_head
-from classifier.models.site import SiteError, SiteModel, adapt, pictures, relabel
+from classifier.models.site import SiteModel, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import rules_for
 from classifier.results.predictions_file import parse_predictions
 from classifier.results.report import compare_on_rows, evaluate
@@ -46,7 +46,6 @@ from train.base import find_base
 from train.checkpoint import RunState
 from train.data import TrainingData
 from train.pipeline import TrainResult, write_bundle
-from train.probe import assign_folds
 from train.recipe import TrainConfig
 
 CURVE = (0.25, 0.5, 1.0)  # shares of the reviewed photos the learning curve is measured at
@@ -187,60 +186,42 @@ def _cross_validated(
     config: TrainConfig,
     margin: float,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Each photo's scores from a site model fitted without its fold, and one history row a fold."""
-    labels = [_in(classes, label) for _, label in taught]
-    fold = assign_folds(labels, config.cv_folds or 3, config.seed)
-    rules = rules_for(base, None)
-    store = embeddings_for(base)
+    """Each photo's scores over `classes` from a site model fitted without its fold, and one history row
+    a fold (classifier/models/site.py `cross_validated`)."""
+    started = time.perf_counter()
+    found, scores, fold = cross_validated(
+        head, base.classes, taught, embeddings_for(base), rules_for(base, None), margin,
+        folds=config.cv_folds or 3, seed=config.seed,
+    )  # fmt: skip
     probabilities = np.zeros((len(taught), len(classes)))
+    for column, name in enumerate(found):
+        probabilities[:, classes.index(name)] = scores[:, column]
+    targets = np.array([classes.index(_in(classes, label)) for _, label in taught])
+    seconds = round((time.perf_counter() - started) / (int(fold.max()) + 1), 2)
     history = []
     for k in sorted(set(fold.tolist())):
-        started = time.perf_counter()
         held = np.flatnonzero(fold == k)
-        training = [taught[i] for i in np.flatnonzero(fold != k)]
-        try:
-            site = adapt(head, base.classes, training, store, margin)
-        except SiteError:  # nothing in the other folds teaches: the base answers this one
-            site = SiteModel(base.name, base.classes, head, 0, ())
-        for i in held:
-            probabilities[i] = _scores(taught[i][0], site, store, rules, margin, classes)
-        targets = [classes.index(labels[i]) for i in held]
-        metrics = evaluate(probabilities[held], targets, classes, [str(i) for i in held], top_losses=0)[
-            "metrics"
-        ]
+        metrics = evaluate(probabilities[held], targets[held], classes, [str(i) for i in held], top_losses=0)
         history.append(
             {
                 "stage": "frozen",
                 "epoch": int(k),
                 "image_size": base.image_size,
                 "train_loss": None,
-                "valid_loss": metrics["valid_loss"],
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-                "seconds": round(time.perf_counter() - started, 2),
+                "valid_loss": metrics["metrics"]["valid_loss"],
+                "accuracy": metrics["metrics"]["accuracy"],
+                "macro_f1": metrics["metrics"]["macro_f1"],
+                "seconds": seconds,
             }
         )
     return probabilities, history
-
-
-def _scores(row: Row, site: SiteModel, store, rules, margin: float, classes: list[str]) -> np.ndarray:
-    """A photo's scores over `classes` from `site` (a fold's model may lack classes only the fold shows)."""
-    answered = relabel(row, site, store, rules, margin)
-    scores = np.zeros(len(classes))
-    if answered is None or not answered.probabilities:
-        return scores + 1.0 / len(classes)
-    for name, p in zip(site.classes, answered.probabilities, strict=True):
-        scores[classes.index(name)] = p
-    return scores
 
 
 def _against_base(head, base, taught, classes, probabilities, margin) -> dict[str, Any]:
     """The base bundle on the same reviewed photos, from the same kept embeddings."""
     store, rules = embeddings_for(base), rules_for(base, None)
     as_base = SiteModel(base.name, base.classes, head, 0, ())
-    base_probabilities = np.stack(
-        [_scores(row, as_base, store, rules, margin, list(base.classes)) for row, _ in taught]
-    )
+    base_probabilities = np.stack([_scores(row, as_base, store, rules, margin) for row, _ in taught])
     truth = [_in(classes, label) for _, label in taught]
     return {
         "name": base.name,
@@ -266,6 +247,13 @@ def _learning_curve(head, base, taught, classes, config, margin, targets, judged
             right = probabilities[marked].argmax(1) == targets[[chosen[n] for n in marked]]
             curve.append({"photos": size, "judged": len(marked), "accuracy": round(float(right.mean()), 4)})
     return curve
+
+
+def _scores(row: Row, site: SiteModel, store, rules, margin: float) -> np.ndarray:
+    answered = relabel(row, site, store, rules, margin)
+    if answered is None or not answered.probabilities:
+        return np.full(len(site.classes), 1.0 / len(site.classes))
+    return np.asarray(answered.probabilities)
 
 
 def _in(classes: list[str], label: str) -> str:

@@ -157,3 +157,19 @@ def fit(
             scale.detach() if head.prior is not None else head.scale,
             head.prior,
         )
+
+
+def assign_folds(labels: list[str], folds: int, seed: int) -> np.ndarray:
+    """Fold of each photo: every class spread over the folds as evenly as its photos allow, the count
+    going on from one class to the next, so classes of one photo each fill the folds too (counted again
+    from 0 for each class, they all fell in fold 0 and left the others empty: "nothing to evaluate").
+    At least two folds, and no more than there are photos."""
+    folds = max(2, min(folds, len(labels)))
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(len(labels), dtype=np.int64)
+    start = 0
+    for label in sorted(set(labels)):
+        members = np.flatnonzero(np.array(labels) == label)
+        fold[rng.permutation(members)] = (start + np.arange(len(members))) % folds
+        start += len(members)
+    return fold

@@ -22,7 +22,7 @@ import torch
 
 from classifier.intake.datasets import EMPTY_LABELS
 from classifier.models.embeddings import Embeddings, photo_keys
-from classifier.models.heads import LinearScores, fit
+from classifier.models.heads import LinearScores, assign_folds, fit
 from classifier.models.verdict import Found, Rules, detected_row, whole_frame_row
 from classifier.results.rows import BLANK, ERROR, MACHINE, Row
 
@@ -36,7 +36,7 @@ class SiteError(ValueError):
 
 @dataclass(frozen=True)
 class SiteModel:
-    """The base's head fitted to a site: its classes (the base's, then the ones a person added)."""
+    """The base's head fitted to a site: its classes (the base's and the ones a person added, in order)."""
 
     name: str
     classes: tuple[str, ...]
@@ -71,7 +71,7 @@ def adapt(
     labelled = [(row, label) for row, label in labelled if label.casefold() not in NOT_CLASSES]
     labelled = [(row, label) for row, label in labelled if row.status != ERROR and row.photo_sha256]
     new = sorted({label for _, label in labelled} - set(base_classes))
-    classes = (*base_classes, *new)
+    classes = tuple(sorted((*base_classes, *new)))  # in order, as a bundle's classes are
     kept = store.get([key for row, _ in labelled for key in pictures(row, margin)])
     features, labels, weights, photos = [], [], [], 0
     for row, label in labelled:
@@ -97,6 +97,40 @@ def adapt(
         weights=torch.tensor(weights),
     )
     return SiteModel(name, classes, head, photos, tuple(new))
+
+
+def cross_validated(
+    base: LinearScores,
+    base_classes: Sequence[str],
+    taught: Sequence[tuple[Row, str]],
+    store: Embeddings,
+    rules: Rules,
+    margin: float,
+    *,
+    folds: int = 3,
+    seed: int = 42,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """What a site's model fitted without each photo says of it: the classes (the base's and the typed
+    ones, in order), each photo's scores over them (uniform when nothing is kept of it) and its fold (`assign_folds`:
+    stratified by label, as many folds as the photos allow). A fold whose others teach nothing is answered
+    by the base."""
+    labels = [class_name(label, base_classes) for _, label in taught]
+    classes = tuple(sorted({*base_classes, *labels} - NOT_CLASSES))
+    fold = assign_folds(labels, folds, seed)
+    scores = np.full((len(taught), len(classes)), 1.0 / len(classes))
+    for k in sorted(set(fold.tolist())):
+        training = [taught[i] for i in np.flatnonzero(fold != k)]
+        try:
+            site = adapt(base, base_classes, training, store, margin)
+        except SiteError:  # nothing in the other folds teaches: the base answers this one
+            site = SiteModel("base", tuple(base_classes), base, 0, ())
+        for i in np.flatnonzero(fold == k):
+            answered = relabel(taught[i][0], site, store, rules, margin)
+            if answered is not None and answered.probabilities:
+                scores[i] = 0.0
+                for name, p in zip(site.classes, answered.probabilities, strict=True):
+                    scores[i, classes.index(name)] = p
+    return classes, scores, fold
 
 
 def relabel(row: Row, site: SiteModel, store: Embeddings, rules: Rules, margin: float) -> Row | None:

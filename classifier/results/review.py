@@ -332,6 +332,7 @@ class Review:
             if record.sequence_id:
                 self._sequences[record.sequence_id].append(index)
         self._queue: list[int] | None = None
+        self._teaching: list[int] | None = None
         self._typed: list[str] = []  # names typed in this review, offered with the model's classes
 
     @classmethod
@@ -370,9 +371,12 @@ class Review:
 
     @property
     def queue(self) -> list[int]:
-        """Indices of the rows a person should look at, in file order."""
+        """Indices of the rows a person should look at: in file order, or the teaching order when set."""
         if self._queue is None:
-            self._queue = [i for i in range(len(self.records)) if self.reason(i)]
+            if self._teaching is not None:
+                self._queue = list(self._teaching)
+            else:
+                self._queue = [i for i in range(len(self.records)) if self.reason(i)]
         return self._queue
 
     def reasons(self) -> Counter[str]:
@@ -435,6 +439,24 @@ class Review:
             self._typed.append(label)
         self._changed()
         return indices
+
+    def replace_answers(self, answers: dict[int, Record]) -> int:
+        """The model's answers for these rows replaced (a retrained model's); one undo step. Returns how
+        many labels changed."""
+        step = [(i, self.records[i]) for i in answers]
+        changed = sum(self.records[i].label != record.label for i, record in answers.items())
+        for i, record in answers.items():
+            self.records[i] = record
+        self._history.append(step)
+        del self._history[:-UNDO_STEPS]
+        self._changed()
+        return changed
+
+    def teach_first(self, order: list[int] | None) -> None:
+        """Show the queue in this order (the teaching order: classifier/results/teaching.py), every row it
+        names; None: the usual queue, in file order."""
+        self._teaching = order
+        self._queue = None
 
     @property
     def can_undo(self) -> bool:
