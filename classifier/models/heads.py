@@ -107,6 +107,7 @@ def fit(
     *,
     anchored: bool = False,
     weights: torch.Tensor | None = None,
+    bias_l2: float = 0.0,
 ) -> LinearScores:
     """`head` fitted to `features` (N, F) and `labels` (N,) by L-BFGS; see the module docstring.
 
@@ -145,6 +146,7 @@ def fit(
         logits = scaled @ weight.T + bias + (scale * prior if prior is not None else 0.0)
         each = nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
         loss = (each * counts).sum() / counts.sum() + l2 * (weight - centre).pow(2).sum()
+        loss = loss + bias_l2 * (bias - start_bias).pow(2).sum()
         loss.backward()
         return loss
 

@@ -1,8 +1,8 @@
 """Which photos a person should review first, so that a site's model learns most from the fewest
 (`python -m classifier queue`, the review page's "Teach the model" order).
 
-One photo a sequence (its least sure: a burst is one sighting), never a photo already reviewed, an
-unreadable one or a sure blank. Among those, farthest-first over what the classifier saw (each photo's
+One photo a sequence first (its least sure: a burst is one sighting), never a photo already reviewed, an
+unreadable one or a sure blank; once every sequence has one asked, the others. Among those, farthest-first over what the classifier saw (each photo's
 kept embedding, classifier/models/embeddings.py), each photo weighted by how typical it is of the
 batch (its closeness to its nearest neighbours): the first photo is the most typical, each next one the
 photo least like any chosen so far, typical ones before outliers. Measured by benchmarks/learning_loop.py
@@ -54,8 +54,10 @@ def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Pa
 def teaching_order(
     rows: Sequence[Row | Record], vectors: Sequence[np.ndarray | None], size: int
 ) -> list[int]:
-    """The indices of up to `size` rows to review first, in the order to review them."""
-    candidates = _one_a_sequence(rows, [v is not None for v in vectors])
+    """The indices of up to `size` rows to review first, in the order to review them: one photo a
+    sequence, then, when every sequence has one asked, the other photos of the sequences the same way."""
+    firsts, others = _one_a_sequence(rows, [v is not None for v in vectors])
+    candidates = firsts + others
     if not candidates or size < 1:
         return []
     points = np.stack([vectors[i] for i in candidates]).astype(np.float64)
@@ -63,29 +65,37 @@ def teaching_order(
     similar = points @ points.T
     typical = np.sort(similar, axis=1)[:, -(NEIGHBOURS + 1) :].mean(axis=1)  # itself and its neighbours
     weight = np.clip(typical, 1e-6, None)
-    chosen = [int(np.argmax(weight))]
+    allowed = np.arange(len(candidates)) < len(firsts)
+    chosen = [int(np.argmax(np.where(allowed, weight, -1.0)))]
     distance = 1.0 - similar[chosen[0]]
     while len(chosen) < min(size, len(candidates)):
-        score = distance * weight
-        score[chosen] = -1.0
+        if len(chosen) == len(firsts):
+            allowed[:] = True  # every sequence has been asked: its other photos come next
+        score = np.where(allowed, distance * weight, -1.0)
+        score[chosen] = -2.0
         pick = int(np.argmax(score))
         chosen.append(pick)
         distance = np.minimum(distance, 1.0 - similar[pick])
     return [candidates[i] for i in chosen]
 
 
-def _one_a_sequence(rows: Sequence[Row | Record], seen: Sequence[bool]) -> list[int]:
-    """The rows that may be asked: one a sequence (its least sure), in file order."""
+def _one_a_sequence(rows: Sequence[Row | Record], seen: Sequence[bool]) -> tuple[list[int], list[int]]:
+    """The rows that may be asked, in file order: one a sequence (its least sure), and the others."""
+    askable = [
+        i
+        for i, row in enumerate(rows)
+        if seen[i]
+        and row.status != ERROR
+        and row.classification_method != PERSON
+        and not (row.observation_type == BLANK and row.status == OK)
+    ]
     best: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        if not seen[i] or row.status == ERROR or row.classification_method == PERSON:
-            continue
-        if row.observation_type == BLANK and row.status == OK:
-            continue
-        key = row.sequence_id or f"photo {i}"
-        if key not in best or _sureness(row) < _sureness(rows[best[key]]):
+    for i in askable:
+        key = rows[i].sequence_id or f"photo {i}"
+        if key not in best or _sureness(rows[i]) < _sureness(rows[best[key]]):
             best[key] = i
-    return sorted(best.values())
+    firsts = sorted(best.values())
+    return firsts, [i for i in askable if i not in set(firsts)]
 
 
 def _sureness(row: Row | Record) -> float:
