@@ -151,3 +151,13 @@ else:
     st.caption("Each model as measured on its own held-out photos.")
     table = performance.compare({bundle.name: report, other.name: other.report})
     st.dataframe(performance.as_text(table), width="stretch")
+
+curve = performance.learning_curve(report)
+if curve is not None:
+    st.subheader("Learning curve: what more review would give")
+    st.caption(
+        "This model was retrained on a person's review. Each point: the share of the photos a person "
+        "labelled that a model fitted without them names right, when that many of the photos teach. "
+        "Still climbing at the right: reviewing more photos should still help."
+    )
+    st.line_chart(curve, x="photos", y="accuracy")

@@ -234,3 +234,31 @@ def test_a_reviewed_batch_retrains_from_what_prediction_kept(probe_bundle: Path,
     again = {r["path"]: r for r in read_rows("again.csv")}
     unreviewed = [p for p in again if "purple" in p and p not in taught]
     assert unreviewed and all(again[p]["top_k"].startswith("purple:") for p in unreviewed)
+
+
+def test_a_retrained_bundle_s_performance_page_shows_its_learning_curve(
+    probe_bundle: Path, labelled: Path
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from train.__main__ import main as train_main
+
+    rows = read_rows("labels.csv")
+    for row in rows:
+        if row["path"] in ("photos/purple_0.jpg", "photos/purple_1.jpg", "photos/purple_2.jpg"):
+            row.update(label="purple", classification_method="human", classified_by="ann")
+    with open("reviewed.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    argv = ["--data", "reviewed.csv", "--format", "csv", "--base-model", str(probe_bundle), "--name", "park"]
+    assert train_main([*argv, "--out-dir", str(labelled / "models"), "--rows", "reviewed"]) == 0
+    app = AppTest.from_file(
+        str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=120
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WILDLIFE_MODELS_DIR", str(labelled / "models"))
+        app.run()
+        app.switch_page("pages/performance.py").run()
+    assert not app.exception
+    assert "Learning curve: what more review would give" in [s.value for s in app.subheader]

@@ -55,6 +55,14 @@ def history(report: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
+def learning_curve(report: dict[str, Any]) -> pd.DataFrame | None:
+    """A retrained bundle's learning curve (train/review.py): photos that taught, share right; None without."""
+    points = report.get("learning_curve")
+    if not points:
+        return None
+    return pd.DataFrame(points)[["photos", "accuracy"]]
+
+
 def threshold_curve(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         report.get("threshold", {}).get("curve", []), columns=["threshold", "coverage", "accuracy"]
