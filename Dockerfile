@@ -1,4 +1,4 @@
-# The app in a container, for hosting it yourself (see the README's "Deploy" section):
+# The app in a container, for hosting it yourself (see docs/deployment.md):
 #   docker build -t wildlife-classifier . && docker run -p 8501:8501 wildlife-classifier
 FROM python:3.11-slim
 

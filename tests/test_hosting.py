@@ -147,7 +147,7 @@ def test_the_app_with_every_bundle_stays_under_a_free_hosts_memory(monkeypatch: 
         pytest.skip(f"no usable bundle in {models}")
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the benchmarks import each other as scripts
     app_memory = importlib.import_module("app_memory")
-    # As `make run` serves it: compiled first (an empty cache measured alike, 772 MiB: README, Memory),
+    # As `make run` serves it: compiled first (an empty cache measured alike, 772 MiB: docs/benchmarks.md),
     # so the walk measures serving, not the minutes of compiling.
     subprocess.run([sys.executable, "-m", "classifier", "compile", "--app"], cwd=ROOT, check=True)
     figures = app_memory.measure(models)

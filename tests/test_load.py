@@ -5,7 +5,7 @@ must be shown the result of its own photo (label and confidence, as the same mod
 process) and no error. The 300-classification memory check drives the same page script through
 Streamlit's AppTest in this process, not through a browser (a browser round trip costs about a second
 here); `benchmarks/load_test.py` runs the 300 through Chromium against `streamlit run` and gives the
-README's figures.
+figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations

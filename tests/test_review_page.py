@@ -275,7 +275,7 @@ def test_a_deployments_csv_that_cannot_be_used_is_one_line(app: AppTest, saved) 
 
 
 def test_ten_thousand_rows_stay_responsive(app: AppTest) -> None:
-    """The README's figure: the page's run times with a 10,000-row file (no photos), measured here."""
+    """The page's run times with a 10,000-row file (no photos), measured here (docs/benchmarks.md)."""
     data = csv_text(batch_rows(10_000)).encode()
     app.file_uploader(key="review_file").upload("big.csv", data, "text/csv")
     app.run()

@@ -56,7 +56,7 @@ GRADIENT_METHODS = (GRADCAM, GRADCAM_PP, HIRESCAM)
 # (0.48, boxes 0.22 of the frame: tied with Grad-CAM, the linear probe makes them one map), then the most
 # change under randomisation: mean |Spearman| 0.19 against Grad-CAM's 0.23 (likely because fastai's head
 # also max-pools the grid, and Grad-CAM averages away which cell that gradient falls on). EigenCAM put more
-# in the boxes (0.55) but does not change at all with a random head. README, "Where the model looked".
+# in the boxes (0.55) but does not change at all with a random head. docs/benchmarks.md, "Where the model looked".
 DEFAULT_METHOD = HIRESCAM
 ABLATION_CHUNK = 256  # channels ablated per head pass
 # Colours of the overlay, cold to hot (matplotlib's "inferno" at 0, 1/4, 1/2, 3/4 and 1).

@@ -14,7 +14,7 @@ Chosen for each network apart, the bundle's classifier and its animal detector:
    neither: fp32.
 
 bf16 keeps float32's range with an 8-bit mantissa, so it moves probabilities by about 1e-2 and can flip
-a near tie or an answer at a cut-off. Measured (benchmarks/bf16_speed.py; README, "Runtimes") on a 2-core
+a near tie or an answer at a cut-off. Measured (benchmarks/bf16_speed.py; docs/benchmarks.md, "bfloat16") on a 2-core
 AMD EPYC with AVX512-BF16, serengeti with its detector: each network 1.7-1.9x faster, `predict` 1.72x the
 frames/s; the same label on 97.7% of 443 frames, every change at the 0.30 cut-off or a near tie.
 

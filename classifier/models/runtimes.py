@@ -85,7 +85,7 @@ FP32, BF16, INT8 = "fp32", "bf16", "int8"
 PRECISIONS = (FP32, BF16, INT8)
 SUPPORTED = {TORCH: (FP32,), ONNX: (FP32, INT8), OPENVINO: (FP32, BF16, INT8)}
 LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
-# Measured with benchmarks/predict_speed.py (README, "Runtimes"): OpenVINO at float32 runs the classifier
+# Measured with benchmarks/predict_speed.py (docs/benchmarks.md, "Runtimes"): OpenVINO at float32 runs the classifier
 # and the detector fastest of the three with the same answers; int8 is an option only, and bf16 is what
 # `--precision auto` runs where the CPU has it (benchmarks/bf16_speed.py).
 DEFAULT_RUNTIME = OPENVINO
