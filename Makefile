@@ -8,7 +8,7 @@ PORT ?= 8501
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test lock chromium lint clean
+.PHONY: run test test-fast install install-test lock chromium lint clean
 
 run: $(VENV)/.runtime-installed
 	$(PY) -m classifier compile --app  # the app's networks, once per model file: the first visitor need not wait
@@ -19,6 +19,12 @@ test: $(VENV)/.test-installed chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the servers, browsers, Ray clusters and long fuzzing (`make test` runs
+# them all), with a tenth of the property tests' examples.
+test-fast: $(VENV)/.test-installed
+	$(PY) -m ruff check .
+	HYPOTHESIS_FAST=1 $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 install: $(VENV)/.runtime-installed
 

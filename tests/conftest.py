@@ -138,13 +138,13 @@ def write_tiny_species_notes(root: Path) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Compiled networks (classifier/models/runtimes.py) go to a folder of this test run, for every process it
-    starts too, not to the user's cache."""
-    from classifier.models.runtimes import CACHE_VARIABLE
-
-    folder = tmp_path_factory.mktemp("runtime_cache")
-    os.environ[CACHE_VARIABLE] = str(folder)
+def runtime_cache() -> Path:
+    """Compiled networks and kept embeddings (classifier/models/runtimes.py) go to the tests' own cache,
+    for every process the run starts too, not to the user's: entries are named by the content they were
+    compiled from, so a second run reads them instead of compiling again. (The variable's name is
+    written here: importing the runtimes would import torch for every test.)"""
+    folder = cache_folder() / "runtime"
+    os.environ["WILDLIFE_CACHE_DIR"] = str(folder)
     return folder
 
 
@@ -156,10 +156,67 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The `TrainResult` of the tiny run (bundle path, report, timings)."""
-    from train import train
+    """The `TrainResult` of the tiny run (bundle path, report, timings): trained once per content of the
+    code and the recipe (`cache_folder()` / "tiny-<key>"), then read back, as any bundle is."""
+    return cached_training("tiny", tiny_dataset, tmp_path_factory)
 
-    return train(tiny_config(tiny_dataset, tmp_path_factory.mktemp("tiny_run")), quiet=True)
+
+def cached_training(name: str, data: Path, tmp_path_factory: pytest.TempPathFactory, **changes):
+    """A tiny run's `TrainResult`, trained when the cache has none for this code and recipe (its bundle
+    copied to this session's temporary folder, so a test may write beside it). The photos are generated
+    alike every run: the report names this run's copy of them, as if trained on it."""
+    import json
+    import shutil
+
+    from train import train
+    from train.pipeline import TrainResult
+
+    cached = cache_folder() / f"{name}-{_code_key(sorted(changes.items()))}"
+    if not (cached / "result.json").is_file():
+        result = train(
+            tiny_config(data, tmp_path_factory.mktemp(f"{name}_run"), name=name, **changes), quiet=True
+        )
+        shutil.rmtree(cached, ignore_errors=True)
+        shutil.copytree(result.bundle, cached / name)
+        timing = {"seconds": result.seconds, "rate": result.train_images_per_second, "data": str(data)}
+        (cached / "result.json").write_text(json.dumps(timing), encoding="utf-8")
+    bundle = tmp_path_factory.mktemp(f"{name}_bundle") / name
+    shutil.copytree(cached / name, bundle)
+    timing = json.loads((cached / "result.json").read_text(encoding="utf-8"))
+    text = (bundle / "report.json").read_text(encoding="utf-8")
+    (bundle / "report.json").write_text(
+        text.replace(json.dumps(timing["data"])[1:-1], json.dumps(str(data))[1:-1])
+    )
+    report = json.loads((bundle / "report.json").read_text(encoding="utf-8"))
+    return TrainResult(bundle, report, timing["seconds"], timing["rate"])
+
+
+def examples(count: int) -> int:
+    """Hypothesis examples for a property: `count`, or a tenth of it (at least 10) for `make test-fast`
+    (HYPOTHESIS_FAST=1), the inner loop."""
+    return max(10, count // 10) if os.environ.get("HYPOTHESIS_FAST") else count
+
+
+def cache_folder() -> Path:
+    """Where the test run keeps what only its code changes (trained tiny bundles, compiled networks):
+    `$WILDLIFE_TEST_CACHE`, else the user's cache folder. A fresh machine fills it on its first run."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(os.environ.get("WILDLIFE_TEST_CACHE") or Path(base) / "wildlife-classifier-tests")
+
+
+def _code_key(extra: object) -> str:
+    """A hash of everything a trained tiny bundle depends on: the library's and the training's code, this
+    file (the recipe and the generated photos), and the versions of the libraries that train it."""
+    import hashlib
+    from importlib.metadata import version
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(repr(extra).encode())
+    for path in sorted([*root.glob("classifier/**/*.py"), *root.glob("train/**/*.py"), Path(__file__)]):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    for package in ("torch", "fastai", "timm", "numpy", "pillow"):
+        digest.update(version(package).encode())
+    return digest.hexdigest()[:16]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from classifier.intake.datasets import (
     read_dataset,
     split_dataset,
 )
-from conftest import make_tiny_image
+from conftest import examples, make_tiny_image
 
 SERENGETI_COCO = (
     "camera_traps/_coco_camera_traps_fixtures/tf_models_snapshot_serengeti_context_rcnn_demo_metadata.json"
@@ -357,7 +357,7 @@ def grouped_records(draw: st.DrawFn) -> list[Record]:
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     records=grouped_records(),
     how=st.sampled_from(["location", "sequence"]),
@@ -378,7 +378,7 @@ def test_grouped_splits_never_leak(records: list[Record], how: str, valid_pct: f
     assert split_dataset(dataset, how, valid_pct, seed) == split  # same seed, same split
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(labels=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=80), seed=st.integers(0, 999))
 def test_random_split_is_stratified_and_keeps_every_image_once(labels: list[str], seed: int) -> None:
     dataset = _dataset([Record(f"{i}.jpg", label) for i, label in enumerate(labels)])

@@ -29,7 +29,7 @@ from PIL import Image
 
 from classifier.intake.images import ImageError, load_photo
 from classifier.intake.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
-from conftest import SHARED_DATA, make_tiny_image
+from conftest import SHARED_DATA, examples, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECIESNET = SHARED_DATA / "camera_traps" / "speciesnet_test_data"
@@ -119,7 +119,7 @@ def write_zip(path: Path, entries: list) -> None:
             zf.writestr(info, data)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries=ENTRIES)
 def test_any_zip_gives_photos_or_one_line_refusals_and_nothing_escapes(entries: list) -> None:
     with tempfile.TemporaryDirectory() as folder:
@@ -147,7 +147,7 @@ SAMPLE_ZIP = sample_zip()
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     damage=st.lists(
         st.tuples(st.integers(0, len(SAMPLE_ZIP) - 1), st.binary(min_size=1, max_size=8)),
@@ -197,7 +197,7 @@ def test_every_real_test_file_decodes_or_is_refused_in_one_line() -> None:
 @needs_speciesnet
 @pytest.mark.shared
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about each damaged EXIF tag
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     path=st.sampled_from([p for p in REAL_FILES if p.suffix == ".jpg"] or [Path("none")]),
     # Headers and EXIF sit in the first few KB: aim most damage there, some anywhere.

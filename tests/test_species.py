@@ -20,6 +20,7 @@ from classifier.knowledge.species import (
     find_species_book,
     load_species_book,
 )
+from conftest import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECIES_DIR = ROOT / "species_info"
@@ -695,7 +696,7 @@ def mutated_valid_text(draw) -> str:
     return VALID_TEXT[:start] + draw(st.lists(YAML_CHARS, max_size=8).map("".join)) + VALID_TEXT[end:]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(st.text(), st.lists(YAML_CHARS, max_size=40).map("".join), mutated_valid_text()))
 def test_any_text_loads_or_raises_species_info_error(tmp_path_factory, text):
     path = tmp_path_factory.getbasetemp() / "species_info" / "demo.yaml"

@@ -35,6 +35,7 @@ from classifier.intake.urlfetch import (
     check_url,
     fetch_image,
 )
+from conftest import examples
 
 REAL_CONNECT = socket.socket.connect
 REAL_GETADDRINFO = socket.getaddrinfo
@@ -713,7 +714,7 @@ URLS = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(url=URLS)
 def test_any_pasted_text_gives_a_one_line_fetch_error_and_no_forbidden_connection(url: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
