@@ -43,7 +43,7 @@ from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_linear_head
 from classifier.models.site import adapt, pictures, relabel
 from classifier.results.queue import teaching_order
-from classifier.results.rows import BLANK, OK, Row
+from classifier.schema.rows import BLANK, OK, Row
 
 PROJECTS = (
     "chimpandsee_fieldguide",

@@ -60,7 +60,7 @@ from classifier.models.bundles import detector_settings, load_model, resolve_bun
 from classifier.models.detect import Detector
 from classifier.models.predict import Predictor
 from classifier.models.verdict import Found, Rules, detected_row, rules_for
-from classifier.results.rows import BLANK, OK, ROLLED_UP, Row
+from classifier.schema.rows import BLANK, OK, ROLLED_UP, Row
 
 COUNTRY = {
     "snapshot_wisconsin_fieldguide": "USA",

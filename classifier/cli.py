@@ -57,9 +57,9 @@ from classifier.models.engines import (
     open_engine,
 )
 from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
-from classifier.results.observations import per_detection
-from classifier.results.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
 from classifier.results.sequences import DEFAULT_GAP_SECONDS, SequenceStream
+from classifier.schema.observations import per_detection
+from classifier.schema.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
 
 if TYPE_CHECKING:
     from classifier.knowledge.species import SpeciesBook
@@ -741,7 +741,7 @@ def _export_parser(commands: Any) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from classifier.results.exports import export
-    from classifier.results.predictions_file import ExportError
+    from classifier.schema.predictions_file import ExportError
 
     started = time.perf_counter()
     try:
@@ -789,8 +789,8 @@ def _queue_parser(commands: Any) -> None:
 
 def run_queue(args: argparse.Namespace) -> int:
     from classifier.results.output import atomic_output
-    from classifier.results.predictions_file import ExportError, read_predictions, write_csv
     from classifier.results.queue import teaching_queue
+    from classifier.schema.predictions_file import ExportError, read_predictions, write_csv
 
     try:
         predictions = read_predictions(args.predictions)

@@ -11,10 +11,10 @@ import streamlit as st
 
 from classifier.intake.images import thumbnail_data_url
 from classifier.intake.inputs import close_archives
-from classifier.results.predictions_file import record_from_row
 from classifier.results.review import Photos
-from classifier.results.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from classifier.results.sequences import assign_sequences
+from classifier.schema.predictions_file import record_from_row
+from classifier.schema.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor, use_navigation
 
 use_navigation()

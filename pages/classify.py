@@ -18,9 +18,9 @@ from classifier.knowledge.lookalikes import answer_pair
 from classifier.knowledge.taxonomy import label_parts
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
-from classifier.results.observations import observation_type
-from classifier.results.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
+from classifier.schema.observations import observation_type
+from classifier.schema.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
     heatmap_network,

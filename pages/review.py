@@ -24,7 +24,6 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from classifier.intake.inputs import close_archives
 from classifier.results.deployments import parse_deployments
-from classifier.results.predictions_file import ExportError, Record
 from classifier.results.review import (
     BLANK_IN_SEQUENCE,
     BLANK_LABEL,
@@ -43,8 +42,9 @@ from classifier.results.review import (
     deployments_from_table,
     megadetector_text,
 )
-from classifier.results.rows import ERROR
 from classifier.results.taxa import Taxon
+from classifier.schema.predictions_file import ExportError, Record
+from classifier.schema.rows import ERROR
 from pages.common import (
     PHOTO_UPLOAD_TYPES,
     current_bundle,

@@ -14,7 +14,6 @@ import streamlit as st
 
 from classifier.intake.camtrap_dp_package import CamtrapDPError, parse_camtrap_dp
 from classifier.results.deployments import parse_deployments
-from classifier.results.predictions_file import ExportError
 from classifier.results.season import BOOTSTRAP_SAMPLES, DEFAULT_GAP_MINUTES, MIN_EVENTS, analyse
 from classifier.results.season_charts import (
     accumulation_chart,
@@ -25,6 +24,7 @@ from classifier.results.season_charts import (
 )
 from classifier.results.season_files import default_map_taxon, label, season_zip
 from classifier.results.season_input import SeasonError, from_package, from_records
+from classifier.schema.predictions_file import ExportError
 from pages.common import species_taxa, use_navigation
 
 use_navigation()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from PIL import Image
 
 from classifier.cli import CsvRows, JsonRows
-from classifier.results.rows import Detection, Row
+from classifier.schema.rows import Detection, Row
 from conftest import TINY_CLASSES, make_tiny_image
 
 START = datetime(2024, 3, 1, 6, 0, 0)

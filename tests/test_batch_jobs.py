@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from classifier import cli
-from classifier.results.rows import CSV_COLUMNS
+from classifier.schema.rows import CSV_COLUMNS
 from conftest import TINY_CLASSES, make_tiny_image, png_declaring
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,8 @@ from classifier.intake.camtrap_dp_package import CamtrapDPError, parse_camtrap_d
 from classifier.intake.camtrap_dp_schema import TABLES, field_names, validate_tables
 from classifier.results.camtrap_dp import write_camtrap_dp
 from classifier.results.deployments import parse_deployments
-from classifier.results.predictions_file import Detection, Record
 from classifier.results.taxa import Taxon
+from classifier.schema.predictions_file import Detection, Record
 
 START = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ import pytest
 
 from classifier import cli
 from classifier.models.predict import Predictor
-from classifier.results.rows import CSV_COLUMNS
+from classifier.schema.rows import CSV_COLUMNS
 from conftest import TINY_CLASSES, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ from classifier.models.explain import (
 )
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised
-from classifier.results.rows import Detection, Row
+from classifier.schema.rows import Detection, Row
 from conftest import TINY_CLASSES
 
 BUNDLED = [b for b in ("serengeti", "habitat", "otters") if (MODELS_DIR / b / "model.pkl").is_file()]

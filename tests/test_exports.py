@@ -33,7 +33,8 @@ from classifier.intake.camtrap_dp_schema import SCHEMA_DIR, TABLES, validate_tab
 from classifier.results.camtrap_dp import MEDIA_FIELDS, OBSERVATION_FIELDS, write_camtrap_dp
 from classifier.results.deployments import parse_deployments, read_deployments
 from classifier.results.megadetector import megadetector_results
-from classifier.results.predictions_file import (
+from classifier.results.taxa import load_taxa
+from classifier.schema.predictions_file import (
     EXPORT_COLUMNS,
     ExportError,
     Record,
@@ -42,8 +43,7 @@ from classifier.results.predictions_file import (
     record_from_row,
     write_csv,
 )
-from classifier.results.rows import Row
-from classifier.results.taxa import load_taxa
+from classifier.schema.rows import Row
 
 SHARED_SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "camtrap-dp"
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe
@@ -788,8 +788,8 @@ def test_tiny_and_edge_boxes_stay_valid(tmp_path, deployments):
 
 
 def test_record_from_row_takes_the_pipelines_own_boxes(tmp_path):
-    """Rows the app holds in memory carry `classifier.results.rows.Detection`s; exports read them as a file's."""
-    from classifier.results.rows import Detection as PipelineBox
+    """Rows the app holds in memory carry `classifier.schema.rows.Detection`s; exports read them as a file's."""
+    from classifier.schema.rows import Detection as PipelineBox
 
     row = Row("traps/A/IMG_0301.JPG", "zebra", 0.9, "ok", "", (("zebra", 0.9),), observation_type="animal")
     row.detections = (

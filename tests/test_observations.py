@@ -18,9 +18,9 @@ from PIL import Image
 
 from classifier.models.bundles import load_model, read_bundle
 from classifier.models.predict import Predictor
-from classifier.results.observations import per_detection
-from classifier.results.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row
 from classifier.results.sequences import assign_sequences
+from classifier.schema.observations import per_detection
+from classifier.schema.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row
 from conftest import make_tiny_image
 
 FRAME = (480, 320)

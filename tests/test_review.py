@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.results.predictions_file import ExportError, parse_predictions, record_from_row
 from classifier.results.review import (
     BLANK_FRAME,
     BLANK_IN_SEQUENCE,
@@ -27,6 +26,7 @@ from classifier.results.review import (
     deployments_from_table,
     drawn,
 )
+from classifier.schema.predictions_file import ExportError, parse_predictions, record_from_row
 from review_rows import ANIMAL_BOX, PERSON_BOX, batch_rows, csv_text, json_text, photo_bytes, photo_zip
 
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe

@@ -19,8 +19,8 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from classifier.results.predictions_file import parse_predictions
 from classifier.results.review import Review
+from classifier.schema.predictions_file import parse_predictions
 from review_rows import batch_rows, csv_text, photo_zip
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")

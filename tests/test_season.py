@@ -28,11 +28,11 @@ from classifier.results.activity import (
 )
 from classifier.results.camtrap_dp import write_camtrap_dp
 from classifier.results.deployments import parse_deployments
-from classifier.results.predictions_file import Record
 from classifier.results.season import analyse
 from classifier.results.season_files import write_season
 from classifier.results.season_input import SeasonError, from_records, load_season
 from classifier.results.taxa import Taxon
+from classifier.schema.predictions_file import Record
 from tests.test_camtrap_dp import write_package
 
 ZEBRA, GENET, LION = "Equus quagga", "Genetta genetta", "Panthera leo"

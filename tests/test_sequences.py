@@ -13,8 +13,8 @@ from classifier.intake.inputs import expand_inputs
 from classifier.models.bundles import load_model, read_bundle
 from classifier.models.predict import Predictor
 from classifier.results.review import Photos
-from classifier.results.rows import ERROR, OK, Row
 from classifier.results.sequences import SequenceStream, assign_sequences, majority_label
+from classifier.schema.rows import ERROR, OK, Row
 from conftest import make_tiny_image
 from review_rows import START, photo_bytes
 

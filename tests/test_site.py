@@ -21,7 +21,7 @@ from classifier.models.heads import LinearScores, assign_folds
 from classifier.models.site import SiteError, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import Rules
 from classifier.results.queue import teaching_order
-from classifier.results.rows import OK, PERSON, UNCERTAIN, Detection, Row
+from classifier.schema.rows import OK, PERSON, UNCERTAIN, Detection, Row
 
 CLASSES = ("blue", "green", "red")
 DIM = 8

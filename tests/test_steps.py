@@ -11,7 +11,6 @@ import pytest
 from classifier.knowledge.species import find_species_book
 from classifier.models.bundles import MODELS_DIR, read_bundle
 from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
-from classifier.results.rows import BLANK, OK, UNCERTAIN, Row
 from classifier.results.steps import (
     CROP,
     DETECTOR,
@@ -21,6 +20,7 @@ from classifier.results.steps import (
     chosen_detection,
     decision_steps,
 )
+from classifier.schema.rows import BLANK, OK, UNCERTAIN, Row
 
 SERENGETI = MODELS_DIR / "serengeti"
 

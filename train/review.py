@@ -39,9 +39,9 @@ from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_linear_head
 from classifier.models.site import SiteModel, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import rules_for
-from classifier.results.predictions_file import parse_predictions
 from classifier.results.report import compare_on_rows, evaluate
-from classifier.results.rows import PERSON, Detection, Row
+from classifier.schema.predictions_file import parse_predictions
+from classifier.schema.rows import PERSON, Detection, Row
 from train.base import find_base
 from train.checkpoint import RunState
 from train.data import TrainingData

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from classifier.intake.images import ImageError, has_image_extension, load_photo
-from classifier.results.rows import ERROR, OK
+from classifier.schema.rows import ERROR, OK
 
 FORMATS = ("folder", "csv", "coco", "inat")
 SPLITS = ("auto", "random", "location", "sequence", "folders", "csv")
@@ -253,9 +253,9 @@ def _csv_text(path: Path) -> str:
 
 
 def _is_predictions_header(line: str) -> bool:
-    from classifier.results.predictions_file import REQUIRED_COLUMNS
+    from classifier.schema.predictions_file import REQUIRED_COLUMNS
 
-    # Spreadsheets in some locales save with ';' or a tab (classifier.results.predictions_file reads those too).
+    # Spreadsheets in some locales save with ';' or a tab (classifier.schema.predictions_file reads those too).
     return any(
         set(REQUIRED_COLUMNS) <= {c.strip().strip('"') for c in line.split(d)} for d in (",", ";", "\t")
     )
@@ -284,7 +284,7 @@ def read_predictions_csv(
     rows without a label, and blank rows (`blank`, `empty`, ...) unless `blank` names the class they
     become. What is left out by choice is counted in `left_out` by reason.
     """
-    from classifier.results.predictions_file import ExportError, parse_predictions
+    from classifier.schema.predictions_file import ExportError, parse_predictions
 
     path = Path(path)
     if rows not in ROWS:

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256, load_model
-from classifier.results.rows import Row
+from classifier.schema.rows import Row
 
 if TYPE_CHECKING:
     from classifier.intake.inputs import InputItem

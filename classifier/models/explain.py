@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from classifier.models.detect import crop_box
-from classifier.results.rows import Row
+from classifier.schema.rows import Row
 
 if TYPE_CHECKING:
     from classifier.models.predict import Predictor

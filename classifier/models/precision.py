@@ -52,7 +52,7 @@ from classifier.models.runtimes import (
     written_whole,
 )
 from classifier.models.yolox import postprocess
-from classifier.results.rows import ERROR
+from classifier.schema.rows import ERROR
 
 AUTO = "auto"
 CHOICES = (AUTO, *PRECISIONS)

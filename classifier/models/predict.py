@@ -32,7 +32,7 @@ from classifier.models.bundles import LoadedModel
 from classifier.models.detect import crop_box
 from classifier.models.embeddings import Embeddings, picture_key
 from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
-from classifier.results.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
+from classifier.schema.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
 
 if TYPE_CHECKING:
     from classifier.knowledge.species import SpeciesBook

@@ -24,7 +24,7 @@ from classifier.intake.datasets import EMPTY_LABELS
 from classifier.models.embeddings import Embeddings, photo_keys
 from classifier.models.heads import LinearScores, assign_folds, fit
 from classifier.models.verdict import Found, Rules, detected_row, whole_frame_row
-from classifier.results.rows import BLANK, ERROR, MACHINE, Row
+from classifier.schema.rows import BLANK, ERROR, MACHINE, Row
 
 L2, SMOOTHING = 0.5, 0.1  # the serengeti recipe's probe penalty and label smoothing
 # A typed class starts at zero and its bias costs nothing: fitted to a few photos of one park, it grew

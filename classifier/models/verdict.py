@@ -31,8 +31,8 @@ from classifier.knowledge.geography import country_at, parse_country
 from classifier.knowledge.species import SpeciesBook
 from classifier.knowledge.taxonomy import Rollup, decide, thresholds_for
 from classifier.models.bundles import Bundle
-from classifier.results.observations import BLANK_LABEL, observation_type
-from classifier.results.rows import (
+from classifier.schema.observations import BLANK_LABEL, observation_type
+from classifier.schema.rows import (
     ANIMAL,
     BLANK,
     GIVEN,

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from classifier.results.observations import observation_type
-from classifier.results.rows import ANIMAL, HUMAN, Detection
+from classifier.schema.observations import observation_type
+from classifier.schema.rows import ANIMAL, HUMAN, Detection
 
 COLOURS = {ANIMAL: (255, 196, 0), HUMAN: (0, 168, 255)}
 OTHER_COLOUR = (230, 230, 230)

@@ -39,9 +39,9 @@ from classifier.results.megadetector import (
     _reviewed_label,
 )
 from classifier.results.output import ExportResult, atomic_output
-from classifier.results.predictions_file import ExportError, Record, _Bad
-from classifier.results.rows import ERROR, UNCERTAIN
 from classifier.results.taxa import Taxon, _one_line, label_taxon, taxonomic_entry
+from classifier.schema.predictions_file import ExportError, Record, _Bad
+from classifier.schema.rows import ERROR, UNCERTAIN
 
 CAMTRAP_DP_VERSION = VERSION
 CAMTRAP_DP_BASE = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from classifier.results.predictions_file import ExportError, Record, _Bad, _datetime, _number
+from classifier.schema.predictions_file import ExportError, Record, _Bad, _datetime, _number
 
 # Columns of the --deployments CSV: the first four are required.
 DEPLOYMENT_COLUMNS = ("deploymentID", "latitude", "longitude", "folder")

@@ -2,7 +2,7 @@
 
     export("labels.csv", "camtrap-dp", deployments="deployments.csv")   # `python -m classifier export`
 
-`export` reads the predictions file (`classifier.results.predictions_file`), for Camtrap DP the deployments
+`export` reads the predictions file (`classifier.schema.predictions_file`), for Camtrap DP the deployments
 and `--metadata` (`classifier.results.deployments`, `classifier.results.camtrap_dp`), and the species notes
 (`classifier.results.taxa`), then writes the format chosen to `--out` or `default_out`, through
 `atomic_output` (`classifier.results.output`).
@@ -16,8 +16,8 @@ from classifier.results.camtrap_dp import read_metadata, write_camtrap_dp
 from classifier.results.deployments import read_deployments
 from classifier.results.megadetector import megadetector_results, write_megadetector
 from classifier.results.output import ExportResult, atomic_output
-from classifier.results.predictions_file import ExportError, read_predictions, write_csv
 from classifier.results.taxa import load_taxa
+from classifier.schema.predictions_file import ExportError, read_predictions, write_csv
 
 FORMATS = ("csv", "megadetector", "camtrap-dp")
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from classifier.results.predictions_file import _MD_CATEGORY, _RANKS, NON_ANIMAL_LABELS, Detection, Record
-from classifier.results.rows import ERROR
 from classifier.results.taxa import Taxon
+from classifier.schema.predictions_file import _MD_CATEGORY, _RANKS, NON_ANIMAL_LABELS, Detection, Record
+from classifier.schema.rows import ERROR
 
 CLASSIFIER_NAME = "wildlife-classifier"
 

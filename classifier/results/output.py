@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from classifier.results.predictions_file import ExportError
+from classifier.schema.predictions_file import ExportError
 
 
 @dataclass

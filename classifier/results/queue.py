@@ -21,8 +21,8 @@ from classifier.intake.decoding import photo_sha256
 from classifier.models.bundles import Bundle
 from classifier.models.embeddings import embeddings_for, photo_keys
 from classifier.models.engines import PredictorOptions
-from classifier.results.predictions_file import Predictions, Record
-from classifier.results.rows import BLANK, ERROR, OK, PERSON, Row
+from classifier.schema.predictions_file import Predictions, Record
+from classifier.schema.rows import BLANK, ERROR, OK, PERSON, Row
 
 NEIGHBOURS = 5  # how many nearest photos say how typical a photo is
 

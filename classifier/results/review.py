@@ -60,9 +60,9 @@ from classifier.results.deployments import (
     parse_deployments,
 )
 from classifier.results.megadetector import megadetector_results, write_megadetector
-from classifier.results.predictions_file import ExportError, Record, parse_predictions, write_csv
-from classifier.results.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
 from classifier.results.taxa import Taxon
+from classifier.schema.predictions_file import ExportError, Record, parse_predictions, write_csv
+from classifier.schema.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
 
 SPOT_CHECK_SHARE = 0.05  # of the sure answers, drawn for a person to check
 SPOT_CHECK_SEED = 0
@@ -530,7 +530,7 @@ class Review:
 
 
 def csv_text(records: Sequence[Record]) -> str:
-    """The rows as a predictions CSV with the correction columns (`classifier.results.predictions_file.EXPORT_COLUMNS`):
+    """The rows as a predictions CSV with the correction columns (`classifier.schema.predictions_file.EXPORT_COLUMNS`):
     what a person downloads, and uploads again to go on."""
     buffer = io.StringIO()
     write_csv(records, buffer)

@@ -20,8 +20,8 @@ from classifier.intake.camtrap_dp_package import CamtrapDPError, CamtrapPackage,
 from classifier.intake.camtrap_dp_schema import TABLES, Problem, field_names, parse_table
 from classifier.results.camtrap_dp import camtrap_dp_content
 from classifier.results.deployments import Deployment, folder_deployments, read_deployments
-from classifier.results.predictions_file import ExportError, Record, read_predictions
 from classifier.results.taxa import Taxon, load_taxa
+from classifier.schema.predictions_file import ExportError, Record, read_predictions
 
 
 class SeasonError(ValueError):

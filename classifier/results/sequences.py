@@ -27,7 +27,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from classifier.results.rows import BLANK, ERROR, FROM_SEQUENCE, OK, UNCERTAIN, Decision, Row
+from classifier.schema.rows import BLANK, ERROR, FROM_SEQUENCE, OK, UNCERTAIN, Decision, Row
 
 DEFAULT_GAP_SECONDS = 60.0
 

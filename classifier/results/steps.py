@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from classifier.knowledge.geography import country_table, out_of_range
 from classifier.knowledge.taxonomy import label_parts
-from classifier.results.rows import BLANK, ERROR, FROM_SEQUENCE, GIVEN, NOT_SURE, OK, ROLLED_UP, Decision, Row
+from classifier.schema.rows import BLANK, ERROR, FROM_SEQUENCE, GIVEN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 
 if TYPE_CHECKING:
     from classifier.models.predict import Predictor

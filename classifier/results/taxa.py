@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from classifier.knowledge.taxonomy import label_parts
-from classifier.results.predictions_file import _RANKS, ExportError
+from classifier.schema.predictions_file import _RANKS, ExportError
 
 # -------------------------------------------------------------------------------------- species taxonomy
 

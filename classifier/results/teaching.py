@@ -23,10 +23,10 @@ from classifier.models.embeddings import Embeddings
 from classifier.models.heads import LinearScores
 from classifier.models.site import SiteError, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import Rules
-from classifier.results.predictions_file import Record, record_from_row
 from classifier.results.queue import teaching_order
 from classifier.results.review import SPOT_CHECK, Review, ReviewError
-from classifier.results.rows import PERSON, Detection, Row
+from classifier.schema.predictions_file import Record, record_from_row
+from classifier.schema.rows import PERSON, Detection, Row
 
 
 @dataclass(frozen=True)

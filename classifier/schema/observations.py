@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from classifier.results.rows import (
+from classifier.schema.rows import (
     ANIMAL,
     BLANK,
     HUMAN,

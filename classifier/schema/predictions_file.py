@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from classifier.results.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Decision, Row
+from classifier.schema.rows import CSV_COLUMNS, ERROR, OK, SEQUENCE_LABEL, UNCERTAIN, Decision, Row
 
 REQUIRED_COLUMNS = ("path", "label", "confidence", "status")
 SECOND_WAVE_COLUMNS = ("observation_type", "count", "detections", "rank", "geofenced", "decision")
@@ -466,7 +466,7 @@ def record_from_row(row: Row) -> Record:
     if detections is not None and not (
         isinstance(detections, tuple) and all(isinstance(d, Detection) for d in detections)
     ):
-        # The pipeline's own boxes (classifier.results.rows.Detection) become this module's, as a file gives them.
+        # The pipeline's own boxes (classifier.schema.rows.Detection) become this module's, as a file gives them.
         items = detections if isinstance(detections, list | str) else list(detections)
         if not isinstance(items, str):
             items = [d.to_json() if hasattr(d, "to_json") else d for d in items]
