@@ -17,11 +17,11 @@ from classifier.knowledge.geography import (
     GeographyError,
     country_at,
     country_table,
-    geofence,
     parse_country,
     photo_location,
 )
 from classifier.knowledge.species import find_species_book, load_species_book
+from classifier.knowledge.taxonomy import geofence
 from tests.test_species import valid_book, write
 
 GPS = ExifTags.GPS

@@ -11,9 +11,7 @@ machine: loading the outlines takes 40-100 ms and holds 2.1 MB (5.5 MB at the pe
 process; one lookup takes about 0.15 ms. Near a border the answer can be off by the few km of
 simplification, which matters little for a species' range.
 
-The geofence drops the classes whose `range` in the species notes leaves out the photo's country and
-renormalises the rest. Without a country, without notes, or for a class without a range (or with
-`countries: all`, as for people and livestock), nothing is removed.
+Which classes live in a country is the species notes' (`classifier.knowledge.taxonomy.geofence`).
 """
 
 from __future__ import annotations
@@ -23,18 +21,14 @@ import functools
 import io
 import math
 import stat
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from classifier.intake.images import READABLE_FORMATS, gps_from_exif
-
-if TYPE_CHECKING:  # species.py imports this module for its country list
-    from classifier.knowledge.species import SpeciesBook
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NEAR_COAST_KM = 25.0
@@ -219,59 +213,3 @@ def photo_location(source: str | Path | bytes | Image.Image) -> tuple[float, flo
             return gps_from_exif(image.getexif())
     except Exception:  # unreadable photo: no position (the classifier reports the photo's own error)
         return None
-
-
-# ---- geofence ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GeofenceResult:
-    """Class probabilities after the place rules; `probabilities` follow the bundle's class order."""
-
-    probabilities: tuple[float, ...]  # removed classes 0.0, the others renormalised to sum to 1
-    removed: tuple[str, ...]  # classes whose range leaves out the country, in class order
-    geofenced: str | None  # the best class before the geofence, when the geofence removed it
-    country: str | None
-    kept: float  # share of the model's probability on classes that live there, before renormalising
-
-    @property
-    def unknown(self) -> bool:
-        """True when the place leaves no class with any probability: the answer is `unknown`."""
-        return self.kept <= 0.0
-
-    def best(self, classes: Sequence[str]) -> tuple[str, float]:
-        """The best class left and its renormalised probability, or ("unknown", 0.0)."""
-        if self.unknown:
-            return UNKNOWN, 0.0
-        i = int(np.argmax(self.probabilities))
-        return classes[i], self.probabilities[i]
-
-
-def geofence(
-    probabilities: Sequence[float], classes: Sequence[str], book: SpeciesBook | None, country: str | None
-) -> GeofenceResult:
-    """Remove the classes that do not live in `country` (alpha-3, any case) and renormalise the rest."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    if p.shape != (len(classes),):
-        raise ValueError(f"{p.size} probabilities for {len(classes)} classes")
-    code = parse_country(country) if country is not None else None
-    removed = out_of_range(classes, book, code) if code else []
-    keep = np.array([c not in removed for c in classes], dtype=bool)
-    kept = float(p[keep].sum())
-    after = np.where(keep, p, 0.0) / kept if kept > 0 else np.zeros_like(p)
-    best = classes[int(np.argmax(p))] if len(classes) else None
-    return GeofenceResult(
-        probabilities=tuple(float(v) for v in after),
-        removed=tuple(removed),
-        geofenced=best if best in removed else None,
-        country=code,
-        kept=kept,
-    )
-
-
-def out_of_range(classes: Sequence[str], book: SpeciesBook | None, country: str) -> list[str]:
-    """The classes whose range in the notes leaves out `country` (alpha-3), in class order."""
-    if book is None:
-        return []
-    entries = [book.get(c) for c in classes]
-    return [c for c, e in zip(classes, entries, strict=True) if e and e.range and not e.range.allows(country)]

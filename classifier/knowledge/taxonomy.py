@@ -41,7 +41,9 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from classifier.knowledge.geography import UNKNOWN, geofence
+import numpy as np
+
+from classifier.knowledge.geography import UNKNOWN, parse_country
 from classifier.knowledge.species import ANSWER_RANKS, ROLLUP_RANKS, SpeciesBook
 
 OK, UNCERTAIN = "ok", "uncertain"
@@ -206,3 +208,59 @@ def _taxon_answer(
     under = [i for i, line in enumerate(lines) if dict(line).get(rank) == name and classes[i] not in removed]
     candidates = tuple(sorted(((classes[i], float(p[i])) for i in under if p[i] > 0), key=lambda c: -c[1]))
     return Rollup(taxon_label(name, book), rank, name, mass, OK, candidates, True)
+
+
+# ---- the geofence: which classes live in a country ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeofenceResult:
+    """Class probabilities after the place rules; `probabilities` follow the bundle's class order."""
+
+    probabilities: tuple[float, ...]  # removed classes 0.0, the others renormalised to sum to 1
+    removed: tuple[str, ...]  # classes whose range leaves out the country, in class order
+    geofenced: str | None  # the best class before the geofence, when the geofence removed it
+    country: str | None
+    kept: float  # share of the model's probability on classes that live there, before renormalising
+
+    @property
+    def unknown(self) -> bool:
+        """True when the place leaves no class with any probability: the answer is `unknown`."""
+        return self.kept <= 0.0
+
+    def best(self, classes: Sequence[str]) -> tuple[str, float]:
+        """The best class left and its renormalised probability, or ("unknown", 0.0)."""
+        if self.unknown:
+            return UNKNOWN, 0.0
+        i = int(np.argmax(self.probabilities))
+        return classes[i], self.probabilities[i]
+
+
+def geofence(
+    probabilities: Sequence[float], classes: Sequence[str], book: SpeciesBook | None, country: str | None
+) -> GeofenceResult:
+    """Remove the classes that do not live in `country` (alpha-3, any case) and renormalise the rest."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape != (len(classes),):
+        raise ValueError(f"{p.size} probabilities for {len(classes)} classes")
+    code = parse_country(country) if country is not None else None
+    removed = out_of_range(classes, book, code) if code else []
+    keep = np.array([c not in removed for c in classes], dtype=bool)
+    kept = float(p[keep].sum())
+    after = np.where(keep, p, 0.0) / kept if kept > 0 else np.zeros_like(p)
+    best = classes[int(np.argmax(p))] if len(classes) else None
+    return GeofenceResult(
+        probabilities=tuple(float(v) for v in after),
+        removed=tuple(removed),
+        geofenced=best if best in removed else None,
+        country=code,
+        kept=kept,
+    )
+
+
+def out_of_range(classes: Sequence[str], book: SpeciesBook | None, country: str) -> list[str]:
+    """The classes whose range in the notes leaves out `country` (alpha-3), in class order."""
+    if book is None:
+        return []
+    entries = [book.get(c) for c in classes]
+    return [c for c, e in zip(classes, entries, strict=True) if e and e.range and not e.range.allows(country)]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from classifier.knowledge.geography import country_table, out_of_range
-from classifier.knowledge.taxonomy import label_parts
+from classifier.knowledge.geography import country_table
+from classifier.knowledge.taxonomy import label_parts, out_of_range
 from classifier.schema.rows import BLANK, ERROR, FROM_SEQUENCE, GIVEN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 
 if TYPE_CHECKING:
