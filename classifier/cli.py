@@ -37,7 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from classifier.intake.inputs import Expansion, expand_inputs, item_for_path
+from classifier.intake.inputs import expand_inputs, item_for_path
+from classifier.intake.items import Expansion
 from classifier.intake.lists import ListError
 from classifier.models.bundles import (
     MODELS_DIR,

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from classifier.intake.images import thumbnail_data_url
-from classifier.intake.inputs import close_archives
+from classifier.intake.inputs import close_archives, read_item
 from classifier.results.review import Photos
 from classifier.results.sequences import assign_sequences
 from classifier.schema.predictions_file import record_from_row
@@ -61,7 +61,7 @@ def label_uploads() -> dict:
     # predict_many yields one row per item, in order, so the two can be walked together.
     for item, row in zip(expansion.items, predictor.predict_many(expansion.items), strict=True):
         rows.append(row)
-        thumbnails.append(None if row.status == ERROR else thumbnail_data_url(item.read()))
+        thumbnails.append(None if row.status == ERROR else thumbnail_data_url(read_item(item)))
         progress.progress(len(rows) / max(total, 1), text=f"Labelled {len(rows)} of {total} photos")
     close_archives()  # the thumbnails opened the uploaded zips on this thread
     for row in rows:

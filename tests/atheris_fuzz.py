@@ -30,7 +30,8 @@ with atheris.instrument_imports(include=["PIL", "classifier", "yaml", "zipfile"]
     from PIL import Image
 
     from classifier.intake.images import ImageError, load_photo
-    from classifier.intake.inputs import InputError, close_archives, expand_inputs
+    from classifier.intake.inputs import close_archives, expand_inputs, read_item
+    from classifier.intake.items import InputError
     from classifier.intake.urlfetch import FetchError, check_url
     from classifier.knowledge.species import SpeciesInfoError, load_species_book
 
@@ -58,7 +59,7 @@ def fuzz_zip(data: bytes) -> None:
     try:
         for item in expand_inputs([archive]).items:
             try:
-                load_photo(item.read(), name=item.name, target_size=64)
+                load_photo(read_item(item), name=item.name, target_size=64)
             except (InputError, ImageError) as error:
                 one_line(error)
     finally:

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from classifier.intake.images import ImageError, load_photo
-from classifier.intake.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
+from classifier.intake.inputs import close_archives, expand_inputs, read_item
+from classifier.intake.items import INVALID, ZIP_ENTRY, InputError
 from conftest import SHARED_DATA, examples, make_tiny_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def read_every_item(archive: Path) -> list:
                 assert_one_line(item.error)
                 continue
             try:
-                decode_or_refuse(item.read(), item.name)
+                decode_or_refuse(read_item(item), item.name)
             except InputError as error:
                 assert_one_line(error)
     finally:

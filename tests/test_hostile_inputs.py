@@ -25,7 +25,8 @@ from streamlit.testing.v1 import AppTest
 
 from classifier import cli
 from classifier.intake.images import ImageError, load_photo
-from classifier.intake.inputs import INVALID, ZIP_ENTRY, InputError, close_archives, expand_inputs
+from classifier.intake.inputs import close_archives, expand_inputs, read_item
+from classifier.intake.items import INVALID, ZIP_ENTRY, InputError
 from conftest import make_tiny_image, png_chunk, png_declaring
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def only_item(tmp_path: Path, data: bytes):
 
 def read_error(item) -> str:
     try:
-        item.read()
+        read_item(item)
     except InputError as error:
         return str(error)
     finally:
@@ -289,7 +290,7 @@ def test_control_characters_in_entry_names_stay_on_one_line(tmp_path: Path) -> N
         == "up?.jpg: refused: a '../' path inside the archive points outside it (a malicious or broken zip)."
     )
     item = expand_inputs([archive]).items[1]
-    photo_error, _ = timed(load_photo, item.read(), name=item.name)
+    photo_error, _ = timed(load_photo, read_item(item), name=item.name)
     close_archives()
     assert str(photo_error) == "bad?name.jpg: the file is empty (0 bytes); copy it again from its source."
 

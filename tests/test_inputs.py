@@ -11,16 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from classifier.intake.inputs import (
-    FILE,
-    INVALID,
-    URL,
-    ZIP_ENTRY,
-    InputError,
-    ZipLimits,
-    close_archives,
-    expand_inputs,
-)
+from classifier.intake.inputs import ZipLimits, close_archives, expand_inputs, read_item
+from classifier.intake.items import FILE, INVALID, URL, ZIP_ENTRY, InputError
 
 
 def jpeg_bytes(colour=(200, 40, 30), size=(40, 30)) -> bytes:
@@ -70,7 +62,7 @@ def test_zip_entries_are_read_in_place_and_unsafe_ones_refused(evil_zip):
 
     good = [p for p, item in by_path.items() if item.kind == ZIP_ENTRY]
     assert good == ["DCIM/IMG_0001.JPG", "DCIM/IMG_0002.JPG"]  # sorted, directories left out
-    assert by_path["DCIM/IMG_0001.JPG"].read()[:2] == b"\xff\xd8"
+    assert read_item(by_path["DCIM/IMG_0001.JPG"])[:2] == b"\xff\xd8"
     assert by_path["DCIM/IMG_0001.JPG"].group == f"{evil_zip}/DCIM"
 
     assert "'../' path" in by_path["../evil.jpg"].error
@@ -80,7 +72,7 @@ def test_zip_entries_are_read_in_place_and_unsafe_ones_refused(evil_zip):
     for refused in ("../evil.jpg", "/etc/absolute.jpg", "DCIM/link.jpg"):
         assert by_path[refused].kind == INVALID
         with pytest.raises(InputError):
-            by_path[refused].read()
+            read_item(by_path[refused])
 
     assert expansion.skipped == {
         "files without an image extension": 1,
@@ -151,7 +143,7 @@ def test_named_files_are_always_tried_and_missing_ones_are_rows(tmp_path):
     odd.write_bytes(jpeg_bytes())
     items = expand_inputs([odd, tmp_path / "gone.jpg", "ftp://example.org/x.jpg"]).items
     assert [i.kind for i in items] == [FILE, INVALID, INVALID]
-    assert items[0].read() == odd
+    assert read_item(items[0]) == odd
     assert "gone.jpg: file not found" in items[1].error
     assert "only http:// and https:// URLs" in items[2].error
 

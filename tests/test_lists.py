@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from classifier.intake.inputs import FILE, INVALID, URL, expand_inputs
+from classifier.intake.inputs import expand_inputs
+from classifier.intake.items import FILE, INVALID, URL
 from classifier.intake.lists import ListError
 from conftest import make_tiny_image
 

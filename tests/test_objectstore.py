@@ -12,7 +12,8 @@ import pytest
 
 from classifier import cli
 from classifier.intake.decoding import decode_item
-from classifier.intake.inputs import INVALID, OBJECT, expand_inputs
+from classifier.intake.inputs import expand_inputs, read_item
+from classifier.intake.items import INVALID, OBJECT
 from classifier.intake.objectstore import ZIPS_SKIPPED
 from conftest import TINY_CLASSES, make_tiny_image
 
@@ -43,7 +44,7 @@ def test_a_folder_uri_lists_the_folders_photos_in_the_same_order(photos):
     assert [i.kind for i in listed.items] == [OBJECT] * len(plain.items) and len(plain.items) == 7
     assert [i.path for i in listed.items] == [Path(i.path).as_uri() for i in plain.items]
     assert [i.group for i in listed.items] == [Path(i.group).as_uri() for i in plain.items]
-    assert listed.items[0].read() == Path(plain.items[0].path).read_bytes()
+    assert read_item(listed.items[0]) == Path(plain.items[0].path).read_bytes()
     assert listed.skipped_total == plain.skipped_total == 3
     assert listed.skipped[ZIPS_SKIPPED] == 1 and listed.skipped["files without an image extension"] == 1
 

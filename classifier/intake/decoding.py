@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from classifier.intake.images import ImageError, load_photo
-from classifier.intake.inputs import InputError, InputItem
+from classifier.intake.inputs import read_item
+from classifier.intake.items import InputError, InputItem
 
 
 @dataclass
@@ -39,7 +40,7 @@ def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
     """Read and decode one item to an HWC uint8 array, squished to `size` x `size` (or, with `squish` off,
     at a reduced scale no smaller than `size`); every failure becomes `Decoded.error`."""
     try:
-        data = item.read()
+        data = read_item(item)
         photo = load_photo(data, name=item.name, target_size=size)
         image = (
             photo.image

@@ -15,7 +15,7 @@ Rules, as the CLI documents them:
   `classifier.intake.lists`, each entry expanded as if named here, in list order; a listed list is an
   error row (lists do not nest, so a list can never name itself).
 
-Nothing is read here beyond folder listings and zip directories: reading happens in `InputItem.read`.
+Nothing is read here beyond folder listings and zip directories until `read_item` reads one photo.
 """
 
 from __future__ import annotations
@@ -26,20 +26,26 @@ import stat
 import threading
 import zipfile
 import zlib
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line, has_image_extension
+from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line
+from classifier.intake.items import (
+    FILE,
+    OBJECT,
+    URL,
+    ZIP_ENTRY,
+    Expansion,
+    InputError,
+    InputItem,
+    invalid_item,
+    skip_reason,
+)
 from classifier.intake.lists import is_list, read_list
-
-FILE, ZIP_ENTRY, URL, OBJECT, INVALID = "file", "zip", "url", "object", "invalid"
-
-
-class InputError(ValueError):
-    """An input that cannot be read, with a one-line reason."""
+from classifier.intake.objectstore import expand_uri, read_object
+from classifier.intake.urlfetch import fetch_image
 
 
 @dataclass(frozen=True)
@@ -61,52 +67,19 @@ class ZipLimits:
 _RATIO_FROM_BYTES = 2**20  # below this, however tightly packed, an entry costs nothing to inflate
 
 
-@dataclass(frozen=True)
-class InputItem:
-    """One photo to predict. `path` is what the output shows; `read()` gives bytes or a file path."""
-
-    path: str
-    kind: str = FILE
-    location: str = ""  # the file, or the zip archive holding `member`, or the URL, or the object-store input
-    member: str | None = None  # the zip entry, or the object's path in the object store's filesystem
-    error: str | None = None  # known before reading: a refused zip entry, a missing file
-    group: str = ""  # folder (or folder inside a zip) the photo sits in: sequences never span groups
-    mtime: float | None = None  # file (or zip entry) time, the fallback when a photo has no EXIF time
-    allow_loopback: bool = field(default=False, repr=False)  # URL fetch test switch, see urlfetch
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.path.rstrip("/")).name or self.path
-
-    def read(self) -> bytes | Path:
-        if self.error:
-            raise InputError(self.error)
-        if self.kind == FILE:
-            return Path(self.location)
-        if self.kind == ZIP_ENTRY:
-            return _read_member(self.location, self.member or "", self.name)
-        if self.kind == URL:
-            from classifier.intake.urlfetch import fetch_image
-
-            return fetch_image(self.location, allow_loopback=self.allow_loopback).content
-        if self.kind == OBJECT:
-            from classifier.intake.objectstore import read_object  # imports pyarrow: only for such inputs
-
-            return read_object(self.location, self.member or "", self.path)
-        raise InputError(f"{self.path}: cannot be read.")
-
-
-@dataclass
-class Expansion:
-    items: list[InputItem] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)  # reason -> files left out
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
-
-    def skipped_summary(self) -> str:
-        return ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
+def read_item(item: InputItem) -> bytes | Path:
+    """The photo's bytes, or its path when it is a plain file; an InputError with a one-line reason."""
+    if item.error:
+        raise InputError(item.error)
+    if item.kind == FILE:
+        return Path(item.location)
+    if item.kind == ZIP_ENTRY:
+        return _read_member(item.location, item.member or "", item.name)
+    if item.kind == URL:
+        return fetch_image(item.location, allow_loopback=item.allow_loopback).content
+    if item.kind == OBJECT:
+        return read_object(item.location, item.member or "", item.path)  # pyarrow imported only here
+    raise InputError(f"{item.path}: cannot be read.")
 
 
 def is_url(text: str) -> bool:
@@ -154,8 +127,6 @@ def _expand_input(
             )
         )
     elif "://" in text and not Path(text).exists():
-        from classifier.intake.objectstore import expand_uri  # imports pyarrow: only for such inputs
-
         expand_uri(text, expansion)
     else:
         _expand_path(Path(text), text, expansion, limits)
@@ -198,14 +169,6 @@ def _expand_folder(root: Path, expansion: Expansion, limits: ZipLimits) -> None:
 
 def _unreadable(exc: OSError, expansion: Expansion) -> None:
     expansion.items.append(invalid_item(str(exc.filename), f"folder cannot be read ({exc.strerror})."))
-
-
-def skip_reason(name: str) -> str | None:
-    if name.startswith("._"):
-        return "macOS metadata files (._*)"
-    if not has_image_extension(name):
-        return "files without an image extension"
-    return None
 
 
 def _expand_zip(archive: Path, text: str, expansion: Expansion, limits: ZipLimits) -> None:
@@ -345,11 +308,6 @@ def close_archives() -> None:
     for zf in (getattr(_open_archives, "files", None) or {}).values():
         zf.close()
     _open_archives.files = {}
-
-
-def invalid_item(path: str, reason: str) -> InputItem:
-    shown = path if "://" in path else PurePosixPath(path).name or path
-    return InputItem(path=path, kind=INVALID, error=f"{display_name(shown)}: {reason}")
 
 
 def _url_group(url: str) -> str:

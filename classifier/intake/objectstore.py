@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from classifier.intake.images import MAX_FILE_BYTES, display_name, error_line
-from classifier.intake.inputs import OBJECT, Expansion, InputError, InputItem, invalid_item, skip_reason
+from classifier.intake.items import OBJECT, Expansion, InputError, InputItem, invalid_item, skip_reason
 
 if TYPE_CHECKING:
     from pyarrow.fs import FileInfo, FileSystem

@@ -58,7 +58,7 @@ from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha2
 from classifier.schema.rows import Row
 
 if TYPE_CHECKING:
-    from classifier.intake.inputs import InputItem
+    from classifier.intake.items import InputItem
     from classifier.knowledge.species import SpeciesBook
     from classifier.models.predict import Predictor
 

@@ -27,7 +27,8 @@ from PIL import Image
 
 from classifier.intake.decoding import Decoded, decode_item, decode_size_for
 from classifier.intake.images import Source, load_photo
-from classifier.intake.inputs import InputItem, close_archives, item_for_path
+from classifier.intake.inputs import close_archives, item_for_path
+from classifier.intake.items import InputItem
 from classifier.models.bundles import LoadedModel
 from classifier.models.detect import crop_box
 from classifier.models.embeddings import Embeddings, picture_key

@@ -51,7 +51,8 @@ from hashlib import sha1
 from pathlib import Path, PurePosixPath
 
 from classifier.intake.images import ImageError, load_photo
-from classifier.intake.inputs import FILE, Expansion, InputError, InputItem, expand_inputs
+from classifier.intake.inputs import expand_inputs, read_item
+from classifier.intake.items import FILE, Expansion, InputError, InputItem
 from classifier.results.camtrap_dp import write_camtrap_dp
 from classifier.results.deployments import (
     DEPLOYMENT_COLUMNS,
@@ -273,7 +274,7 @@ class Photos:
         from classifier.results.annotate import annotate, blur
 
         try:
-            image = load_photo(item.read(), name=item.name, target_size=size).image
+            image = load_photo(read_item(item), name=item.name, target_size=size).image
         except (InputError, ImageError) as exc:
             return None, str(exc)
         image.thumbnail((size, size))

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from classifier.intake.decoding import photo_sha256
-from classifier.intake.inputs import InputItem
+from classifier.intake.inputs import read_item
+from classifier.intake.items import InputItem
 from classifier.models.embeddings import Embeddings
 from classifier.models.heads import LinearScores
 from classifier.models.site import SiteError, adapt, cross_validated, pictures, relabel
@@ -133,7 +134,7 @@ def _hash(item: InputItem | None) -> str:
     if item is None:
         return ""
     try:
-        return photo_sha256(item.read())
+        return photo_sha256(read_item(item))
     except (OSError, ValueError):
         return ""
 
