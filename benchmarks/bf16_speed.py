@@ -323,9 +323,9 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
 def _mixes(bundle, frames: list[Path]) -> dict:
     """Labels and counts with bf16 in one network, the other or both, against fp32 in both."""
     from classifier.knowledge.species import find_species_book
-    from classifier.models.bundles import load_model
     from classifier.models.detect import detector_for
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
 
     book = find_species_book(bundle.name)
     models = {p: load_model(bundle, runtime="openvino", precision=p) for p in PRECISIONS}
@@ -388,9 +388,9 @@ def _stage_times(bundle, precision: str, frames: list[Path], repeats: int) -> di
 
     from classifier.intake.decoding import decode_item, decode_size_for
     from classifier.intake.inputs import item_for_path
-    from classifier.models.bundles import load_model
     from classifier.models.detect import crop_box, detector_for
     from classifier.models.predict import CPU_BATCH_SIZE, MAX_DETECTIONS
+    from classifier.models.runtimes import load_model
 
     network = load_model(bundle, runtime="openvino", precision=precision).network
     detector = detector_for(bundle, "openvino", precision)
@@ -438,9 +438,9 @@ def _threads(bundle, frames: list[Path], n: int, rounds: int) -> dict:
     """`predict_many` at bf16 with each workers x batch size variant, alternated: frames/s, CPU-s a
     frame (this process's), the cores it kept busy."""
     from classifier.knowledge.species import find_species_book
-    from classifier.models.bundles import load_model
     from classifier.models.detect import detector_for
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
 
     model = load_model(bundle, runtime="openvino", precision="bf16")
     detector = detector_for(bundle, "openvino", "bf16")

@@ -49,11 +49,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from classifier.intake.images import ImageError, load_photo  # noqa: E402
-from classifier.models.bundles import load_learner, load_model, resolve_bundle  # noqa: E402
+from classifier.models.bundles import load_learner, resolve_bundle  # noqa: E402
 from classifier.models.detect import Detector  # noqa: E402
 from classifier.models.explain import METHODS, heatmaps_by_method, prepared  # noqa: E402
 from classifier.models.predict import Predictor  # noqa: E402
-from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised  # noqa: E402
+from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised, load_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 BOX_CONFIDENCE = 0.25

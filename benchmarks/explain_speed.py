@@ -33,10 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from classifier.intake.images import load_photo  # noqa: E402
-from classifier.models.bundles import load_model, resolve_bundle  # noqa: E402
+from classifier.models.bundles import resolve_bundle  # noqa: E402
 from classifier.models.explain import DEFAULT_METHOD, explain, overlay  # noqa: E402
 from classifier.models.predict import Predictor  # noqa: E402
-from classifier.models.runtimes import TORCH, default_runtime  # noqa: E402
+from classifier.models.runtimes import TORCH, default_runtime, load_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "camera_traps"
 DISPLAY_SIZE = 1024  # pages/classify.py decodes at most this

@@ -36,11 +36,11 @@ import numpy as np
 
 from benchmarks.record import REPO, write_results
 from benchmarks.verdict import PROJECT, labelled_frames
-from classifier.models.bundles import detector_settings, load_model, resolve_bundle
+from classifier.models.bundles import detector_settings, resolve_bundle
 from classifier.models.detect import Detector
 from classifier.models.embeddings import Embeddings
 from classifier.models.predict import Predictor
-from classifier.models.runtimes import load_linear_head
+from classifier.models.runtimes import load_linear_head, load_model
 from classifier.models.site import adapt, pictures, relabel
 from classifier.results.queue import teaching_order
 from classifier.schema.rows import BLANK, OK, Row

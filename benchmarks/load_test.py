@@ -158,8 +158,9 @@ def expectations(bundle_dir: Path, photos: list[Path], names: dict[str, str]) ->
     """What the app must show for each photo: the model's answer here, by the page's own code path."""
     sys.path.insert(0, str(REPO))
     from classifier.intake.images import load_photo
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
 
     predictor = Predictor(load_model(read_bundle(bundle_dir)), top_k=1)
     results = [predictor.predict_image(load_photo(photo).image) for photo in photos]

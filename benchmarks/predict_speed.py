@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from classifier.models.bundles import BundleError, load_model, resolve_bundle
+    from classifier.models.bundles import BundleError, resolve_bundle
+    from classifier.models.runtimes import load_model
 
     try:
         bundle = resolve_bundle(args.model)
@@ -229,7 +230,8 @@ def _throughput(model, folder: Path, batch_size: int, workers: int | None) -> di
 
     from classifier.intake.decoding import decode_item
     from classifier.intake.inputs import expand_inputs
-    from classifier.models.predict import PROCESSES, THREADS, Predictor, default_workers
+    from classifier.models.predict import PROCESSES, THREADS, Predictor
+    from classifier.models.runtimes import default_workers
 
     items = expand_inputs([folder]).items
     size = model.bundle.image_size
@@ -341,7 +343,7 @@ def _batch_sizes(model, sizes: tuple[int, ...], n: int) -> dict:
     """Forward-alone speed by batch size, one stream per core: why the default batch is small on a CPU."""
     import torch
 
-    from classifier.models.predict import default_workers
+    from classifier.models.runtimes import default_workers
 
     s = model.bundle.image_size
     streams = default_workers()
@@ -570,8 +572,8 @@ def _runtime_ceilings(bundle, rounds: int) -> dict:
 
     import torch
 
-    from classifier.models.bundles import BundleError, load_learner, load_model
-    from classifier.models.predict import default_workers
+    from classifier.models.bundles import BundleError, load_learner
+    from classifier.models.runtimes import default_workers, load_model
 
     streams = default_workers()
     size = bundle.image_size
@@ -733,9 +735,10 @@ def _twelve_megapixels(bundle, detecting: Path, frames: list[Path], scratch: Pat
     import torch
     from PIL import Image
 
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.detect import detector_for
-    from classifier.models.predict import MAX_DETECTIONS, default_workers
+    from classifier.models.predict import MAX_DETECTIONS
+    from classifier.models.runtimes import default_workers, load_model
 
     distinct = 6 if args.quick else 12
     big = scratch / "twelve_mp"

@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=None, help="bundle names (default: every bundle)")
     args = parser.parse_args(argv)
     from classifier.intake.inputs import item_for_path
-    from classifier.models.bundles import BundleError, find_bundles, load_model, resolve_bundle
+    from classifier.models.bundles import BundleError, find_bundles, resolve_bundle
     from classifier.models.predict import Predictor, decode_item
+    from classifier.models.runtimes import load_model
 
     bundles = [resolve_bundle(n) for n in args.models] if args.models else [b for b in find_bundles() if b.ok]
     results: dict = {"benchmark": "runtime_accuracy", "load_average_at_start": os.getloadavg(), "bundles": {}}

@@ -28,9 +28,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.record import REPO, write_results
-from classifier.models.bundles import detector_settings, load_model, resolve_bundle
+from classifier.models.bundles import detector_settings, resolve_bundle
 from classifier.models.detect import Detector
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 
 # The bundle's class -> labels in labels.csv whose animal it is (perhaps as part of a group).
 RIGHT_ANSWERS: dict[str, tuple[str, ...]] = {

@@ -56,9 +56,10 @@ from benchmarks.serengeti_transfer import KNOWN, NEITHER
 from classifier.intake.inputs import item_for_path
 from classifier.knowledge.species import ANSWER_RANKS, find_species_book
 from classifier.knowledge.taxonomy import label_parts
-from classifier.models.bundles import detector_settings, load_model, resolve_bundle
+from classifier.models.bundles import detector_settings, resolve_bundle
 from classifier.models.detect import Detector
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from classifier.models.verdict import Found, Rules, detected_row, rules_for
 from classifier.schema.rows import BLANK, OK, ROLLED_UP, Row
 

@@ -40,14 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 from classifier.intake.inputs import expand_inputs, item_for_path
 from classifier.intake.items import Expansion
 from classifier.intake.lists import ListError
-from classifier.models.bundles import (
-    MODELS_DIR,
-    Bundle,
-    BundleError,
-    find_bundles,
-    load_model,
-    resolve_bundle,
-)
+from classifier.models.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, resolve_bundle
 from classifier.models.engines import (
     ENGINES,
     LOCAL,
@@ -58,6 +51,7 @@ from classifier.models.engines import (
     open_engine,
 )
 from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
+from classifier.models.runtimes import load_model
 from classifier.results.sequences import DEFAULT_GAP_SECONDS, SequenceStream
 from classifier.schema.observations import per_detection
 from classifier.schema.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row

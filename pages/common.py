@@ -30,11 +30,9 @@ from classifier.knowledge.species import (
 from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
-    LoadedModel,
     bundle_species_book,
     detector_settings,
     find_bundles,
-    load_model,
     read_bundle,
     species_notes_path,
 )
@@ -45,6 +43,7 @@ if TYPE_CHECKING:
     from classifier.models.embeddings import Embeddings
     from classifier.models.heads import LinearScores
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import LoadedModel
     from classifier.results.teaching import Teacher
 
 # What the batch and review pages take as photos: the photo formats and zip archives of them.
@@ -95,6 +94,8 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
     The model loaded before is dropped, and its memory handed back, before this one loads: the process
     keeps one model, not every model a visitor ever picked.
     """
+    from classifier.models.runtimes import load_model  # torch: imported when a model is first loaded
+
     loaded_model.clear()
     heatmap_network.clear()  # the model before's torch copy goes with it
     _release_free_memory()
@@ -107,7 +108,7 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
 def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
     """The bundle's network as two torch parts, whose gradients a heatmap needs; loaded the first time a
     visitor asks for a heatmap (the served runtime, OpenVINO by default, gives no gradients)."""
-    from classifier.models.runtimes import TORCH
+    from classifier.models.runtimes import TORCH, load_model
 
     heatmap_network.clear()
     return load_model(read_bundle(directory), isolate=True, runtime=TORCH)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from classifier.models.bundles import find_bundles, load_model, read_bundle
+from classifier.models.bundles import find_bundles, read_bundle
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from classifier.results.report import read_report
 from conftest import SHARED_DATA
 

@@ -16,11 +16,11 @@ from classifier.models.bundles import (
     BundleError,
     find_bundles,
     load_learner,
-    load_model,
     read_bundle,
     resolve_bundle,
 )
 from classifier.models.network import WildlifeNet
+from classifier.models.runtimes import load_model
 
 
 def copy_bundle(source: Path, target: Path) -> Path:

@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 
 from classifier import cli
 from classifier.models import detect
-from classifier.models.bundles import MODELS_DIR, load_learner, load_model, read_bundle, resolve_bundle
+from classifier.models.bundles import MODELS_DIR, load_learner, read_bundle, resolve_bundle
 from classifier.models.explain import (
     DEFAULT_METHOD,
     EIGENCAM,
@@ -30,7 +30,7 @@ from classifier.models.explain import (
     prepared,
 )
 from classifier.models.predict import Predictor
-from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised
+from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised, load_model
 from classifier.schema.rows import Detection, Row
 from conftest import TINY_CLASSES
 

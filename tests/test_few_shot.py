@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from classifier.models.bundles import load_model, read_bundle
+from classifier.models.bundles import read_bundle
 from classifier.models.network import ImageNetPrior, LinearHead
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from conftest import TINY_CLASSES, make_tiny_image, tiny_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,7 +28,9 @@ from streamlit.testing.v1 import AppTest
 from test_app import APP, jpeg
 
 from benchmarks.load_test import CHROMIUM, CHROMIUM_FLAGS
-from classifier.models.bundles import DEFAULT_BUNDLE, LoadedModel, find_bundles
+from classifier.models import runtimes
+from classifier.models.bundles import DEFAULT_BUNDLE, find_bundles
+from classifier.models.runtimes import LoadedModel
 from conftest import make_tiny_image
 from live_app import BROWSER_MARKS, free_port, running_app, tiny_app_folders, wait_for_health
 
@@ -84,14 +86,12 @@ def test_a_default_model_that_fails_to_load_is_set_aside_and_the_others_stay(
 def test_any_failure_to_load_a_model_is_one_line_not_a_traceback(
     tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pages.common
-
     def out_of_memory(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
     shutil.copytree(tiny_bundle, tmp_path / "tiny")
     monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(tmp_path))
-    monkeypatch.setattr(pages.common, "load_model", out_of_memory)
+    monkeypatch.setattr(runtimes, "load_model", out_of_memory)
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.file_uploader(key="classify_upload").upload("field.jpg", jpeg(make_tiny_image("red")), "image/jpeg")
     at.run()

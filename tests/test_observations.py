@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.models.bundles import load_model, read_bundle
+from classifier.models.bundles import read_bundle
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from classifier.results.sequences import assign_sequences
 from classifier.schema.observations import per_detection
 from classifier.schema.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row

@@ -15,8 +15,9 @@ from PIL import Image
 
 from classifier import cli
 from classifier.knowledge.species import load_species_book
-from classifier.models.bundles import load_model, read_bundle
+from classifier.models.bundles import read_bundle
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from conftest import make_tiny_image
 
 NAIROBI = (-1.2921, 36.8219)

@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from classifier.intake.inputs import expand_inputs
-from classifier.models.bundles import MODELS_DIR, find_bundles, load_learner, load_model, read_bundle
+from classifier.models.bundles import MODELS_DIR, find_bundles, load_learner, read_bundle
 from classifier.models.predict import PROCESSES, Predictor
+from classifier.models.runtimes import load_model
 from classifier.schema.rows import CSV_COLUMNS, ERROR, OK, UNCERTAIN, Row
 from conftest import TINY_CLASSES, make_tiny_image
 

@@ -162,8 +162,9 @@ def test_one_sequence_for_a_whole_folder_is_split_at_random() -> None:
 
 
 def test_retrained_bundle_names_the_new_class_and_still_the_old_ones(retrained) -> None:
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
 
     report = retrained.report
     assert report["classes"] == ["blue", "green", "purple", "red"]
@@ -177,8 +178,9 @@ def test_retrained_bundle_names_the_new_class_and_still_the_old_ones(retrained) 
 
 
 def test_report_compares_with_the_base_model_on_the_same_held_out_rows(retrained, tiny_bundle: Path) -> None:
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
     from classifier.results.report import read_report
 
     report = read_report(retrained.bundle / "report.json")  # the schema holds, base_model included

@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 
 from classifier.models import runtimes
-from classifier.models.bundles import BundleError, load_learner, load_model, read_bundle
+from classifier.models.bundles import BundleError, load_learner, read_bundle
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,9 +215,10 @@ def test_the_app_process_never_imports_fastai_and_starts_without_torch(tiny_bund
     script = (
         "import sys, json\n"
         "import pages.common\n"
-        "from classifier.models.bundles import find_bundles, load_model\n"
+        "from classifier.models.bundles import find_bundles\n"
         "[bundle] = find_bundles(sys.argv[1])\n"
         "before = sorted(m for m in ('torch', 'fastai') if m in sys.modules)\n"
+        "from classifier.models.runtimes import load_model\n"
         "load_model(bundle, isolate=True, runtime='torch')\n"
         "heavy = ('fastai', 'timm', 'torchvision', 'sklearn', 'matplotlib')\n"
         "print(json.dumps({'before': before, 'after': sorted(m for m in heavy if m in sys.modules)}))\n"

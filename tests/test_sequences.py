@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from classifier.intake.inputs import expand_inputs
-from classifier.models.bundles import load_model, read_bundle
+from classifier.models.bundles import read_bundle
 from classifier.models.predict import Predictor
+from classifier.models.runtimes import load_model
 from classifier.results.review import Photos
 from classifier.results.sequences import SequenceStream, assign_sequences, majority_label
 from classifier.schema.rows import ERROR, OK, Row

@@ -168,10 +168,10 @@ def labelled(probe_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_review_page_retrains_in_place_and_undo_takes_it_back(probe_bundle: Path, labelled: Path) -> None:
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.embeddings import embeddings_for
     from classifier.models.predict import Predictor
-    from classifier.models.runtimes import load_linear_head
+    from classifier.models.runtimes import load_linear_head, load_model
     from classifier.models.verdict import rules_for
     from classifier.results.review import Photos, Review
     from classifier.results.teaching import Teacher

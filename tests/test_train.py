@@ -73,8 +73,9 @@ def test_tiny_recipe_separates_the_colours_whatever_the_seed_and_thread_count(
     """A library update changes the random stream as a new seed does: the fixture must not hang on one."""
     import torch
 
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
     from train import train
 
     before = torch.get_num_threads()

@@ -16,8 +16,9 @@ from train.recipe import RecipeError, check
 def test_two_processes_write_a_bundle_as_good_as_one(
     tiny_dataset: Path, tiny_training, tmp_path: Path
 ) -> None:
-    from classifier.models.bundles import load_model, read_bundle
+    from classifier.models.bundles import read_bundle
     from classifier.models.predict import Predictor
+    from classifier.models.runtimes import load_model
     from train import train
 
     result = train(tiny_config(tiny_dataset, tmp_path, processes=2), quiet=True)

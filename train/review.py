@@ -30,13 +30,13 @@ from fastai.losses import CrossEntropyLossFlat
 
 from classifier.intake.datasets import Dataset, DatasetError, Split, read_predictions_csv
 from classifier.intake.decoding import photo_sha256
-from classifier.models.bundles import Bundle, detector_settings, load_learner, load_model, species_notes_path
+from classifier.models.bundles import Bundle, detector_settings, load_learner, species_notes_path
 from classifier.models.detect import Detector
 from classifier.models.embeddings import embedding_model, embeddings_for
 from classifier.models.heads import LinearScores
 from classifier.models.network import with_classes
 from classifier.models.predict import Predictor
-from classifier.models.runtimes import load_linear_head
+from classifier.models.runtimes import load_linear_head, load_model
 from classifier.models.site import SiteModel, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import rules_for
 from classifier.results.report import compare_on_rows, evaluate

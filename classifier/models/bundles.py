@@ -4,7 +4,7 @@ A bundle is listed from its `report.json` alone, so the app and `python -m class
 every model without unpickling any (nor importing torch). Loading checks the file's SHA-256 against the
 report before unpickling (unpickling runs code, so only the file the training run wrote is trusted), then
 checks that the learner holds a `WildlifeNet` whose classes are the report's. Prediction runs the network
-compiled from that learner (`classifier.models.runtimes`), so only training, evaluation and the compile step
+compiled from that learner (`classifier.models.runtimes.load_model`), so only training, evaluation and the compile step
 unpickle the learner itself. Every problem is a `BundleError` whose message is one line naming the file;
 never a pickle traceback.
 """
@@ -25,7 +25,6 @@ from classifier.intake.images import error_line
 from classifier.knowledge.species import SPECIES_DIR, SPECIES_DIR_VARIABLE, SpeciesBook, load_species_book
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 DEFAULT_BUNDLE = "serengeti"
@@ -68,23 +67,6 @@ class Bundle:
     @property
     def report_path(self) -> Path:
         return self.directory / REPORT_FILE
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A bundle's compiled network on `device`, ready for `classifier.models.predict.Predictor`."""
-
-    bundle: Bundle
-    network: (
-        nn.Module
-    )  # or an OpenVINO / ONNX Runtime network called the same way (classifier.models.runtimes)
-    device: torch.device
-    runtime: str = "torch"
-    precision: str = "fp32"
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.bundle.classes
 
 
 def read_bundle(directory: str | Path) -> Bundle:
@@ -216,44 +198,9 @@ def resolve_bundle(name_or_dir: str | Path | None, *roots: str | Path) -> Bundle
     raise BundleError(f"no model named {str(name_or_dir)!r} (available: {names}); or pass a bundle folder.")
 
 
-def load_model(
-    bundle: Bundle,
-    device: str | torch.device | None = None,
-    verify: bool = True,
-    isolate: bool = False,
-    *,
-    runtime: str | None = None,
-    precision: str = "fp32",
-) -> LoadedModel:
-    """The bundle's network, compiled for this machine (`classifier.models.runtimes`), on `device` (GPU if any).
-
-    The model file's SHA-256 is checked against the report first. `runtime`: torch, openvino or onnx
-    (default: `runtimes.default_runtime()`; openvino and onnx run on the CPU); `precision`: fp32, bf16
-    (openvino) or int8 (openvino, onnx). `isolate`: when the network is not compiled yet, compile it in
-    a child process, so this one never imports fastai (the app's memory); openvino and onnx then serve the
-    torch network until theirs is compiled. `verify=False` skips the hash check; only for files you made
-    yourself in this process (tests).
-    """
-    import torch
-
-    from classifier.models import runtimes
-
-    runtime = runtime or runtimes.default_runtime()
-    runtimes.check_choice(runtime, precision)
-    sha256 = _checked_sha256(bundle, verify)
-    if runtime != runtimes.TORCH:
-        target = torch.device("cpu")
-    else:
-        target = torch.device(device) if device is not None else _default_device()
-    network = runtimes.load_network(
-        bundle, sha256, target, isolate=isolate, runtime=runtime, precision=precision
-    )
-    return LoadedModel(bundle=bundle, network=network, device=target, runtime=runtime, precision=precision)
-
-
 def load_learner(bundle: Bundle, verify: bool = True) -> Any:
     """Unpickle the bundle's fastai Learner (after checking its SHA-256) and check what it holds."""
-    _checked_sha256(bundle, verify)
+    checked_model_sha256(bundle, verify)
     path = bundle.model_path
     learner = _unpickle(path)
     network = getattr(learner, "model", None)
@@ -269,7 +216,7 @@ def load_learner(bundle: Bundle, verify: bool = True) -> Any:
     return learner
 
 
-def _checked_sha256(bundle: Bundle, verify: bool) -> str:
+def checked_model_sha256(bundle: Bundle, verify: bool) -> str:
     """The model file's SHA-256, checked against the report's unless `verify` is off."""
     if bundle.error:
         raise BundleError(bundle.error)
@@ -396,12 +343,6 @@ def _output_count(network: nn.Module) -> int | None:
 def _preview(classes: list[str] | tuple[str, ...]) -> str:
     shown = ", ".join(list(classes)[:4])
     return f"[{shown}{', ...' if len(classes) > 4 else ''}] ({len(classes)})"
-
-
-def _default_device() -> torch.device:
-    import torch
-
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def _looks_like_bundle(directory: Path) -> bool:

@@ -163,7 +163,7 @@ class Detector:
 
         try:
             self.network = runtimes.load_detector_network(
-                path,
+                lambda: load_network(path, sha256),
                 sha256,
                 input_size,
                 self.device,

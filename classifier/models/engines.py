@@ -4,7 +4,7 @@
     python -m classifier predict --engine ray --address ray://HEAD:10001 ...      # a Ray cluster
 
 Both engines take the photos `classifier.intake.inputs.expand_inputs` lists and run the same `Predictor` (the
-bundle's compiled network from `classifier.models.bundles.load_model`, the detector and its crops, the place and
+bundle's compiled network from `classifier.models.runtimes.load_model`, the detector and its crops, the place and
 taxonomy rules); the rows differ only in `classified_at`, the time each was made.
 
 The Ray engine is a Ray Data pipeline of three steps:
@@ -54,7 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256, load_model
+from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256
+from classifier.models.runtimes import load_model
 from classifier.schema.rows import Row
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def start_local_ray(num_cpus: int | None = None) -> None:
     """Start a Ray on this machine for this process (its workers import this checkout's code)."""
     import ray
 
-    from classifier.models.predict import default_workers
+    from classifier.models.runtimes import default_workers
 
     root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)

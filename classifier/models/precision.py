@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from classifier.models.bundles import Bundle, detector_settings, load_model
+from classifier.models.bundles import Bundle, detector_settings
 from classifier.models.detect import DEFAULT_INPUT_SIZE, NMS_IOU, DetectorUnavailable, detector_for
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import (
@@ -47,6 +47,7 @@ from classifier.models.runtimes import (
     PRECISIONS,
     SUPPORTED,
     cache_root,
+    load_model,
     openvino_core,
     validation_photos,
     written_whole,

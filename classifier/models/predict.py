@@ -11,7 +11,6 @@ that cannot be read or decoded is a row with `status="error"` and a one-line rea
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,9 +28,9 @@ from classifier.intake.decoding import Decoded, decode_item, decode_size_for
 from classifier.intake.images import Source, load_photo
 from classifier.intake.inputs import close_archives, item_for_path
 from classifier.intake.items import InputItem
-from classifier.models.bundles import LoadedModel
 from classifier.models.detect import crop_box
 from classifier.models.embeddings import Embeddings, picture_key
+from classifier.models.runtimes import LoadedModel, default_workers
 from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
 from classifier.schema.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
 
@@ -56,13 +55,6 @@ class Seen:
     whole: np.ndarray  # the whole frame's class scores
     best: float  # the detector's best score in the frame, kept or not: how close a blank frame came
     features: list[np.ndarray]  # the pooled features of each box's crop, then of the whole frame
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Predictor:

@@ -61,13 +61,16 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from classifier.models.bundles import Bundle, BundleError, load_learner
+from classifier.intake.decoding import decode_item
+from classifier.intake.inputs import item_for_path
+from classifier.models.bundles import Bundle, BundleError, checked_model_sha256, load_learner
 from classifier.models.heads import LinearScores
 
 if TYPE_CHECKING:
@@ -461,9 +464,6 @@ def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
 
 
 def _classifier_calibration(photos: list[Path], size: int) -> Iterator[np.ndarray]:
-    from classifier.intake.inputs import item_for_path
-    from classifier.models.predict import decode_item
-
     for photo in photos:
         pixels = decode_item(item_for_path(photo), size).pixels
         if pixels is not None:
@@ -471,6 +471,62 @@ def _classifier_calibration(photos: list[Path], size: int) -> Iterator[np.ndarra
 
 
 # --------------------------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A bundle's compiled network on `device`, ready for `classifier.models.predict.Predictor`."""
+
+    bundle: Bundle
+    network: nn.Module  # or an OpenVINO / ONNX Runtime network called the same way
+    device: torch.device
+    runtime: str = "torch"
+    precision: str = "fp32"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.bundle.classes
+
+
+def load_model(
+    bundle: Bundle,
+    device: str | torch.device | None = None,
+    verify: bool = True,
+    isolate: bool = False,
+    *,
+    runtime: str | None = None,
+    precision: str = "fp32",
+) -> LoadedModel:
+    """The bundle's network, compiled for this machine, on `device` (GPU if any).
+
+    The model file's SHA-256 is checked against the report first. `runtime`: torch, openvino or onnx
+    (default: `default_runtime()`; openvino and onnx run on the CPU); `precision`: fp32, bf16
+    (openvino) or int8 (openvino, onnx). `isolate`: when the network is not compiled yet, compile it in
+    a child process, so this one never imports fastai (the app's memory); openvino and onnx then serve the
+    torch network until theirs is compiled. `verify=False` skips the hash check; only for files you made
+    yourself in this process (tests).
+    """
+    runtime = runtime or default_runtime()
+    check_choice(runtime, precision)
+    sha256 = checked_model_sha256(bundle, verify)
+    if runtime != TORCH:
+        target = torch.device("cpu")
+    else:
+        target = torch.device(device) if device is not None else _default_device()
+    network = load_network(bundle, sha256, target, isolate=isolate, runtime=runtime, precision=precision)
+    return LoadedModel(bundle=bundle, network=network, device=target, runtime=runtime, precision=precision)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def default_workers() -> int:
+    """The cores this process may run on: one batch (and one OpenVINO stream) per core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def load_network(
@@ -517,7 +573,7 @@ def load_linear_head(bundle: Bundle, *, isolate: bool = False) -> LinearScores |
 
 
 def load_detector_network(
-    weights: Path,
+    build: Callable[[], nn.Module],
     sha256: str,
     input_size: int,
     device: torch.device,
@@ -526,14 +582,13 @@ def load_detector_network(
     precision: str = FP32,
     calibration: Callable[[], Iterable[np.ndarray]] | None = None,
 ) -> Any:
-    """The detector's YOLOX network, compiled for `runtime` at this input size and cached under the
-    weights' SHA-256; `calibration` gives int8 its (1, 3, S, S) inputs. Needs torch only (no fastai)."""
+    """The detector's network (`build` makes it from the weights whose SHA-256 is `sha256`), compiled for
+    `runtime` at this input size and cached under that hash; `calibration` gives int8 its (1, 3, S, S)
+    inputs. Needs torch only (no fastai)."""
     check_choice(runtime, precision)
     path = detector_path(sha256, input_size, runtime, precision)
     if not path.is_file():
-        from classifier.models.detect import load_network as load_yolox
-
-        network = load_yolox(weights, sha256)
+        network = build()
         if runtime == TORCH:
             _save_traced_detector(network, input_size, path)
         else:
@@ -668,8 +723,6 @@ class OpenVinoNetwork(_Exported):
 
     def __init__(self, path: Path, precision: str, streams: int | None = None) -> None:
         super().__init__(path, precision)
-        from classifier.models.predict import default_workers
-
         streams = streams or default_workers()
         config = {
             "NUM_STREAMS": streams,
