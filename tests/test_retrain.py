@@ -230,7 +230,7 @@ def test_serengeti_retrains_by_its_own_recipe_and_keeps_its_imagenet_prior(tmp_p
 
     from classifier.models.bundles import load_learner, read_bundle
     from train import train
-    from train.recipe import config_from_args
+    from train.command_line import config_from_args
 
     rows = []
     for i in range(6):  # generated, so the test needs no real photo: stand-ins for zebras and a new class
@@ -284,7 +284,8 @@ def test_a_base_model_that_is_not_there_is_one_line_and_exit_status_2(
 
 
 def test_options_given_win_over_the_base_recipe(tmp_path: Path) -> None:
-    from train.recipe import RecipeError, check, config_from_args
+    from train.command_line import config_from_args
+    from train.recipe import RecipeError, check
 
     argv = ["--data", "x.csv", "--base-model", "serengeti", "--out-dir", str(tmp_path)]
     sgd = check(config_from_args([*argv, "--no-linear-probe", "--sizes", "224", "--threshold", "0.5"]))

@@ -179,7 +179,8 @@ def test_resume_refuses_a_changed_recipe(tmp_path: Path) -> None:
 
 
 def test_command_line_options_are_the_dataclass_fields_with_their_defaults() -> None:
-    from train.recipe import TrainConfig, build_parser, config_from_args
+    from train.command_line import config_from_args
+    from train.recipe import TrainConfig, build_parser
 
     parser = build_parser()
     help_text = " ".join(parser.format_help().split())

@@ -11,7 +11,8 @@ import os
 # (`python -m train` imports this package first); OMP_WAIT_POLICY=ACTIVE in the environment still wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from train.command_line import config_from_args
 from train.pipeline import TrainResult, train
-from train.recipe import TrainConfig, build_parser, config_from_args
+from train.recipe import TrainConfig, build_parser
 
 __all__ = ["TrainConfig", "TrainResult", "build_parser", "config_from_args", "train"]

@@ -18,8 +18,9 @@ from classifier.models.backbones import BackboneError
 from classifier.models.bundles import BundleError
 from train import review
 from train.checkpoint import ResumeError
+from train.command_line import config_from_args
 from train.pipeline import TrainResult, train
-from train.recipe import RecipeError, config_from_args
+from train.recipe import RecipeError
 
 
 def main(argv: list[str] | None = None) -> int:

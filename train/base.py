@@ -29,7 +29,7 @@ from classifier.intake.datasets import EMPTY_LABELS, Dataset
 from classifier.models.bundles import MODELS_DIR, Bundle, load_learner, resolve_bundle
 from classifier.models.network import LinearHead, WildlifeNet, with_classes
 from classifier.results.report import compare_on_rows
-from train.recipe import RecipeError, TrainConfig
+from train.recipe import BASE_RECIPE, RecipeError, TrainConfig
 
 
 @dataclass
@@ -151,3 +151,29 @@ def predict_paths(network: torch.nn.Module, loaders: Any, paths: list[str]) -> n
             parts.append(model(images).float().softmax(1).cpu())
     model.to("cpu")
     return torch.cat(parts).numpy()
+
+
+def with_base_recipe(config: TrainConfig, given: set[str]) -> TrainConfig:
+    """`config` with the base bundle's backbone, head and image size, and its recipe's `BASE_RECIPE`
+    values for the options not in `given`. An explicit --backbone or --head other than the base's is
+    refused: a retrain keeps the network it starts from."""
+    bundle = find_base(config.base_model, config.out_dir)
+    report = bundle.report
+    recipe = report.get("recipe") if isinstance(report.get("recipe"), dict) else {}
+    changes: dict[str, Any] = {k: recipe[k] for k in BASE_RECIPE if k not in given and k in recipe}
+    fixed = {"backbone": str(report.get("arch") or config.backbone), "head": str(recipe.get("head") or "mlp")}
+    for key, value in fixed.items():
+        if key in given and getattr(config, key) != value:
+            raise RecipeError(
+                f"--{key} {getattr(config, key)}: a retrain keeps the base model's {key} ({value}); leave "
+                f"--{key} out."
+            )
+    changes.update(fixed)
+    if not changes.get("linear_probe", config.linear_probe):
+        # the base's folds and whole-frame views belong to its probe, which --no-linear-probe turns off
+        changes |= {
+            key: value for key, value in (("cv_folds", 0), ("crop_frames", False)) if key not in given
+        }
+    if "sizes" not in given:
+        changes["sizes"] = (bundle.image_size,)
+    return replace(config, **changes)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -26,17 +26,21 @@ import torch.multiprocessing as mp
 if TYPE_CHECKING:
     from fastai.learner import Learner
 
-    from train.pipeline import TrainResult
     from train.recipe import TrainConfig
 
 
-def train_across(config: TrainConfig, quiet: bool = False) -> TrainResult:
-    """Run `train.pipeline.train` in `config.processes` processes here; the first one's result, or the
-    first exception a process raised (a bad dataset's one-line error stays one line)."""
+Result = TypeVar("Result")
+
+
+def train_across(
+    train: Callable[[TrainConfig, bool], Result], config: TrainConfig, quiet: bool = False
+) -> Result:
+    """Run `train` (`train.pipeline.train`, passed in) in `config.processes` processes here; the first
+    one's result, or the first exception a process raised (a bad dataset's one-line error stays one line)."""
     results = mp.get_context("spawn").SimpleQueue()
     port = _free_port()
     try:
-        mp.spawn(_process, args=(config, quiet, port, results), nprocs=config.processes, join=True)
+        mp.spawn(_process, args=(train, config, quiet, port, results), nprocs=config.processes, join=True)
     except (mp.ProcessRaisedException, mp.ProcessExitedException):
         if results.empty():
             raise
@@ -44,9 +48,14 @@ def train_across(config: TrainConfig, quiet: bool = False) -> TrainResult:
     return results.get()
 
 
-def _process(rank: int, config: TrainConfig, quiet: bool, port: int, results: Any) -> None:
-    from train.pipeline import train
-
+def _process(
+    rank: int,
+    train: Callable[[TrainConfig, bool], Result],
+    config: TrainConfig,
+    quiet: bool,
+    port: int,
+    results: Any,
+) -> None:
     world = config.processes
     cores = len(os.sched_getaffinity(0))
     threads = str(max(1, cores // world))  # N processes on one thread each beat N fighting over all

@@ -57,7 +57,7 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     started = time.perf_counter()
     check(config)
     if config.processes > 1 and not torch.distributed.is_initialized():
-        return train_across(config, quiet)  # which runs this in each of its processes
+        return train_across(train, config, quiet)  # which runs this in each of its processes
     set_seed(config.seed, reproducible=True)
     base = load_base(config) if config.base_model else None
     data = load_training_data(config, base)

@@ -330,7 +330,7 @@ def check(config: TrainConfig) -> TrainConfig:
 
 
 # Options a retrain takes from the base bundle's recipe unless the command line gives them (how it was
-# trained); the backbone, head and image size are the bundle's own (`with_base_recipe`). Data, naming and
+# trained); the backbone, head and image size are the bundle's own (`train.base.with_base_recipe`). Data, naming and
 # output options are the run's.
 BASE_RECIPE = (
     "crops",
@@ -426,44 +426,3 @@ def _shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
     return str(value)
-
-
-def config_from_args(argv: list[str] | None = None) -> TrainConfig:
-    """The options of the command line; with --base-model, those not given come from the base's recipe.
-
-    Raises `classifier.models.bundles.BundleError` when --base-model names no bundle.
-    """
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(**vars(args))
-    if config.base_model:
-        given = set(vars(build_parser(defaults=False).parse_args(argv)))
-        config = with_base_recipe(config, given)
-    return config
-
-
-def with_base_recipe(config: TrainConfig, given: set[str]) -> TrainConfig:
-    """`config` with the base bundle's backbone, head and image size, and its recipe's `BASE_RECIPE`
-    values for the options not in `given`. An explicit --backbone or --head other than the base's is
-    refused: a retrain keeps the network it starts from."""
-    from train.base import find_base
-
-    bundle = find_base(config.base_model, config.out_dir)
-    report = bundle.report
-    recipe = report.get("recipe") if isinstance(report.get("recipe"), dict) else {}
-    changes: dict[str, Any] = {k: recipe[k] for k in BASE_RECIPE if k not in given and k in recipe}
-    fixed = {"backbone": str(report.get("arch") or config.backbone), "head": str(recipe.get("head") or "mlp")}
-    for key, value in fixed.items():
-        if key in given and getattr(config, key) != value:
-            raise RecipeError(
-                f"--{key} {getattr(config, key)}: a retrain keeps the base model's {key} ({value}); leave "
-                f"--{key} out."
-            )
-    changes.update(fixed)
-    if not changes.get("linear_probe", config.linear_probe):
-        # the base's folds and whole-frame views belong to its probe, which --no-linear-probe turns off
-        changes |= {
-            key: value for key, value in (("cv_folds", 0), ("crop_frames", False)) if key not in given
-        }
-    if "sizes" not in given:
-        changes["sizes"] = (bundle.image_size,)
-    return dataclasses.replace(config, **changes)
