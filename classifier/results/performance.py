@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from classifier.models.bundle_photos import data_root as training_root
+
 HEADLINE = ("accuracy", "macro_f1", "top3_accuracy", "valid_loss")
 
 
@@ -166,13 +167,10 @@ def top_loss_images(report: dict[str, Any], data_root: Path | None = None) -> li
     Paths in the report are relative to the dataset root the training run used (`data.root`, else
     `data.source`); a relative root is relative to the project folder, where training runs.
     """
-    data = report.get("data", {})
-    root = Path(data_root or data.get("root") or data.get("source") or "")
-    if root.parts and not root.is_absolute():
-        root = PROJECT_DIR / root
+    root = Path(data_root) if data_root else training_root(report)
     found = []
-    for loss in report.get("top_losses", []):
+    for loss in report.get("top_losses", []) if root else ():
         path = (root / loss["file"]).resolve()
-        if root.parts and root.resolve() in path.parents and path.is_file():
+        if root.resolve() in path.parents and path.is_file():
             found.append({**loss, "path": path})
     return found
