@@ -83,6 +83,7 @@ NAVIGATION = [
     "Season",
     "Species",
     "Look-alikes",
+    "Can you beat the model?",
     "Model performance",
     "About the models",
 ]

@@ -233,3 +233,22 @@ def held_out_photos(bundle: Bundle) -> list[tuple[Path, str]]:
         return []
     classes = set(bundle.classes)
     return [(dataset.path(r), r.label) for r in records if r.label in classes]
+
+
+def showcase(examples: Mapping[str, Example], report: Mapping[str, Any], count: int = 6) -> list[Example]:
+    """A few examples for a first try: of the classes the model names right most often on its held-out
+    photos (recall, then F1), `count` spread evenly through the class order."""
+    scores = report.get("per_class") or {}
+
+    def strength(label: str) -> tuple[float, float]:
+        found = scores.get(label) or {}
+        return float(found.get("recall") or 0.0), float(found.get("f1") or 0.0)
+
+    ranked = sorted(examples, key=strength, reverse=True)
+    best = (
+        [label for label in examples if strength(label) >= strength(ranked[count - 1])]
+        if len(ranked) > count
+        else ranked
+    )
+    step = len(best) / min(count, len(best)) if best else 1
+    return [examples[best[int(i * step)]] for i in range(min(count, len(best)))]
