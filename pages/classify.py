@@ -26,6 +26,7 @@ from classifier.results.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decis
 from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
+    example_thumbnail,
     examples_or_warn,
     explaining_network,
     require_bundle,
@@ -111,7 +112,7 @@ with strip:
     if photo is None and examples:
         st.markdown("**No photo at hand? Try one of these:**")
         for column, example in zip(st.columns(6), showcase(examples, bundle.report), strict=False):
-            column.image(str(example.path), width="stretch", alt="An example photo to try")
+            column.image(example_thumbnail(str(example.path)), width="stretch", alt="An example photo to try")
             column.button(
                 "Try this one",
                 key=f"classify_try_{example.label}",

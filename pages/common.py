@@ -27,7 +27,7 @@ from classifier.knowledge.species import (
     SpeciesBook,
     SpeciesInfoError,
 )
-from classifier.models.bundle_photos import MANIFEST, Example, bundle_examples, examples_folder
+from classifier.models.bundle_photos import MANIFEST, Example, bundle_examples, examples_folder, thumbnail
 from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
@@ -346,3 +346,9 @@ def examples_or_warn(bundle: Bundle) -> dict[str, Example]:
 @st.cache_data(show_spinner=False)
 def _examples(directory: str, changed: float) -> dict[str, Example]:
     return bundle_examples(read_bundle(directory))
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def example_thumbnail(path: str) -> bytes:
+    """An example photo cut to 4:3, so a grid of them lines up (once per photo)."""
+    return thumbnail(Path(path))

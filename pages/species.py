@@ -15,6 +15,7 @@ from classifier.results.range_maps import range_map
 from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, example_photo, heading, status_line
 from pages.common import (
     current_country,
+    example_thumbnail,
     examples_or_warn,
     require_bundle,
     species_book_or_warn,
@@ -141,12 +142,12 @@ def overview(book: SpeciesBook | None) -> None:
     first = next(iter(examples.values()), None)
     credit = f" · Photos from the {first.source}, {first.licence}" if first else ""
     st.caption(f"{len(shown)} of {len(bundle.classes)} classes{credit}")
-    columns = st.columns(3)
+    columns = st.columns(4)
     for index, key in enumerate(shown):
         entry = book.get(key) if book else None
-        with columns[index % 3].container(border=True):
+        with columns[index % 4].container(border=True):
             if key in examples:
-                st.image(str(examples[key].path), width="stretch", alt=f"A photo of {key}")
+                st.image(example_thumbnail(str(examples[key].path)), width="stretch", alt=f"A photo of {key}")
             if entry is None:
                 st.markdown(f"**{key}**")
                 st.caption("No notes yet.")

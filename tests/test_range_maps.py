@@ -11,7 +11,8 @@ from classifier.results.range_maps import ELSEWHERE, LIVES, range_map
 EAST_AFRICA = Range(countries=frozenset({"KEN", "TZA", "UGA"}), note="East Africa.")
 
 
-def features(chart: dict, layer: int = 0) -> list[dict]:
+def features(chart: dict, layer: int = 1) -> list[dict]:
+    """The map's outlines: layer 0 is the sea, 1 the countries, 2 the photo's country."""
     return chart["layer"][layer]["data"]["values"]
 
 
@@ -25,7 +26,7 @@ def test_the_range_is_filled_and_a_photo_from_outside_it_is_outlined_and_said() 
     chart = found.chart.to_dict()
     where = {f["properties"]["code"]: f["properties"]["where"] for f in features(chart)}
     assert {where[c] for c in ("KEN", "TZA", "UGA")} == {LIVES} and where["MOZ"] == ELSEWHERE
-    assert {f["properties"]["code"] for f in features(chart, 1)} == {"MOZ"}  # the outline: its country only
+    assert {f["properties"]["code"] for f in features(chart, 2)} == {"MOZ"}  # the outline: its country only
     assert found.lives_there is False
     assert (
         "3 countries" in found.caption
@@ -42,7 +43,7 @@ def test_a_photo_from_inside_the_range_and_no_photo_at_all() -> None:
     inside = range_map(EAST_AFRICA, country="TZA")
     assert inside.lives_there is True and "Tanzania" in inside.caption and "in its range" in inside.caption
     nowhere = range_map(EAST_AFRICA)
-    assert nowhere.lives_there is None and len(nowhere.chart.to_dict()["layer"]) == 1
+    assert nowhere.lives_there is None and len(nowhere.chart.to_dict()["layer"]) == 2  # no outline
     assert "sidebar" in nowhere.caption
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
 from classifier.models.bundles import MODELS_DIR, Bundle, BundleError
@@ -252,3 +252,12 @@ def showcase(examples: Mapping[str, Example], report: Mapping[str, Any], count: 
     )
     step = len(best) / min(count, len(best)) if best else 1
     return [examples[best[int(i * step)]] for i in range(min(count, len(best)))]
+
+
+def thumbnail(path: Path, size: tuple[int, int] = (320, 240)) -> bytes:
+    """An example photo cut to one shape (centred) and size, as a JPEG: a grid of them lines up."""
+    with Image.open(path) as photo:
+        fitted = ImageOps.fit(photo.convert("RGB"), size, Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    fitted.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

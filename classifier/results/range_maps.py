@@ -23,6 +23,7 @@ LIVES = "lives here"
 ELSEWHERE = "not in its range"
 COLOURS = {LIVES: "#5a9e4b", ELSEWHERE: "#e6e3dc"}
 PHOTO_COLOUR = "#c2410c"
+SEA = "#e3eef6"
 WORLD = (-170.0, -56.0, 180.0, 78.0)
 MIN_SPAN = 12.0  # degrees: a one-country range is still shown among its neighbours
 POINTS_ACROSS = 250  # outlines are simplified to about this many steps across the map
@@ -44,12 +45,12 @@ def range_map(found: Range | None, country: str | None = None) -> RangeMap | Non
     here = country if country in table else None
     extent = _extent([*(codes or []), *([here] if here else [])]) if codes else WORLD
     shapes = _shapes(extent, codes)
-    layers = [_countries(shapes, extent)]
+    layers = [_sea(extent), _countries(shapes, extent)]
     if here is not None:
         layers.append(_photo_country(shapes, here, extent))
     lives = None if here is None else found.allows(here)
     return RangeMap(
-        chart=alt.layer(*layers).properties(height=340, width="container"),
+        chart=alt.layer(*layers).properties(height=420, width="container"),
         caption=_caption(codes, here, lives),
         lives_there=lives,
     )
@@ -101,6 +102,13 @@ def _projection(extent: tuple[float, float, float, float]) -> dict[str, Any]:
         "properties": {},
     }
     return {"type": "identity", "reflectY": True, "fit": box}
+
+
+def _sea(extent: tuple[float, float, float, float]) -> alt.Chart:
+    box = _projection(extent)["fit"]
+    return (
+        alt.Chart(alt.Data(values=[box])).mark_geoshape(fill=SEA, stroke=None).project(**_projection(extent))
+    )
 
 
 def _countries(shapes: list[dict[str, Any]], extent: tuple[float, float, float, float]) -> alt.Chart:
