@@ -327,7 +327,9 @@ with st.expander("How it decided, step by step"):
 
 entry = book.get(row.label) if book else None
 if row.status == OK and entry is not None:
-    species_card(entry, bundle.name, examples.get(row.label), decision.country or None)
+    # The card's photo, unless the photo classified is that very example.
+    card_photo = examples.get(row.label) if st.session_state.get("classify_example") != row.label else None
+    species_card(entry, bundle.name, card_photo, decision.country or None)
 elif row.status == OK and row.label in bundle.classes:
     st.caption(f"No species notes for '{row.label}' yet.")
 return_free_heap()

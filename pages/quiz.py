@@ -60,9 +60,12 @@ def pick(choice: str) -> None:
     st.session_state["quiz_pick"] = choice
 
 
-def next_question() -> None:
-    st.session_state["quiz_index"] = len(st.session_state["quiz_answers"])
-    st.session_state.pop("quiz_explanation", None)
+def next_question(index: int) -> None:
+    """From question `index`, once answered, to the next (a second click, or one on a button left from the
+    question before, moves nothing)."""
+    if st.session_state["quiz_index"] == index and len(st.session_state["quiz_answers"]) > index:
+        st.session_state["quiz_index"] = index + 1
+        st.session_state.pop("quiz_explanation", None)
 
 
 st.title("Can you beat the model?")
@@ -129,21 +132,24 @@ st.subheader(f"Photo {index + 1} of {len(questions)}: what is this?")
 picture, panel = st.columns([3, 2])
 with panel:
     for choice in question.choices:
-        right = answered is not None and choice == question.answer
-        mark = " ✓" if right else " ✗" if answered is not None and choice == answered.picked else ""
-        st.button(
-            name(choice) + mark,
-            key=f"quiz_choice_{index}_{choice}",
-            on_click=pick,
-            args=(choice,),
-            disabled=answered is not None,
-            type="primary" if right else "secondary",
-            width="stretch",
-        )
+        if answered is None:
+            st.button(
+                name(choice),
+                key=f"quiz_choice_{index}_{choice}",
+                on_click=pick,
+                args=(choice,),
+                width="stretch",
+            )
+        elif choice == question.answer:
+            st.markdown(f":green-background[**{name(choice)}** ✓ the right name]")
+        elif choice == answered.picked:
+            st.markdown(f":red-background[{name(choice)} ✗ your pick]")
+        else:
+            st.markdown(f":gray[{name(choice)}]")
     if answered is not None:
         row = st.session_state["quiz_row"][1]
         st.markdown(
-            "Right!" if answered.visitor_right else f"Not this time: it is a **{name(question.answer)}**."
+            "**Right!**" if answered.visitor_right else f"**Not this time.** It is: {name(question.answer)}."
         )
         verdict = "right" if answered.model_right else "wrong"
         if row.observation_type == BLANK:
@@ -164,7 +170,11 @@ with panel:
         )
         last = index + 1 >= len(questions)
         st.button(
-            "See the score" if last else "Next photo", key="quiz_next", on_click=next_question, type="primary"
+            "See the score" if last else "Next photo",
+            key="quiz_next",
+            on_click=next_question,
+            args=(index,),
+            type="primary",
         )
 
 with picture:

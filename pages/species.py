@@ -139,9 +139,10 @@ def overview(book: SpeciesBook | None) -> None:
         key="species_iucn",
     )
     shown = filter_classes(bundle.classes, book, text, codes)
+    st.caption(f"{len(shown)} of {len(bundle.classes)} classes")
     first = next(iter(examples.values()), None)
-    credit = f" · Photos from the {first.source}, {first.licence}" if first else ""
-    st.caption(f"{len(shown)} of {len(bundle.classes)} classes{credit}")
+    if first is not None:
+        st.caption(f"Photos from the {first.source}, {first.licence}")
     columns = st.columns(4)
     for index, key in enumerate(shown):
         entry = book.get(key) if book else None

@@ -148,10 +148,8 @@ def test_each_class_in_hundreds_best_named_first() -> None:
 
 
 def test_a_class_in_words_says_how_rough_a_figure_on_few_photos_is() -> None:
-    said = performance.class_in_words(REPORT, "leopard", lambda c: f"{c}s")
-    assert said.startswith(
-        "Of 100 photos of leopards, it names about **50** right (5 of the 10 it was measured on)."
-    )
+    said = performance.class_in_words(REPORT, "leopard", str.capitalize)
+    assert said.startswith("Leopard: of 100 photos of it, the model names about **50** right (5 of the 10 it")
     assert "right about **63** times in 100" in said and "one photo more or less right moves it by 10" in said
     few = {"per_class": {"zebra": {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}}}
     assert "about **67** right (2 of the 3" in performance.class_in_words(few, "zebra")

@@ -208,16 +208,16 @@ def in_hundreds(report: dict[str, Any], name: Callable[[str], str] = str) -> pd.
 
 
 def class_in_words(report: dict[str, Any], label: str, name: Callable[[str], str] = str) -> str:
-    """ "Of 100 photos of zebras, it names about 67 right (2 of the 3 it was measured on)." and what it means
-    when it says so; says how rough the figure is when it rests on few photos."""
+    """ "Plains zebra: of 100 photos of it, the model names about 67 right (2 of the 3 it was measured on)."
+    and what it means when it says so; says how rough the figure is when it rests on few photos."""
     scores = (report.get("per_class") or {}).get(label)
     if not scores or not scores.get("support"):
         return f"This model's report has no held-out photos of {name(label)}, so how well it names it is not known."
     photos = int(scores["support"])
     right = round(scores.get("recall", 0.0) * photos)
     said = (
-        f"Of 100 photos of {name(label)}, it names about **{round(100 * scores.get('recall', 0.0))}** right "
-        f"({right} of the {photos} it was measured on). When it answers {name(label)}, it is right about "
+        f"{name(label)}: of 100 photos of it, the model names about **{round(100 * scores.get('recall', 0.0))}** "
+        f"right ({right} of the {photos} it was measured on). When it answers {name(label)}, it is right about "
         f"**{round(100 * scores.get('precision', 0.0))}** times in 100."
     )
     if photos < 20:
