@@ -417,7 +417,8 @@ def test_the_sidebars_place_fits_and_the_species_list_and_page_show_the_photo(ap
     assert not_given == "Not given: each photo's GPS" and len(not_given) <= 30  # the sidebar cut it at 34
     app.switch_page("pages/species.py").run()
     assert (
-        len(app.get("image")) == 3 and app.caption[1].value == "Photos from the generated test photos, CC0-1.0"
+        len(app.get("image")) == 3
+        and app.caption[1].value == "Photos from the generated test photos, CC0-1.0"
     )
     app.query_params["species"] = "red"
     app.switch_page("pages/species.py").run()
