@@ -348,7 +348,11 @@ def _examples(directory: str, changed: float) -> dict[str, Example]:
     return bundle_examples(read_bundle(directory))
 
 
-@st.cache_data(show_spinner=False, max_entries=500)
 def example_thumbnail(path: str) -> bytes:
-    """An example photo cut to 4:3, so a grid of them lines up (once per photo)."""
+    """An example photo cut to 4:3, so a grid of them lines up (once per photo and version of it)."""
+    return _thumbnail(path, Path(path).stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _thumbnail(path: str, changed: float) -> bytes:
     return thumbnail(Path(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,8 @@ from classifier.models.bundle_photos import (
     example_picture,
     held_out_photos,
     pick_example,
+    showcase,
+    thumbnail,
     write_examples,
 )
 from classifier.models.bundles import BundleError, read_bundle
@@ -44,7 +47,7 @@ def bundle_dir(root: Path, classes: list[str], **report: object) -> Path:
 def test_an_example_is_a_small_jpeg_even_from_a_big_noisy_photo() -> None:
     jpeg = example_jpeg(noisy(2000, 1200))
     assert len(jpeg) <= MAX_EXAMPLE_BYTES
-    with Image.open(__import__("io").BytesIO(jpeg)) as image:
+    with Image.open(io.BytesIO(jpeg)) as image:
         assert image.format == "JPEG" and max(image.size) <= 360
 
 
@@ -163,3 +166,15 @@ def test_the_serengeti_bundle_has_a_small_credited_photo_for_every_class() -> No
     )  # its own training photos
     readme = (bundle.directory / "README.md").read_text()
     assert "## Example photos" in readme and "CDLA-Permissive-1.0" in readme
+
+
+def test_a_first_try_shows_well_named_classes_spread_through_the_list_in_one_shape(tmp_path: Path) -> None:
+    classes = [f"c{i}" for i in range(10)]
+    report = {"per_class": {c: {"recall": 1.0 if i % 2 else 0.5, "f1": 0.8} for i, c in enumerate(classes)}}
+    bundle = read_bundle(bundle_dir(tmp_path / "b", classes))
+    chosen = {c: (example_jpeg(noisy(360, 200, seed=i)), f"{c}/x.jpg", None) for i, c in enumerate(classes)}
+    write_examples(bundle.directory / "examples", chosen, "Noise", "CC0-1.0")
+    shown = showcase(bundle_examples(bundle), report, count=3)
+    assert [e.label for e in shown] == ["c1", "c3", "c7"]  # the five named best, spread
+    with Image.open(io.BytesIO(thumbnail(shown[0].path))) as small:
+        assert small.size == (320, 240)
