@@ -23,6 +23,7 @@ navigation = st.navigation(
         st.Page("pages/season.py", title="Season", icon=":material/insights:"),
         st.Page("pages/species.py", title="Species", icon=":material/pets:"),
         st.Page("pages/lookalikes.py", title="Look-alikes", icon=":material/compare:"),
+        st.Page("pages/quiz.py", title="Can you beat the model?", icon=":material/quiz:"),
         st.Page("pages/performance.py", title="Model performance", icon=":material/analytics:"),
         st.Page("pages/about.py", title="About the models", icon=":material/info:"),
     ]

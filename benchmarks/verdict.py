@@ -2,6 +2,7 @@
 projects the bundle never saw.
 
     python benchmarks/verdict.py [--model serengeti] [--data ../shared/data/camera_traps] [--target 0.9]
+                                 [--bundle-figures]
 
 The frames: every labelled camera-trap frame in `labels.csv` and `extra_labels.csv` except the field guide
 the bundle was trained on (Snapshot Wisconsin and Chicago Wildlife Watch, USA; SpeciesNet's and
@@ -30,7 +31,9 @@ best-class score under which rolling up loses at most `NAMED_LOSS` of the right 
 cut-off the lowest from which answers at that rank stay right `--target` of the time. Borneo's 100x75 px
 thumbnails are judged but take no part in choosing (the issue's sets are full camera-trap frames).
 Paste the printed `rollup_thresholds` and `rollup_under` into `species_info/<model>.yaml` and the class
-cut-off into the bundle's `report.json` (`threshold.value`).
+cut-off into the bundle's `report.json` (`threshold.value`). `--bundle-figures` also writes the
+leave-one-project-out figures into the bundle, `models/<model>/transfer.json`, where the model-performance
+page shows them beside the field guide's (classifier/results/performance.py reads it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -61,6 +65,7 @@ from classifier.models.detect import Detector
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_model
 from classifier.models.verdict import Found, Rules, detected_row, rules_for
+from classifier.results.performance import TRANSFER_FILE
 from classifier.schema.rows import BLANK, OK, ROLLED_UP, Row
 
 COUNTRY = {
@@ -509,6 +514,11 @@ def main() -> None:
     parser.add_argument("--model", default="serengeti")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "camera_traps")
     parser.add_argument("--target", type=float, default=0.9, help="share of sure answers right (default 0.9)")
+    parser.add_argument(
+        "--bundle-figures",
+        action="store_true",
+        help="also write models/<model>/transfer.json (off by default)",
+    )
     args = parser.parse_args()
     shipped, frames = evidence(args.model, args.data)
     judged = [f for f in frames if f.project not in JUDGED_ONLY]
@@ -522,6 +532,44 @@ def main() -> None:
     }
     report(results)
     write_results(f"verdict-{args.model}", results)
+    if args.bundle_figures:
+        bundle = resolve_bundle(args.model, REPO / "models")
+        path = bundle.directory / TRANSFER_FILE
+        path.write_text(json.dumps(bundle_figures(results), indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path.relative_to(REPO)}")
+
+
+# Where each project's frames come from, for a reader of the bundle's figures.
+PLACES = {
+    "chicago_wildlife_watch_fieldguide": "Chicago Wildlife Watch, USA",
+    "snapshot_wisconsin_fieldguide": "Snapshot Wisconsin, USA",
+    "chimpandsee_fieldguide": "Chimp&See, West and Central African forest",
+    "snapshot_serengeti": "Snapshot Serengeti frames outside the field guide, Tanzania",
+    "speciesnet_test_data": "SpeciesNet's test frames (LILA), place not recorded",
+    "pytorchwildlife_demo": "PyTorch-Wildlife's demo frames, place not recorded",
+    "camtrapR_borneo": "camtrapR's Borneo thumbnails (100x75 px), Malaysia",
+}
+
+
+def bundle_figures(results: dict) -> dict:
+    """What the bundle keeps of a run: the pooled leave-one-project-out figures and each project's."""
+    lopo = results["leave_one_project_out"]
+    kept = ("known_frames", "named_right", "first_guess", "sure", "sure_right", "coverage")
+    return {
+        "about": "Camera-trap frames of projects this bundle never saw, each project judged with cut-offs chosen "
+        "on the others (leave one project out): `named_right` is the share of frames of an animal the bundle "
+        "has a class for whose shown label names it; `sure_right` the share of sure (`ok`) answers right at "
+        "the rank they give; `coverage` the share of animal frames answered sure.",
+        "command": "python benchmarks/verdict.py --bundle-figures",
+        "measured": datetime.now(UTC).date().isoformat(),
+        "frames": results["frames"],
+        "pooled": {key: lopo["pooled"][key] for key in kept},
+        "pooled_leaves_out": sorted(JUDGED_ONLY),
+        "projects": {
+            name: {"place": PLACES.get(name, name), **{key: figures[key] for key in kept}}
+            for name, figures in lopo["projects"].items()
+        },
+    }
 
 
 def report(results: dict) -> None:

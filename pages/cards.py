@@ -7,6 +7,7 @@ import html
 import streamlit as st
 
 from classifier.knowledge.species import IUCN_COLOURS, SpeciesEntry
+from classifier.models.bundle_photos import Example
 
 SPECIES_PAGE = "pages/species.py"
 LOOKALIKES_PAGE = "pages/lookalikes.py"
@@ -40,22 +41,46 @@ def status_line(entry: SpeciesEntry) -> str:
     return iucn_badge(entry) + trend_text
 
 
-def species_card(entry: SpeciesEntry, bundle_name: str) -> None:
-    """The short card under a prediction: names, status, description, threats, action, and a link."""
+def example_photo(example: Example | None) -> None:
+    """A class's example photo with its source and licence under it; nothing without one."""
+    if example is not None:
+        st.image(str(example.path), caption=example.credit, width="stretch")
+
+
+def species_card(
+    entry: SpeciesEntry, bundle_name: str, example: Example | None = None, country: str | None = None
+) -> None:
+    """The short card under a prediction: its example photo, names, status, description, threats, action,
+    and a link to its page (which marks `country`, the photo's, on the range map)."""
     with st.container(border=True):
-        st.markdown(heading(entry))
-        if entry.kind == "unwritten":
-            st.caption(
-                f"A class added in a review: its notes are not written yet (the `{entry.key}` entry of the "
-                f"model's species notes, `{bundle_name}.yaml`)."
-            )
+        if example is None:
+            _card_text(entry, bundle_name, country)
             return
-        st.markdown(status_line(entry), unsafe_allow_html=True)
-        st.write(entry.description)
-        st.markdown(f"**Threats.** {entry.threats}")
-        st.markdown(f"**What is being done.** {entry.conservation}")
-        st.page_link(
-            SPECIES_PAGE,
-            label=f"More about the {entry.common_name}",
-            query_params={"species": entry.key, "model": bundle_name},
+        photo, text = st.columns([1, 2])
+        with photo:
+            example_photo(example)
+        with text:
+            _card_text(entry, bundle_name, country)
+
+
+def _card_text(entry: SpeciesEntry, bundle_name: str, country: str | None) -> None:
+    st.markdown(heading(entry))
+    if entry.kind == "unwritten":
+        st.caption(
+            f"A class added in a review: its notes are not written yet (the `{entry.key}` entry of the "
+            f"model's species notes, `{bundle_name}.yaml`)."
         )
+        return
+    st.markdown(status_line(entry), unsafe_allow_html=True)
+    st.write(entry.description)
+    st.markdown(f"**Threats.** {entry.threats}")
+    st.markdown(f"**What is being done.** {entry.conservation}")
+    st.page_link(
+        SPECIES_PAGE,
+        label=f"More about the {entry.common_name}: where it lives, look-alikes",
+        query_params={
+            "species": entry.key,
+            "model": bundle_name,
+            **({"country": country} if country else {}),
+        },
+    )

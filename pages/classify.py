@@ -1,4 +1,5 @@
-"""Classify a photo: upload one, take one with the camera, or paste its web address.
+"""The landing page: what the app does and for whom, the classes it knows, example photos to try in one
+click; then classify a photo: upload one, take one with the camera, or paste its web address.
 
 Under the answer: where the model looked (a heatmap, computed only when its toggle is turned on) and
 how it decided, step by step (classifier/results/steps.py words it; this page only draws).
@@ -15,7 +16,9 @@ from classifier.intake.images import ImageError, Photo, load_photo
 from classifier.intake.urlfetch import FetchError, fetch_image
 from classifier.knowledge.geography import country_table
 from classifier.knowledge.lookalikes import answer_pair
+from classifier.knowledge.species import ANIMAL, HABITAT
 from classifier.knowledge.taxonomy import label_parts
+from classifier.models.bundle_photos import showcase
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
 from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
@@ -23,7 +26,9 @@ from classifier.schema.observations import observation_type
 from classifier.schema.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 from pages.cards import LOOKALIKES_PAGE, species_card
 from pages.common import (
-    heatmap_network,
+    example_thumbnail,
+    examples_or_warn,
+    explaining_network,
     require_bundle,
     require_predictor,
     return_free_heap,
@@ -40,17 +45,43 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 DISPLAY_SIZE = 1024  # decode big frames at a reduced scale: the page never shows more than this
 
 bundle = require_bundle()
-st.title("What animal is this?")
-st.caption(f"Model: {bundle.title} · {len(bundle.classes)} classes")
+book = species_book_or_warn(bundle)
+examples = examples_or_warn(bundle)
+subject = book.subject if book else None
+TITLES = {ANIMAL: "What animal is this?", HABITAT: "What kind of place is this?"}
+st.title(TITLES.get(subject, "What is in this photo?"))
+things = {ANIMAL: "animals", HABITAT: "kinds of place"}.get(subject, "classes")
+if subject == HABITAT:
+    st.markdown(
+        f"Show it a landscape photo and it says which of the {len(bundle.classes)} kinds of place it knows it "
+        "shows, how sure it is and where in the photo it looked, and tells you about that habitat.  \n"
+        "For curious people and students, and for tagging the setting of many photos at once "
+        "(**Batch-label photos** in the menu)."
+    )
+else:
+    st.markdown(
+        f"Show it a photo of a wild animal, from a camera trap or your phone, and it says which of the "
+        f"{len(bundle.classes)} {things} it knows is there, how sure it is and where in the photo it looked, and "
+        "tells you about the species.  \nFor curious people and students, and for ecologists with thousands of "
+        "camera-trap photos to sort (**Batch-label photos** in the menu)."
+    )
+known = " · ".join(book.get(c).common_name if book and book.get(c) else c for c in bundle.classes)
+st.caption(f"Model: {bundle.title}. The {len(bundle.classes)} {things} it knows: {known}.")
+
+
+def forget_example() -> None:
+    st.session_state.pop("classify_example", None)
+
 
 upload_tab, camera_tab, url_tab = st.tabs(["Upload a photo", "Take a photo", "Paste a web address"])
 with upload_tab:
-    uploaded = st.file_uploader("Photo", type=UPLOAD_TYPES, key="classify_upload")
+    uploaded = st.file_uploader("Photo", type=UPLOAD_TYPES, key="classify_upload", on_change=forget_example)
 with camera_tab:
-    snapshot = st.camera_input("Camera", key="classify_camera")
+    snapshot = st.camera_input("Camera", key="classify_camera", on_change=forget_example)
 with url_tab, st.form("classify_url_form", border=False):
     url = st.text_input("Web address of a photo", placeholder="https://…", key="classify_url")
-    fetch = st.form_submit_button("Fetch and classify")
+    fetch = st.form_submit_button("Fetch and classify", on_click=forget_example)
+strip = st.container()
 
 
 def chosen_photo() -> Photo | None:
@@ -60,6 +91,9 @@ def chosen_photo() -> Photo | None:
             with st.spinner("Fetching the photo…"):
                 fetched = fetch_image(url.strip())
             return load_photo(fetched.content, name=fetched.url, target_size=DISPLAY_SIZE)
+        example = examples.get(st.session_state.get("classify_example", ""))
+        if example is not None:
+            return load_photo(example.path, name=example.path.name, target_size=DISPLAY_SIZE)
         source = uploaded or snapshot
         if source is not None:
             return load_photo(source.getvalue(), name=source.name, target_size=DISPLAY_SIZE)
@@ -74,6 +108,20 @@ def photo_key(photo: Photo) -> str:
 
 
 photo = chosen_photo()
+with strip:
+    if photo is None and examples:
+        st.markdown("**No photo at hand? Try one of these:**")
+        for column, example in zip(st.columns(6), showcase(examples, bundle.report), strict=False):
+            column.image(example_thumbnail(str(example.path)), width="stretch", alt="An example photo to try")
+            column.button(
+                "Try this one",
+                key=f"classify_try_{example.label}",
+                on_click=st.session_state.update,
+                kwargs={"classify_example": example.label},
+                width="stretch",
+            )
+    elif st.session_state.get("classify_example") in examples:
+        st.button("Try another example photo", key="classify_other_example", on_click=forget_example)
 if photo is None:
     st.stop()
 
@@ -81,7 +129,6 @@ predictor = require_predictor(bundle)
 whole_frame = st.session_state.get("classify_whole_frame") == photo_key(photo)
 row = predictor.frame_row(photo.image, detect=not whole_frame, location=photo.location)
 decision = row.decision or Decision(rule=NOT_SURE)
-book = species_book_or_warn(bundle)
 
 
 def place_name(decision: Decision) -> str:
@@ -117,10 +164,7 @@ def explanation_for(row: Row) -> "Explanation":
     if cached is not None and cached[0] == key:
         return cached[1]
     with st.spinner("Working out where the model looked…"):
-        network = predictor.network  # the torch runtime's has the two parts a heatmap needs
-        if not hasattr(network, "body"):
-            network = heatmap_network(str(bundle.directory), bundle.model_sha256).network
-        found = explain(predictor, photo.image, row, network=network)
+        found = explain(predictor, photo.image, row, network=explaining_network(predictor, bundle))
     st.session_state["classify_explanation"] = (key, found)
     return found
 
@@ -181,7 +225,12 @@ with picture:
                     width="stretch",
                 )
     facts = [f"taken {photo.taken:%Y-%m-%d %H:%M}" if photo.taken else "", photo.camera or ""]
-    st.caption(" · ".join(f for f in facts if f) or "No date or camera in this photo's EXIF.")
+    shown_example = examples.get(st.session_state.get("classify_example", ""))
+    st.caption(
+        shown_example.credit
+        if shown_example
+        else " · ".join(f for f in facts if f) or "No date or camera in this photo's EXIF."
+    )
 with verdict:
     if row.observation_type == BLANK:
         st.subheader("No animal found")
@@ -278,7 +327,9 @@ with st.expander("How it decided, step by step"):
 
 entry = book.get(row.label) if book else None
 if row.status == OK and entry is not None:
-    species_card(entry, bundle.name)
+    # The card's photo, unless the photo classified is that very example.
+    card_photo = examples.get(row.label) if st.session_state.get("classify_example") != row.label else None
+    species_card(entry, bundle.name, card_photo, decision.country or None)
 elif row.status == OK and row.label in bundle.classes:
     st.caption(f"No species notes for '{row.label}' yet.")
 return_free_heap()

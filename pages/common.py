@@ -17,7 +17,7 @@ import os
 import runpy
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -27,9 +27,11 @@ from classifier.knowledge.species import (
     SpeciesBook,
     SpeciesInfoError,
 )
+from classifier.models.bundle_photos import MANIFEST, Example, bundle_examples, examples_folder, thumbnail
 from classifier.models.bundles import (
     MODELS_DIR,
     Bundle,
+    BundleError,
     bundle_species_book,
     detector_settings,
     find_bundles,
@@ -112,6 +114,17 @@ def heatmap_network(directory: str, model_sha256: str | None) -> LoadedModel:
 
     heatmap_network.clear()
     return load_model(read_bundle(directory), isolate=True, runtime=TORCH)
+
+
+def explaining_network(predictor: Predictor, bundle: Bundle) -> Any:
+    """The classifier's network in the two torch parts a heatmap needs: the predictor's own when it runs
+    on torch, else the heatmap's copy (loaded once)."""
+    network = predictor.network
+    return (
+        network
+        if hasattr(network, "body")
+        else heatmap_network(str(bundle.directory), bundle.model_sha256).network
+    )
 
 
 @st.cache_resource(show_spinner="Loading the animal detector (once for everyone)…", max_entries=1)
@@ -225,7 +238,7 @@ def sidebar() -> None:
         [NO_COUNTRY, *countries()],
         key="country",
         persist_state=KEEP,
-        format_func=lambda code: countries().get(code, "Not given (each photo's GPS, if any)"),
+        format_func=lambda code: countries().get(code, "Not given: each photo's GPS"),
         help="Species that do not live there are never the answer. Not given: each photo's own GPS "
         "position, when its camera wrote one.",
     )
@@ -357,3 +370,28 @@ def species_book_or_warn(bundle: Bundle) -> SpeciesBook | None:
     except SpeciesInfoError as error:
         st.warning(f"Species notes are unavailable: {error}")
         return None
+
+
+def examples_or_warn(bundle: Bundle) -> dict[str, Example]:
+    """The bundle's example photos by class ({} without); a broken manifest is one warning, no photos."""
+    manifest = examples_folder(bundle) / MANIFEST
+    try:
+        return _examples(str(bundle.directory), manifest.stat().st_mtime if manifest.is_file() else 0.0)
+    except BundleError as error:
+        st.warning(f"Example photos are unavailable: {error}")
+        return {}
+
+
+@st.cache_data(show_spinner=False)
+def _examples(directory: str, changed: float) -> dict[str, Example]:
+    return bundle_examples(read_bundle(directory))
+
+
+def example_thumbnail(path: str) -> bytes:
+    """An example photo cut to 4:3, so a grid of them lines up (once per photo and version of it)."""
+    return _thumbnail(path, Path(path).stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _thumbnail(path: str, changed: float) -> bytes:
+    return thumbnail(Path(path))

@@ -7,13 +7,14 @@ words and numbers come from classifier/knowledge/lookalikes.py; this page only d
 import streamlit as st
 
 from classifier.knowledge.lookalikes import compare, confusion_sentences, most_confused_pair, partner
-from pages.cards import SPECIES_PAGE, heading, status_line
-from pages.common import require_bundle, species_book_or_warn, use_navigation
+from pages.cards import SPECIES_PAGE, example_photo, heading, status_line
+from pages.common import examples_or_warn, require_bundle, species_book_or_warn, use_navigation
 
 use_navigation()
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)
+examples = examples_or_warn(bundle)
 classes = list(bundle.classes)
 
 
@@ -79,6 +80,7 @@ if not comparison.listed:
 
 for column, side, other in ((left, comparison.a, comparison.b), (right, comparison.b, comparison.a)):
     with column.container(border=True):
+        example_photo(examples.get(side.key))
         if side.entry is None:
             st.markdown(f"**{side.key}**")
             st.caption("No notes about this class yet.")

@@ -1,11 +1,19 @@
-"""Model performance: how well the chosen model does on images it did not train on."""
+"""Model performance: how well the chosen model does on images it did not train on, in plain words first
+(of 100 photos of a class, how many it names right), then the measures a data scientist reads; for a
+camera-trap model, its figures on frames from other parks beside its own data's."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from classifier.results import performance
-from pages.common import current_threshold, require_bundle, use_navigation, working_bundles
+from pages.common import (
+    current_threshold,
+    require_bundle,
+    species_book_or_warn,
+    use_navigation,
+    working_bundles,
+)
 
 use_navigation()
 
@@ -13,6 +21,13 @@ bundle = require_bundle()
 report = bundle.report
 threshold = current_threshold(bundle)
 data = report.get("data", {})
+book = species_book_or_warn(bundle)
+
+
+def common_name(label: str) -> str:
+    entry = book.get(label) if book else None
+    return entry.common_name if entry else label
+
 
 st.title(f"Model performance · {bundle.title}")
 st.caption(
@@ -37,16 +52,59 @@ for column, (key, label) in zip(
         label, "–" if value is None else (f"{value:.3f}" if key == "valid_loss" else f"{value:.1%}")
     )
 
+st.subheader("In plain words")
+st.markdown(
+    "Two questions a visitor asks, for each kind of animal (or place) the model knows:\n"
+    "- **Of 100 photos of it, how many does the model name right?** Data scientists call this *recall*.\n"
+    "- **Of 100 times the model gives that answer, how many are right?** This is *precision*: a model that "
+    "calls everything a zebra names every zebra, but is often wrong when it says zebra.\n\n"
+    f"Both are counted on {performance.measured_on(report)}: photos the model did not learn from."
+)
+if report.get("per_class"):
+    chosen_class = st.selectbox(
+        "Pick one", list(report["per_class"]), format_func=common_name, key="performance_class"
+    )
+    st.markdown(performance.class_in_words(report, chosen_class, common_name))
+    with st.expander("Every class, of 100 photos"):
+        st.dataframe(performance.in_hundreds(report, common_name), hide_index=True, width="stretch")
+
+transfer = performance.read_transfer(bundle.directory)
+if transfer is not None:
+    st.subheader("On camera-trap frames from other parks")
+    st.markdown(
+        "Photos like its training photos are the easy test. The real one is frames from cameras, places and "
+        f"seasons it never saw: {transfer['frames']} labelled camera-trap frames of other projects, each project "
+        "judged with settings chosen without it."
+    )
+    st.dataframe(
+        performance.here_and_elsewhere(report, transfer, bundle.threshold), hide_index=True, width="stretch"
+    )
+    with st.expander("Each project"):
+        st.dataframe(performance.projects_table(transfer), hide_index=True, width="stretch")
+    st.caption(
+        f"Measured {transfer.get('measured', '?')} by `{transfer.get('command', 'benchmarks/verdict.py')}`; "
+        f"sure answers at the model's own threshold ({bundle.threshold:.2f}). {transfer.get('about', '')}"
+    )
+
 st.subheader("Confusion matrix")
+st.caption(
+    "Each row is the photos of one class, each column what the model called them: off the diagonal, its mix-ups."
+)
 normalise = st.toggle("Share of each actual class (rows add up to 100%)", key="performance_normalise")
 cells = performance.confusion_long(report, normalise=normalise)
-size = max(300, 16 * len(report["classes"]))
+size = max(300, 18 * len(report["classes"]))
+every_label = {"labelOverlap": False, "labelFontSize": 11, "labelLimit": 200}
 heatmap = (
     alt.Chart(cells)
     .mark_rect()
     .encode(
-        x=alt.X("predicted:N", sort=report["classes"], title="predicted"),
-        y=alt.Y("actual:N", sort=report["classes"], title="actual"),
+        x=alt.X(
+            "predicted:N",
+            sort=report["classes"],
+            title="predicted",
+            axis=alt.Axis(**every_label, labelAngle=-60),
+        ),
+        y=alt.Y("actual:N", sort=report["classes"], title="actual", axis=alt.Axis(**every_label)),
         color=alt.Color(
             "value:Q", scale=alt.Scale(scheme="greens"), title="share" if normalise else "images"
         ),
@@ -148,9 +206,18 @@ if not others:
 else:
     chosen = st.selectbox("Other model", [b.name for b in others], key="performance_compare")
     other = next(b for b in others if b.name == chosen)
-    st.caption("Each model as measured on its own held-out photos.")
     table = performance.compare({bundle.name: report, other.name: other.report})
-    st.dataframe(performance.as_text(table), width="stretch")
+    if performance.same_photos(report, other.report):
+        st.caption(f"Both models scored on the same {performance.measured_on(report)}.")
+        st.dataframe(performance.as_text(table), width="stretch")
+    else:
+        st.info(
+            f"These two cannot be compared on their scores: **{bundle.name}** was measured on "
+            f"{performance.measured_on(report)}, **{other.name}** on {performance.measured_on(other.report)}. "
+            "Different photos (and classes) make different tests: a higher score may only mean an easier test. "
+            "What each model is:"
+        )
+        st.dataframe(performance.as_text(table.drop(index=list(performance.HEADLINE))), width="stretch")
 
 curve = performance.learning_curve(report)
 if curve is not None:

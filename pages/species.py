@@ -1,22 +1,35 @@
-"""Species: every class of the chosen model, searchable and filterable, with a page per species.
+"""Species: every class of the chosen model with its photo, searchable and filterable, and a page per
+species: its photo, notes, a map of where it lives and its look-alikes.
 
-A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes). It
-links the classes this model most often mixes up with the species to the look-alikes page, and that
-page for any other class.
+A species page is shareable: `?species=zebra` (and `&model=habitat` for another model's classes,
+`&country=MOZ` to mark a photo's country on the map; else the sidebar's). It links the classes this model
+most often mixes up with the species to the look-alikes page, and that page for any other class.
 """
 
 import streamlit as st
 
+from classifier.knowledge.geography import country_table
 from classifier.knowledge.lookalikes import confused_with
-from classifier.knowledge.species import IUCN_CATEGORIES, SpeciesBook, filter_classes
-from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, heading, status_line
-from pages.common import require_bundle, species_book_or_warn, use_navigation
+from classifier.knowledge.species import IUCN_CATEGORIES, SpeciesBook, SpeciesEntry, filter_classes
+from classifier.results.range_maps import range_map
+from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, example_photo, heading, status_line
+from pages.common import (
+    current_country,
+    example_thumbnail,
+    examples_or_warn,
+    require_bundle,
+    species_book_or_warn,
+    use_navigation,
+)
 
 use_navigation()
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)
+examples = examples_or_warn(bundle)
 chosen = st.query_params.get("species")
+linked_country = st.query_params.get("country", "").upper()
+country = linked_country if linked_country in country_table() else current_country()
 
 
 def detail(book: SpeciesBook | None, key: str) -> None:
@@ -29,14 +42,21 @@ def detail(book: SpeciesBook | None, key: str) -> None:
         return
     if entry is None:
         st.title(key.replace("-", " ").replace("_", " ").capitalize())
+        example_photo(examples.get(key))
         st.info("We have no notes about this class yet; the model still recognises it.")
         confusions(book, key)
         return
     st.title(entry.common_name)
-    if entry.scientific_name:
-        st.markdown(f"*{entry.scientific_name}*")
-    st.markdown(status_line(entry), unsafe_allow_html=True)
-    st.write(entry.description)
+    words, photo = st.columns([3, 2]) if key in examples else (st.container(), None)
+    with words:
+        if entry.scientific_name:
+            st.markdown(f"*{entry.scientific_name}*")
+        st.markdown(status_line(entry), unsafe_allow_html=True)
+        st.write(entry.description)
+    if photo is not None:
+        with photo:
+            example_photo(examples[key])
+    where_it_lives(entry)
     for title, text in (
         ("Habitat", entry.habitat),
         ("Diet", entry.diet),
@@ -66,6 +86,17 @@ def detail(book: SpeciesBook | None, key: str) -> None:
     if entry.sources:
         st.subheader("Sources")
         st.markdown("\n".join(f"- [{source.title}]({source.url})" for source in entry.sources))
+
+
+def where_it_lives(entry: SpeciesEntry) -> None:
+    """The range map, the photo's country outlined, and the notes' words on the range."""
+    found = range_map(entry.range, country)
+    if found is None:
+        return
+    st.subheader("Where it lives")
+    st.altair_chart(found.chart, width="stretch")
+    st.caption(found.caption)
+    st.write(entry.range.note)
 
 
 def confusions(book: SpeciesBook | None, key: str) -> None:
@@ -109,10 +140,15 @@ def overview(book: SpeciesBook | None) -> None:
     )
     shown = filter_classes(bundle.classes, book, text, codes)
     st.caption(f"{len(shown)} of {len(bundle.classes)} classes")
-    columns = st.columns(3)
+    first = next(iter(examples.values()), None)
+    if first is not None:
+        st.caption(f"Photos from the {first.source}, {first.licence}")
+    columns = st.columns(4)
     for index, key in enumerate(shown):
         entry = book.get(key) if book else None
-        with columns[index % 3].container(border=True):
+        with columns[index % 4].container(border=True):
+            if key in examples:
+                st.image(example_thumbnail(str(examples[key].path)), width="stretch", alt=f"A photo of {key}")
             if entry is None:
                 st.markdown(f"**{key}**")
                 st.caption("No notes yet.")
@@ -120,6 +156,10 @@ def overview(book: SpeciesBook | None) -> None:
                 st.markdown(heading(entry))
                 st.markdown(status_line(entry), unsafe_allow_html=True)
             st.page_link(SPECIES_PAGE, label="Read more", query_params={"species": key, "model": bundle.name})
+    if examples:
+        st.caption(
+            f"Photos: {next(iter(examples.values())).source} · {next(iter(examples.values())).licence}"
+        )
 
 
 if chosen:

@@ -137,6 +137,17 @@ def write_tiny_species_notes(root: Path) -> Path:
     return root
 
 
+def write_tiny_examples(bundle: Path) -> Path:
+    """`bundle/examples/`: one generated example photo per tiny class, credited as generated."""
+    from classifier.models.bundle_photos import example_jpeg, write_examples
+
+    chosen = {
+        label: (example_jpeg(make_tiny_image(label, seed=500, size=160)), f"{label}/generated.jpg", None)
+        for label in TINY_CLASSES
+    }
+    return write_examples(bundle / "examples", chosen, "generated test photos", "CC0-1.0")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache() -> Path:
     """Compiled networks and kept embeddings (classifier/models/runtimes.py) go to the tests' own cache,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load_test import CHROMIUM
-from conftest import write_tiny_species_notes
+from conftest import write_tiny_examples, write_tiny_species_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_chromium = pytest.mark.skipif(
@@ -48,9 +48,10 @@ def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) ->
 
 
 def tiny_app_folders(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A models folder holding only the tiny bundle, and a species folder with its notes."""
+    """A models folder holding only the tiny bundle, with example photos, and a species folder with its notes."""
     models = tmp_path_factory.mktemp("app_models")
     shutil.copytree(tiny_bundle, models / "tiny")
+    write_tiny_examples(models / "tiny")
     return models, write_tiny_species_notes(tmp_path_factory.mktemp("app_species"))
 
 

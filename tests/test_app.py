@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import TINY_CLASSES, write_tiny_species_notes
+from conftest import TINY_CLASSES, write_tiny_examples, write_tiny_species_notes
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = [
@@ -20,6 +20,7 @@ PAGES = [
     "pages/season.py",
     "pages/species.py",
     "pages/lookalikes.py",
+    "pages/quiz.py",
     "pages/performance.py",
     "pages/about.py",
 ]
@@ -35,6 +36,7 @@ def jpeg(image) -> bytes:
 def models_dir(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("app_models")
     shutil.copytree(tiny_bundle, root / "tiny")
+    write_tiny_examples(root / "tiny")
     return root
 
 
@@ -200,10 +202,10 @@ def test_an_empty_frame_says_no_animal_and_can_be_classified_whole_anyway(detect
     detector_app.run()
     assert not detector_app.exception
     assert detector_app.subheader[0].value == "No animal found"
-    assert "best guess" in detector_app.markdown[0].value
+    assert "best guess" in detector_app.markdown[1].value  # [0]: what the app does
     detector_app.button(key="classify_anyway").click().run()
     assert not detector_app.exception
-    shown = detector_app.subheader[0].value + detector_app.markdown[0].value
+    shown = detector_app.subheader[0].value + detector_app.markdown[1].value
     assert "Green field" in shown  # the whole frame's answer, sure or not
     assert any("whole frame was classified" in c.value for c in detector_app.caption), [
         c.value for c in detector_app.caption
@@ -234,11 +236,11 @@ def test_the_heatmap_is_computed_only_when_its_toggle_asks(app: AppTest, tiny_im
     toggle = app.toggle(key="classify_heatmap")
     assert toggle.label == "Show where the model looked" and toggle.value is False
     assert calls == [] and "classify_explanation" not in app.session_state
-    shown = len(app.get("imgs"))
+    shown = len(app.get("image"))
     toggle.set_value(True).run()
     assert not app.exception and len(calls) == 1
     assert any(c.value.startswith("Where the model looked for **Red field**") for c in app.caption)
-    assert len(app.get("imgs")) == shown  # the photo, now with its heatmap over it
+    assert len(app.get("image")) == shown  # the photo, now with its heatmap over it
     app.run()
     assert len(calls) == 1  # the same photo and answer: not computed again
     app.toggle(key="classify_heatmap").set_value(False).run()
@@ -389,3 +391,81 @@ def test_season_page_uses_this_sessions_labels(app: AppTest, tiny_image) -> None
     assert not app.exception and not app.error
     assert app.metric[0].value == "1"  # the uploads' folder is one deployment
     assert any("no deployments CSV" in w.value for w in app.warning)
+
+
+# ------------------------------------------------------------------------------- teach (issue 28)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_landing_page_says_what_it_does_lists_the_classes_and_an_example_classifies(app: AppTest) -> None:
+    assert app.title[0].value == "What kind of place is this?"  # the tiny notes describe places, not animals
+    assert "For curious people and students" in app.markdown[0].value
+    assert "The 3 kinds of place it knows: blue · Green field · Red field." in app.caption[0].value
+    tries = [b for b in app.button if b.label == "Try this one"]
+    assert len(tries) == 3
+    tries[0].click().run()
+    assert not app.exception
+    assert app.get("progress"), "the example is classified: its bars are shown"
+    assert any(c.value.startswith("Photo: generated test photos") for c in app.caption)
+    app.button(key="classify_other_example").click().run()
+    assert [b.label for b in app.button].count("Try this one") == 3
+
+
+def test_the_sidebars_place_fits_and_the_species_list_and_page_show_the_photo(app: AppTest) -> None:
+    not_given = app.sidebar.selectbox(key="country").options[0]
+    assert not_given == "Not given: each photo's GPS" and len(not_given) <= 30  # the sidebar cut it at 34
+    app.switch_page("pages/species.py").run()
+    assert (
+        len(app.get("image")) == 3
+        and app.caption[1].value == "Photos from the generated test photos, CC0-1.0"
+    )
+    app.query_params["species"] = "red"
+    app.switch_page("pages/species.py").run()
+    assert not app.exception and len(app.get("image")) == 1
+    assert "Photo: generated test photos, red/generated.jpg · CC0-1.0" in str(app.get("image")[0].proto)
+
+
+def test_a_quiz_question_shows_the_models_answer_and_the_score(app: AppTest) -> None:
+    app.switch_page("pages/quiz.py").run()
+    assert not app.exception and app.title[0].value == "Can you beat the model?"
+    choices = [b for b in app.button if b.key and b.key.startswith("quiz_choice_0_")]
+    assert len(choices) == 3  # three classes: every name is a choice
+    choices[0].click().run()
+    assert not app.exception
+    said = " ".join(m.value for m in app.markdown)
+    assert "The model said" in said or "The model was not sure" in said
+    assert "of 10 asked" in said and "1 of 10 asked" in said
+    assert app.button(key="quiz_next").label == "Next photo"
+
+
+@pytest.fixture
+def bundled_app(monkeypatch) -> AppTest:
+    """The project's own bundles and notes (these pages read them; no model is loaded)."""
+    monkeypatch.setenv("WILDLIFE_MODELS_DIR", str(ROOT / "models"))
+    monkeypatch.delenv("WILDLIFE_SPECIES_DIR", raising=False)
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def test_a_species_page_maps_where_it_lives_with_the_photos_country(bundled_app: AppTest) -> None:
+    bundled_app.query_params["species"] = "zebra"
+    bundled_app.query_params["country"] = "MOZ"
+    bundled_app.run()
+    bundled_app.switch_page("pages/species.py").run()
+    assert not bundled_app.exception
+    assert "Where it lives" in [s.value for s in bundled_app.subheader]
+    assert bundled_app.get("vega_lite_chart"), "the range map"
+    assert any("Mozambique, where the photo was taken, in its range" in c.value for c in bundled_app.caption)
+    assert len(bundled_app.get("image")) == 1  # its example photo
+
+
+def test_the_performance_page_refuses_to_compare_models_measured_on_other_photos(
+    bundled_app: AppTest,
+) -> None:
+    bundled_app.run()
+    bundled_app.switch_page("pages/performance.py").run()
+    assert not bundled_app.exception
+    assert "On camera-trap frames from other parks" in [s.value for s in bundled_app.subheader]
+    bundled_app.selectbox(key="performance_compare").set_value("habitat").run()
+    [refusal] = [i.value for i in bundled_app.info if "cannot be compared" in i.value]
+    assert "**serengeti** was measured on 162 photos" in refusal and "**habitat** on 600 photos" in refusal

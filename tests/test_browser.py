@@ -20,6 +20,8 @@ from live_app import BROWSER_MARKS, running_app, tiny_app_folders
 from review_rows import START, photo_bytes
 
 pytestmark = BROWSER_MARKS
+TINY_TITLE = "What kind of place is this?"  # the tiny bundle's notes describe places
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_upload_a_jpeg_and_read_the_label_and_confidence(app_url: str, page, tmp
     photo = tmp_path / "red.jpg"
     make_tiny_image("red", seed=21).save(photo, quality=92)
     page.goto(app_url, timeout=60_000)
-    page.get_by_text("What animal is this?").wait_for(timeout=60_000)
+    page.get_by_text(TINY_TITLE).wait_for(timeout=60_000)
     page.locator("input[type=file]").first.set_input_files(str(photo))
     bar = page.get_by_text("Red field · ").first
     bar.wait_for(timeout=60_000)
@@ -76,6 +78,87 @@ def test_performance_page(app_url: str, page, tmp_path: Path) -> None:
     assert page.get_by_text("Accuracy").first.is_visible()
 
 
+def test_the_landing_pages_example_photo_classifies_in_one_click(app_url: str, page, tmp_path: Path) -> None:
+    page.goto(app_url, timeout=60_000)
+    page.locator("h1").filter(has_text=TINY_TITLE).wait_for(timeout=60_000)
+    assert page.get_by_text("For curious people and students").is_visible()
+    tries = page.get_by_role("button", name="Try this one")
+    tries.first.wait_for(timeout=60_000)
+    page.wait_for_function(SCRIPT_DONE, timeout=60_000)
+    assert tries.count() == 3
+    tries.first.click()
+    page.locator("[data-testid=stProgress]").first.wait_for(timeout=60_000)
+    page.wait_for_function(SCRIPT_DONE, timeout=60_000)
+    page.screenshot(path=tmp_path / "landing-example.png", full_page=True)
+    assert page.get_by_text("Photo: generated test photos").first.is_visible()
+
+
+# The quiz's photo `n` is answered (its score line counts it), the run is over and nothing of the run
+# before is left on the page (a "Next photo" button left from the photo before would be clicked otherwise).
+ANSWERED = (
+    """n => [...document.querySelectorAll('p')].some(p => p.innerText.includes(`${n} of 10 asked`))
+    && document.querySelector('.st-key-quiz_next button')
+    && !document.querySelector('[data-testid=stElementContainer][data-stale=true]') && """
+    + SCRIPT_DONE
+)
+
+
+def test_the_quiz_runs_to_its_score(app_url: str, page, tmp_path: Path) -> None:
+    page.set_default_timeout(60_000)
+    page.goto(f"{app_url}/quiz")
+    page.locator("h1").filter(has_text="Can you beat the model?").wait_for()
+    for number in range(10):
+        page.locator(f"[class*='st-key-quiz_choice_{number}_'] button").first.click()
+        page.wait_for_function(ANSWERED, arg=number + 1)  # this photo's answer, not the last one's
+        page.locator(".st-key-quiz_next button").click()
+    verdict = page.locator("h3").filter(has_text=re.compile(r"^(You beat the model|The model wins|A draw)"))
+    verdict.wait_for()
+    page.screenshot(path=tmp_path / "quiz-score.png", full_page=True)
+    assert re.search(r"\d+ of 10 for you, \d+ of 10 for the model", verdict.inner_text())
+    page.get_by_role("button", name="Play again").wait_for()
+
+
+@pytest.fixture(scope="module")
+def bundled_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The project's own bundles and notes: the species pages load no model."""
+    with running_app(ROOT / "models", ROOT / "species_info") as (url, _):
+        yield url
+
+
+def images_loaded(page) -> int:
+    return page.evaluate(
+        "[...document.querySelectorAll('[data-testid=stImage] img')].filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+
+
+def test_species_pages_show_the_photo_and_a_map_of_where_it_lives(
+    bundled_url: str, page, tmp_path: Path
+) -> None:
+    page.set_default_timeout(60_000)
+    page.goto(f"{bundled_url}/species")
+    page.locator("h1").filter(has_text="Species").wait_for()
+    page.wait_for_function("n => document.querySelectorAll('[data-testid=stImage] img').length === n", arg=54)
+    page.wait_for_function(SCRIPT_DONE)
+    page.screenshot(path=tmp_path / "species-list.png", full_page=True)
+    for key, name, country in (
+        ("zebra", "Plains zebra", "MOZ"),
+        ("human", "Human", "USA"),
+        ("aardvark", "Aardvark", ""),
+    ):
+        page.goto(f"{bundled_url}/species?species={key}&country={country}")
+        page.locator("h1").filter(has_text=name).wait_for()
+        page.locator(
+            "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"
+        ).first.wait_for()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stImage] img')].some(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert images_loaded(page) == 1
+        assert page.get_by_text("Photo: Snapshot Serengeti field guide").is_visible()
+        assert page.get_by_role("heading", name="Where it lives").is_visible()
+        page.screenshot(path=tmp_path / f"species-{key}.png", full_page=True)
+
+
 NAVIGATION = [
     "Classify a photo",
     "Batch-label photos",
@@ -83,6 +166,7 @@ NAVIGATION = [
     "Season",
     "Species",
     "Look-alikes",
+    "Can you beat the model?",
     "Model performance",
     "About the models",
 ]
@@ -223,7 +307,7 @@ def test_review_20_photos_by_key_and_click_save_the_csv_and_continue_later(
     # The batch page, from the sidebar; a threshold of 1.0 sends every photo to a person: 24 in the queue.
     page.set_default_timeout(WAIT_MS)
     page.goto(app_url)
-    page.get_by_text("What animal is this?").wait_for()
+    page.get_by_text(TINY_TITLE).wait_for()
     page.locator("[data-testid=stSidebarNav]").get_by_text("Batch-label photos").click()
     page_drawn(page, "Batch-label photos", timeout=WAIT_MS)
     threshold = page.get_by_role("slider", name="Confidence threshold")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,63 @@ def test_reports_without_a_base_model_have_no_base_comparison() -> None:
     nothing_shared = {**RETRAINED, "base_model": {**RETRAINED["base_model"], "rows": 0, "metrics": None}}
     assert performance.base_comparison(nothing_shared) is None
     assert "no comparison" in performance.base_caption(nothing_shared)
+
+
+# ---- in plain words ------------------------------------------------------------------------------------
+
+
+def test_each_class_in_hundreds_best_named_first() -> None:
+    table = performance.in_hundreds(REPORT, str.upper)
+    assert table["class"].tolist() == ["ZEBRA", "LION", "LEOPARD"]
+    assert table.iloc[0].tolist() == ["ZEBRA", 90, 100, 10]
+
+
+def test_a_class_in_words_says_how_rough_a_figure_on_few_photos_is() -> None:
+    said = performance.class_in_words(REPORT, "leopard", str.capitalize)
+    assert said.startswith("Leopard: of 100 photos of it, the model names about **50** right (5 of the 10 it")
+    assert "right about **63** times in 100" in said and "one photo more or less right moves it by 10" in said
+    few = {"per_class": {"zebra": {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}}}
+    assert "about **67** right (2 of the 3" in performance.class_in_words(few, "zebra")
+    assert "not known" in performance.class_in_words(few, "lion")
+
+
+def test_two_models_compare_only_on_the_same_photos() -> None:
+    data = {"root": "../shared/data/intel", "split": "folders", "n_valid": 600}
+    a = {"classes": ["sea", "forest"], "data": data}
+    assert performance.same_photos(a, {"classes": ["sea", "forest"], "data": dict(data)})
+    assert not performance.same_photos(a, {"classes": ["sea", "forest"], "data": {**data, "n_valid": 300}})
+    assert not performance.same_photos(a, {"classes": ["sea", "forest"], "data": {**data, "root": "other"}})
+    assert not performance.same_photos(a, {"classes": ["sea", "glacier"], "data": dict(data)})
+    assert not performance.same_photos({"classes": ["a"]}, {"classes": ["a"]})  # nothing says which photos
+
+
+def test_the_figures_from_other_parks_beside_its_own(tmp_path: Path) -> None:
+    assert performance.read_transfer(tmp_path) is None
+    transfer = {
+        "frames": 319,
+        "pooled": {"known_frames": 133, "named_right": 0.602, "sure_right": 0.929, "coverage": 0.285, "sure": 70},
+        "projects": {
+            "a": {"place": "Park A, USA", "known_frames": 44, "named_right": 0.614, "sure": 15, "sure_right": 0.733,
+                  "coverage": 0.203},
+            "b": {"place": "Thumbnails", "known_frames": 0, "named_right": 0.0, "sure": 0, "sure_right": 0.0,
+                  "coverage": 0.0},
+        },
+    }  # fmt: skip
+    (tmp_path / performance.TRANSFER_FILE).write_text(json.dumps(transfer))
+    table = performance.here_and_elsewhere(REPORT, performance.read_transfer(tmp_path), 0.5).set_index("")
+    assert table.loc["photos of an animal it knows, named right"].tolist() == ["73 of 100", "60 of 100"]
+    assert table.loc["sure answers that are right"].tolist() == ["85 of 100", "93 of 100"]
+    assert table.loc["photos answered sure (the rest go to a person)"].tolist() == ["80 of 100", "28 of 100"]
+    projects = performance.projects_table(transfer)
+    assert projects["project"].tolist() == ["Park A, USA", "Thumbnails"]
+    assert projects.iloc[1].isna().tolist() == [False, False, True, True, False]  # no frame: no share
+    (tmp_path / performance.TRANSFER_FILE).write_text("[]")
+    with pytest.raises(ValueError, match=r"benchmarks/verdict\.py --bundle-figures"):
+        performance.read_transfer(tmp_path)
+
+
+def test_the_serengeti_bundle_keeps_its_figures_from_other_parks() -> None:
+    transfer = performance.read_transfer(Path(__file__).resolve().parents[1] / "models" / "serengeti")
+    assert transfer["pooled"]["named_right"] == pytest.approx(0.602)
+    assert transfer["pooled"]["sure_right"] == pytest.approx(0.929)
+    assert transfer["pooled"]["coverage"] == pytest.approx(0.285)

@@ -35,6 +35,7 @@ NEAR_COAST_KM = 25.0
 UNKNOWN = "unknown"  # the label when the place leaves no class standing
 _SCALE = 100  # borders.npz stores hundredths of a degree
 _KM_PER_DEGREE = 111.32
+SIMPLIFY_LEVELS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)  # degrees, for maps drawn small
 
 
 class GeographyError(ValueError):
@@ -123,10 +124,87 @@ def country_at(lat: float, lon: float) -> str | None:
 def outlines(west: float, south: float, east: float, north: float) -> list[np.ndarray]:
     """The country outlines (rings of (lon, lat) in degrees) whose bounding box meets the given box: what
     a map of places in that box draws, offline."""
+    return [ring for _, ring in country_outlines(west, south, east, north)]
+
+
+def country_outlines(
+    west: float, south: float, east: float, north: float, tolerance: float = 0.0
+) -> list[tuple[str, np.ndarray]]:
+    """(alpha-3 code, ring of (lon, lat) in degrees) of every outline whose bounding box meets the given
+    box. `tolerance` (degrees, rounded down to one of `SIMPLIFY_LEVELS`, so maps drawn again reuse the
+    work) simplifies each ring (Ramer-Douglas-Peucker) for a map drawn small: a ring that shrinks below a
+    triangle is left out, unless it is its country's largest."""
     borders = _borders()
     box = borders.boxes / _SCALE
     near = (box[:, 0] <= east) & (box[:, 2] >= west) & (box[:, 1] <= north) & (box[:, 3] >= south)
-    return [_ring(borders, int(r)) / _SCALE for r in np.flatnonzero(near)]
+    level = max((step for step in SIMPLIFY_LEVELS if step <= tolerance), default=0.0)
+    found = []
+    for r in np.flatnonzero(near):
+        ring = _simple_ring(int(r), level)
+        if ring is not None:
+            found.append((str(borders.codes[borders.ring_country[r]]), ring))
+    return found
+
+
+@functools.lru_cache(maxsize=4 * 4258)
+def _simple_ring(index: int, level: float) -> np.ndarray | None:
+    """Ring `index` in degrees simplified to `level`; None when it shrinks below a triangle and is not its
+    country's largest."""
+    borders = _borders()
+    ring = _ring(borders, index) / _SCALE
+    if level <= 0:
+        return ring
+    simple = _simplified(ring, level)
+    if len(simple) >= 4:
+        return simple
+    return ring if _largest_rings()[borders.ring_country[index]] == index else None
+
+
+def country_box(code: str) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) in degrees of a country's largest outline (its mainland: France without
+    its overseas regions), None for a code without outlines."""
+    borders = _borders()
+    index = np.flatnonzero(borders.codes == code)
+    if not len(index):
+        return None
+    west, south, east, north = borders.boxes[_largest_rings()[index[0]]] / _SCALE
+    return float(west), float(south), float(east), float(north)
+
+
+@functools.cache
+def _largest_rings() -> np.ndarray:
+    """For each country index, its ring with the largest bounding box."""
+    borders = _borders()
+    box = borders.boxes
+    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    largest = np.full(len(borders.codes), -1, dtype=np.int64)
+    for ring in np.argsort(area):  # smallest first: each country keeps the last, largest, one
+        largest[borders.ring_country[ring]] = ring
+    return largest
+
+
+def _simplified(ring: np.ndarray, tolerance: float) -> np.ndarray:
+    """The ring's points that keep its shape within `tolerance` (Ramer-Douglas-Peucker, without recursion)."""
+    keep = np.zeros(len(ring), dtype=bool)
+    keep[[0, -1]] = True
+    spans = [(0, len(ring) - 1)]
+    while spans:
+        first, last = spans.pop()
+        if last - first < 2:
+            continue
+        start, end, inner = ring[first], ring[last], ring[first + 1 : last]
+        dx, dy = end - start
+        length = math.hypot(dx, dy)
+        if length == 0:
+            far = np.hypot(*(inner - start).T)
+        else:
+            far = np.abs(dx * (inner[:, 1] - start[1]) - dy * (inner[:, 0] - start[0])) / length
+        worst = int(np.argmax(far))
+        if far[worst] > tolerance:
+            middle = first + 1 + worst
+            keep[middle] = True
+            spans += [(first, middle), (middle, last)]
+    return ring[keep]
 
 
 def _check_position(lat: float, lon: float) -> None:

@@ -56,6 +56,7 @@ KINDS = ("species", "group", "habitat", "unwritten")
 RANKS = ("phylum", "class", "order", "family", "genus", "species")
 ROLLUP_RANKS = ("species", "genus", "family", "order", "class")
 ANSWER_RANKS = ROLLUP_RANKS[:-1]
+ANIMAL, HABITAT, THING = "animal", "habitat", "thing"  # what a bundle's classes are (`SpeciesBook.subject`)
 EVERYWHERE = "all"  # `range.countries: all`: a class found everywhere (people, livestock, birds)
 
 # Field order as in the format doc; messages list fields in this order so they read like the file.
@@ -204,6 +205,15 @@ class SpeciesBook:
         """
         needle = _normalise(text)
         return [e for e in self.entries.values() if needle in _haystack(e)]
+
+    @property
+    def subject(self) -> str:
+        """What the classes are, for a page's words: `ANIMAL` when any note describes a species or a group of
+        them, `HABITAT` when they all describe places, `THING` when no note says (only unwritten ones)."""
+        kinds = {e.kind for e in self.entries.values()} - {"unwritten"}
+        if kinds & {"species", "group"}:
+            return ANIMAL
+        return HABITAT if kinds else THING
 
     def by_iucn(self, codes: str | Iterable[str]) -> list[SpeciesEntry]:
         """Species entries in any of the given IUCN categories ("EN" or ["CR", "EN"]), in file order."""

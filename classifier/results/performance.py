@@ -5,13 +5,16 @@ Pure functions of `report.json` (DESIGN.md schema) so the performance page only 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from classifier.models.bundle_photos import data_root as training_root
+
 HEADLINE = ("accuracy", "macro_f1", "top3_accuracy", "valid_loss")
 
 
@@ -174,13 +177,147 @@ def top_loss_images(report: dict[str, Any], data_root: Path | None = None) -> li
     Paths in the report are relative to the dataset root the training run used (`data.root`, else
     `data.source`); a relative root is relative to the project folder, where training runs.
     """
-    data = report.get("data", {})
-    root = Path(data_root or data.get("root") or data.get("source") or "")
-    if root.parts and not root.is_absolute():
-        root = PROJECT_DIR / root
+    root = Path(data_root) if data_root else training_root(report)
     found = []
-    for loss in report.get("top_losses", []):
+    for loss in report.get("top_losses", []) if root else ():
         path = (root / loss["file"]).resolve()
-        if root.parts and root.resolve() in path.parents and path.is_file():
+        if root.resolve() in path.parents and path.is_file():
             found.append({**loss, "path": path})
     return found
+
+
+# ---- in plain words -----------------------------------------------------------------------------------
+
+TRANSFER_FILE = (
+    "transfer.json"  # a bundle's figures on photos from elsewhere (benchmarks/verdict.py writes it)
+)
+
+
+def in_hundreds(report: dict[str, Any], name: Callable[[str], str] = str) -> pd.DataFrame:
+    """Per class, what a visitor asks: of 100 photos of it, how many the model names right (recall), and of
+    100 times it gives that answer, how many are right (precision), with the photos it was measured on;
+    the best named first."""
+    rows = [
+        {
+            "class": name(label),
+            "named right, of 100 photos": round(100 * scores.get("recall", 0.0)),
+            "right, of 100 times it says so": round(100 * scores.get("precision", 0.0)),
+            "photos measured": int(scores.get("support", 0)),
+        }
+        for label, scores in (report.get("per_class") or {}).items()
+    ]
+    table = pd.DataFrame(
+        rows,
+        columns=["class", "named right, of 100 photos", "right, of 100 times it says so", "photos measured"],
+    )
+    return table.sort_values(
+        ["named right, of 100 photos", "class"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def class_in_words(report: dict[str, Any], label: str, name: Callable[[str], str] = str) -> str:
+    """ "Plains zebra: of 100 photos of it, the model names about 67 right (2 of the 3 it was measured on)."
+    and what it means when it says so; says how rough the figure is when it rests on few photos."""
+    scores = (report.get("per_class") or {}).get(label)
+    if not scores or not scores.get("support"):
+        return f"This model's report has no held-out photos of {name(label)}, so how well it names it is not known."
+    photos = int(scores["support"])
+    right = round(scores.get("recall", 0.0) * photos)
+    said = (
+        f"{name(label)}: of 100 photos of it, the model names about **{round(100 * scores.get('recall', 0.0))}** "
+        f"right ({right} of the {photos} it was measured on). When it answers {name(label)}, it is right about "
+        f"**{round(100 * scores.get('precision', 0.0))}** times in 100."
+    )
+    if photos < 20:
+        said += (
+            f" Measured on only {photos} photos, so read it as rough: one photo more or less right moves it by "
+            f"{round(100 / photos)}."
+        )
+    return said
+
+
+def measured_on(report: dict[str, Any]) -> str:
+    """The photos a report was scored on, in words ("162 photos of ../shared/data/..., 3-fold ...")."""
+    data = report.get("data") or {}
+    root = data.get("root") or data.get("source") or "?"
+    return f"{data.get('n_valid', '?')} photos of {root} ({data.get('split', 'held-out split')})"
+
+
+def same_photos(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two reports were scored on the same held-out photos: the same data, split and count, and the
+    same classes (a class only one model knows makes its photos a different test)."""
+    first, second = a.get("data") or {}, b.get("data") or {}
+    where = [d.get("root") or d.get("source") for d in (first, second)]
+    return (
+        where[0] is not None
+        and where[1] is not None
+        and Path(where[0]).as_posix() == Path(where[1]).as_posix()
+        and first.get("split") == second.get("split")
+        and first.get("n_valid") == second.get("n_valid")
+        and list(a.get("classes") or []) == list(b.get("classes") or [])
+    )
+
+
+def read_transfer(directory: Path) -> dict[str, Any] | None:
+    """The bundle's figures on camera-trap frames from other projects (`transfer.json`), None without."""
+    path = Path(directory) / TRANSFER_FILE
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(found, dict) or not isinstance(found.get("pooled"), dict):
+        raise ValueError(f"{path}: expected the figures benchmarks/verdict.py --bundle-figures writes.")
+    return found
+
+
+def here_and_elsewhere(report: dict[str, Any], transfer: dict[str, Any], threshold: float) -> pd.DataFrame:
+    """The training data's own kind of photo (held out) beside frames from other projects, figure by figure,
+    as whole numbers of 100."""
+    own = at_threshold(report, threshold) or {}
+    pooled = transfer["pooled"]
+    accuracy = (report.get("metrics") or {}).get("accuracy")
+
+    def hundred(value: float | None) -> str:
+        return "–" if value is None else f"{round(100 * value)} of 100"
+
+    return pd.DataFrame(
+        {
+            "": [
+                "photos of an animal it knows, named right",
+                "sure answers that are right",
+                "photos answered sure (the rest go to a person)",
+                "photos measured",
+            ],
+            "photos like its training photos (held out)": [
+                hundred(accuracy),
+                hundred(own.get("accuracy")),
+                hundred(own.get("coverage")),
+                str((report.get("data") or {}).get("n_valid", "?")),
+            ],
+            "frames from other parks and projects": [
+                hundred(pooled.get("named_right")),
+                hundred(pooled.get("sure_right")),
+                hundred(pooled.get("coverage")),
+                f"{pooled.get('known_frames', '?')} of animals it knows",
+            ],
+        }
+    )
+
+
+def projects_table(transfer: dict[str, Any]) -> pd.DataFrame:
+    """Each project's frames (leave one project out): where, how many of an animal the bundle knows, and
+    the figures, as whole numbers of 100."""
+    rows = [
+        {
+            "project": figures.get("place", name),
+            "frames of animals it knows": figures.get("known_frames", 0),
+            "named right, of 100": round(100 * figures.get("named_right", 0.0))
+            if figures.get("known_frames")
+            else None,
+            "sure answers right, of 100": round(100 * figures.get("sure_right", 0.0))
+            if figures.get("sure")
+            else None,
+            "answered sure, of 100": round(100 * figures.get("coverage", 0.0)),
+        }
+        for name, figures in (transfer.get("projects") or {}).items()
+    ]
+    return pd.DataFrame(rows).sort_values("frames of animals it knows", ascending=False, kind="stable")
