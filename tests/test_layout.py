@@ -1,37 +1,156 @@
-"""The one-way dependencies DESIGN.md sets: the library never reaches into the app or training."""
+"""The library's layers, read from the source: every import counts, at module level, inside a function or
+under TYPE_CHECKING, so a circle cannot hide in a lazy import."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-LIBRARY = Path(__file__).resolve().parents[1] / "classifier"
-FORBIDDEN = ("streamlit", "pages", "train")
+ROOT = Path(__file__).resolve().parents[1]
+# Bottom up, as the README's layout says: a layer imports only the layers below it (and itself).
+LAYERS = [
+    "classifier.schema",
+    "classifier.intake",
+    "classifier.knowledge",
+    "classifier.models",
+    "classifier.results",
+    "classifier",  # cli.py and __main__.py, on top of the library
+]
+PACKAGES = ("classifier", "train", "pages")
 
 
-def imported_roots(path: Path) -> set[str]:
-    roots = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module `path` imports (from `a.b import c` counts `a.b.c` when that is a module)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
 
 
-def test_the_library_imports_neither_streamlit_nor_the_pages_nor_training() -> None:
-    modules = sorted(LIBRARY.rglob("*.py"))
-    assert len(modules) > 30 and any(p.parent != LIBRARY for p in modules)  # the sub-packages are walked
-    offenders = {
-        str(p.relative_to(LIBRARY)): sorted(imported_roots(p) & set(FORBIDDEN))
-        for p in modules
-        if imported_roots(p) & set(FORBIDDEN)
-    }
-    assert offenders == {}
+GRAPH = {name: {m for m in _imported(path) if m in MODULES and m != name} for name, path in MODULES.items()}
 
 
-def test_each_sub_package_says_what_it_holds() -> None:
-    packages = sorted(p.parent.name for p in LIBRARY.glob("*/__init__.py"))
-    assert packages == ["intake", "knowledge", "models", "results"]
+def _layer(module: str) -> int | None:
+    matches = [
+        rank for rank, prefix in enumerate(LAYERS) if module == prefix or module.startswith(prefix + ".")
+    ]
+    return max(matches, key=lambda rank: len(LAYERS[rank]), default=None)  # the longest prefix names it
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    upward = [
+        f"{name} imports {target}"
+        for name, targets in GRAPH.items()
+        if _layer(name) is not None
+        for target in sorted(targets)
+        if (_layer(target) or 0) > _layer(name)  # type: ignore[operator]
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_a_module_belongs_to_its_sub_package_layer():
+    assert (
+        _layer("classifier.intake.lists") == 1 and _layer("classifier.cli") == 5 and _layer("train.x") is None
+    )
+
+
+def test_each_sub_package_says_what_it_holds():
+    library = ROOT / "classifier"
+    packages = sorted(p.parent.name for p in library.glob("*/__init__.py"))
+    assert packages == ["intake", "knowledge", "models", "results", "schema"]
+    assert {f"classifier.{name}" for name in packages} == set(LAYERS[:-1])  # every package has its layer
     for name in packages:
-        assert ast.get_docstring(ast.parse((LIBRARY / name / "__init__.py").read_text()))
+        assert ast.get_docstring(ast.parse((library / name / "__init__.py").read_text()))
+
+
+def test_the_library_never_imports_streamlit_pages_or_training():
+    assert sum(name.startswith("classifier.") for name in MODULES) > 30  # the sub-packages are walked
+    outside = [
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if name.startswith("classifier")
+        for target in sorted(_imported(path))
+        if target.split(".")[0] in ("streamlit", "pages", "train")
+    ]
+    assert not outside, "\n".join(outside)
+
+
+def test_training_never_imports_the_pages():
+    assert not [
+        (name, target)
+        for name, targets in GRAPH.items()
+        if name.startswith("train")
+        for target in targets
+        if target.startswith("pages")
+    ]
+
+
+def test_no_module_imports_itself_back_through_others():
+    circles = _circles(GRAPH)
+    assert not circles, "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_the_check_finds_a_circle_when_there_is_one():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _circles(graph) == [["a", "b", "c", "a"]]
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One path round each circle (the strongly connected parts of more than one module), Tarjan's way."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    parts: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            part = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                part.append(top)
+                if top == node:
+                    break
+            if len(part) > 1:
+                parts.append(sorted(part))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [_path_round(graph, part) for part in parts]
+
+
+def _path_round(graph: dict[str, set[str]], part: list[str]) -> list[str]:
+    start, inside = part[0], set(part)
+    path, node = [start], start
+    while True:
+        node = min(n for n in graph[node] if n in inside)
+        path.append(node)
+        if node == start or path.count(node) > 1:
+            return path

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from classifier.models.detect import crop_box
-from classifier.schema.rows import Row
+from classifier.schema.rows import Row, pixel_box
 
 if TYPE_CHECKING:
     from classifier.models.predict import Predictor
@@ -335,8 +335,6 @@ def overlay(
 def render(image: Image.Image, explanation: Explanation, *, name: Callable[[str], str] = str) -> Image.Image:
     """One picture of an explanation (what the command line writes): the frame with its heatmap and the
     detector's boxes, each animal's crop with its own below, and a caption line under each."""
-    from classifier.results.annotate import pixel_box
-
     frame = overlay(image, explanation.frame)
     crop_size = max(128, frame.width // 4)
     draw = ImageDraw.Draw(frame)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from classifier.schema.observations import observation_type
-from classifier.schema.rows import ANIMAL, HUMAN, Detection
+from classifier.schema.rows import ANIMAL, HUMAN, Detection, pixel_box
 
 COLOURS = {ANIMAL: (255, 196, 0), HUMAN: (0, 168, 255)}
 OTHER_COLOUR = (230, 230, 230)
@@ -54,16 +54,6 @@ def blur(image: Image.Image, bbox: Sequence[float]) -> Image.Image:
     out = image.copy()
     out.paste(hidden, (left, top))
     return out
-
-
-def pixel_box(size: tuple[int, int], bbox: Sequence[float]) -> tuple[int, int, int, int]:
-    """A normalised [x, y, w, h] box as pixel (left, top, right, bottom), inside the image."""
-    width, height = size
-    x, y, w, h = (float(v) for v in bbox)
-    left, top = round(min(max(x, 0.0), 1.0) * width), round(min(max(y, 0.0), 1.0) * height)
-    right = round(min(max(x + w, 0.0), 1.0) * width)
-    bottom = round(min(max(y + h, 0.0), 1.0) * height)
-    return left, top, max(left, right), max(top, bottom)
 
 
 def _label(draw: ImageDraw.ImageDraw, corner: tuple[int, int], text: str, colour: tuple, font) -> None:

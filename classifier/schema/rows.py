@@ -16,6 +16,7 @@ pages, sequences and exports, loads without the network's libraries.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -226,3 +227,13 @@ class Row:
         if sequence_label:
             values[SEQUENCE_LABEL] = self.sequence_label or None
         return values
+
+
+def pixel_box(size: tuple[int, int], bbox: Sequence[float]) -> tuple[int, int, int, int]:
+    """A normalised [x, y, w, h] box as pixel (left, top, right, bottom), inside the image."""
+    width, height = size
+    x, y, w, h = (float(v) for v in bbox)
+    left, top = round(min(max(x, 0.0), 1.0) * width), round(min(max(y, 0.0), 1.0) * height)
+    right = round(min(max(x + w, 0.0), 1.0) * width)
+    bottom = round(min(max(y + h, 0.0), 1.0) * height)
+    return left, top, max(left, right), max(top, bottom)
