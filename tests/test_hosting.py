@@ -118,7 +118,7 @@ def test_only_the_model_in_use_stays_in_memory(
             "f.jpg", jpeg(make_tiny_image("red")), "image/jpeg"
         )
         at.run()
-        assert not at.exception and at.caption[0].value.startswith(f"Model: {name} ·")
+        assert not at.exception and at.caption[0].value.startswith(f"Model: {name}.")
     gc.collect()
     # type(), not isinstance(): the latter reads some objects' __class__, which warns for a few in torch.
     models = [o for o in gc.get_objects() if type(o) is LoadedModel]
