@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from classifier.schema.observations import observation_type
-from classifier.schema.rows import ANIMAL, HUMAN, Detection, pixel_box
+from classifier.schema.rows import ANIMAL, HUMAN, UNCERTAIN, Detection, pixel_box
 
 COLOURS = {ANIMAL: (255, 196, 0), HUMAN: (0, 168, 255)}
 OTHER_COLOUR = (230, 230, 230)
@@ -37,9 +37,15 @@ def annotate(
         left, top, right, bottom = pixel_box(out.size, box.bbox)
         colour = COLOURS.get(observation_type(box.label, detected=True), OTHER_COLOUR)
         draw.rectangle((left, top, right, bottom), outline=colour, width=width)
-        text = name(box.label) + ("" if box.confidence is None else f" {box.confidence:.0%}")
-        _label(draw, (left, top), text, colour, font)
+        _label(draw, (left, top), caption(box, name), colour, font)
     return out
+
+
+def caption(box: Detection, name: Callable[[str], str] = str) -> str:
+    """The label drawn on a box: its answer and score, and "not sure" where the answer is only a best
+    guess (read alone, a bare name on the photo would look like the verdict)."""
+    text = name(box.label) + ("" if box.confidence is None else f" {box.confidence:.0%}")
+    return f"not sure: {text}" if box.status == UNCERTAIN else text
 
 
 def blur(image: Image.Image, bbox: Sequence[float]) -> Image.Image:

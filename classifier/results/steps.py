@@ -99,8 +99,9 @@ def _detector_step(row: Row, predictor: Predictor, whole_frame_asked: bool) -> S
             DETECTOR,
             title,
             f"The animal detector found no box (its best guess scored {row.detector_best or 0:.0%}, a box "
-            f"needs {needed}), but the classifier was sure of an animal in the whole photo: small animals "
-            "at night are often missed by the detector. So the answer comes from the whole photo.",
+            f"needs {needed}), but the classifier was sure of an animal in the whole photo: the detector "
+            "misses some animals, mostly small ones at night and ones so close that they fill the frame. "
+            "So the answer comes from the whole photo.",
         )
     boxes = tuple(tuple(d.bbox) for d in row.detections)
     lead = chosen_detection(row)
