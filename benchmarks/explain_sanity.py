@@ -255,7 +255,7 @@ def box_check(name: str, predictor: Predictor, detector: Detector, photos) -> li
     rows = []
     size = max(detector.input_size, predictor.image_size)
     for subset, path, image in pictures(photos, size):
-        found = [d for d in detector.detect_one(image) if d.confidence >= BOX_CONFIDENCE]
+        found = [d for d in detector.detect_one(image) if d.detector_conf >= BOX_CONFIDENCE]
         if not found:
             continue
         mask = np.zeros((predictor.image_size, predictor.image_size), dtype=bool)

@@ -13,7 +13,6 @@ from classifier.intake.images import thumbnail_data_url
 from classifier.intake.inputs import close_archives, read_item
 from classifier.results.review import Photos
 from classifier.results.sequences import assign_sequences
-from classifier.schema.predictions_file import record_from_row
 from classifier.schema.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
 from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor, use_navigation
 
@@ -78,7 +77,7 @@ def label_uploads() -> dict:
     return {
         "model": bundle.name,
         "table": table,
-        "records": [record_from_row(row) for row in rows],
+        "records": list(rows),
         "photos": photos,
         "batch": uuid.uuid4().hex,  # tells one batch from the next, for the review page
     }

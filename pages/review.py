@@ -43,8 +43,8 @@ from classifier.results.review import (
     megadetector_text,
 )
 from classifier.results.taxa import Taxon
-from classifier.schema.predictions_file import ExportError, Record
-from classifier.schema.rows import ERROR
+from classifier.schema.predictions_file import ExportError
+from classifier.schema.rows import ERROR, Row
 from pages.common import (
     PHOTO_UPLOAD_TYPES,
     current_bundle,
@@ -527,11 +527,11 @@ stem = re.sub(r"-reviewed$", "", PurePosixPath(review.source or "labels.csv").st
 records = list(review.records)  # what the downloads hold: the rows as they are now
 
 
-def taxa_for(rows: list[Record]) -> dict[str, Taxon]:
+def taxa_for(rows: list[Row]) -> dict[str, Taxon]:
     return species_taxa({r.label for r in rows} | {d.label for r in rows for d in r.detections or ()})
 
 
-def megadetector_file(rows: list[Record]) -> str:
+def megadetector_file(rows: list[Row]) -> str:
     return megadetector_text(rows, taxa_for(rows))[0]
 
 

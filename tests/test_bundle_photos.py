@@ -24,7 +24,7 @@ from classifier.models.bundle_photos import (
     write_examples,
 )
 from classifier.models.bundles import BundleError, read_bundle
-from classifier.models.detect import Detection
+from classifier.schema.rows import Detection
 from conftest import make_tiny_image
 from tools import bundle_examples as tool
 

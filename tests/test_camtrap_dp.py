@@ -19,7 +19,7 @@ from classifier.intake.camtrap_dp_schema import TABLES, field_names, validate_ta
 from classifier.results.camtrap_dp import write_camtrap_dp
 from classifier.results.deployments import parse_deployments
 from classifier.results.taxa import Taxon
-from classifier.schema.predictions_file import Detection, Record
+from classifier.schema.rows import Detection, Row
 
 START = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 
@@ -206,12 +206,12 @@ def test_the_projects_own_export_reads_back_as_written(tmp_path):
     )
     box = Detection((0.1, 0.2, 0.3, 0.4), 0.93, "zebra", 0.9)
     records = [
-        Record("traps/A/1.jpg", "zebra", 0.94, "ok", datetime=datetime(2024, 3, 2, 6, 10), sequence_id="s1",
+        Row("traps/A/1.jpg", "zebra", 0.94, "ok", datetime=datetime(2024, 3, 2, 6, 10), sequence_id="s1",
                observation_type="animal", count=1, detections=(box,), rank="species"),
-        Record("traps/A/2.jpg", "cat (Felidae)", 0.7, "ok", datetime=datetime(2024, 3, 2, 22, 0), sequence_id="s2",
+        Row("traps/A/2.jpg", "cat (Felidae)", 0.7, "ok", datetime=datetime(2024, 3, 2, 22, 0), sequence_id="s2",
                observation_type="animal", rank="family"),
-        Record("traps/B/3.jpg", "blank", 0.99, "ok", datetime=datetime(2024, 3, 3, 12, 0), observation_type="blank"),
-        Record("traps/B/4.jpg", "zebra", 0.88, "ok", datetime=datetime(2024, 3, 4, 12, 0),
+        Row("traps/B/3.jpg", "blank", 0.99, "ok", datetime=datetime(2024, 3, 3, 12, 0), observation_type="blank"),
+        Row("traps/B/4.jpg", "zebra", 0.88, "ok", datetime=datetime(2024, 3, 4, 12, 0),
                classification_method="human", classified_by="A. Ranger"),
     ]  # fmt: skip
     taxa = {

@@ -238,9 +238,9 @@ def test_the_command_line_explains_each_animal_with_a_detector_bundle(
         confidence, input_size = 0.25, 640
 
         def detect(self, frames, confidence=None):
-            from classifier.models.detect import Detection as Box
-
-            return [[Box((0.1, 0.2, 0.3, 0.3), 0.9), Box((0.6, 0.5, 0.3, 0.4), 0.7)] for _ in frames]
+            return [
+                [Detection((0.1, 0.2, 0.3, 0.3), 0.9), Detection((0.6, 0.5, 0.3, 0.4), 0.7)] for _ in frames
+            ]
 
     monkeypatch.setattr(detect, "detector_for", lambda *_: TwoAnimals())
     photo = tmp_path / "frame.png"

@@ -37,10 +37,8 @@ from classifier.results.taxa import load_taxa
 from classifier.schema.predictions_file import (
     EXPORT_COLUMNS,
     ExportError,
-    Record,
     parse_predictions,
     read_predictions,
-    record_from_row,
     write_csv,
 )
 from classifier.schema.rows import Row
@@ -515,7 +513,7 @@ def test_rolled_up_answers_keep_their_taxon_and_paths_stay_inside(tmp_path, spec
         row.datetime, row.rank, row.observation_type = datetime(2024, 3, 1, 6, i), rank, "animal"
     (tmp_path / "d.csv").write_text("deploymentID,latitude,longitude,folder\nA,1,2,traps/A\nB,1,2,traps/B\n")
     taxa, _ = load_taxa(["zebra"], root=species_dir)
-    records = [record_from_row(r) for r in rows]
+    records = [r for r in rows]
     write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(tmp_path / "d.csv"), taxa=taxa)
     package = assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
     observations = read_table(tmp_path / "unzipped", "observations")
@@ -534,7 +532,7 @@ def test_rolled_up_answers_keep_their_taxon_and_paths_stay_inside(tmp_path, spec
     rows[0].path = "/home/someone/photos/traps/A/IMG_1.JPG"
     rows[1].path = "/home/someone/photos/traps/A/../A/./IMG_2.JPG"
     rows[2].path = "https://example.org/traps/B/IMG_3.JPG"
-    records = [record_from_row(r) for r in rows]
+    records = [r for r in rows]
     write_camtrap_dp(records, tmp_path / "q.zip", deployments=read_deployments(tmp_path / "d.csv"), taxa=taxa)
     package = assert_camtrap_dp_valid(tmp_path / "q.zip", tmp_path / "q")
     media = read_table(tmp_path / "q", "media")
@@ -601,7 +599,7 @@ def test_relative_folder_matches_anywhere_and_camera_decides(tmp_path):
     rows = predict_rows()
     for row in rows:
         row.path = "/media/card/" + row.path
-    records = [record_from_row(r) for r in rows]
+    records = [r for r in rows]
     (tmp_path / "d.csv").write_text(
         "deploymentID,latitude,longitude,folder,camera\n"
         "any,1,2,traps,\nreconyx,1,2,traps,RECONYX HC600\nb,1,2,/media/card/traps/B,\n"
@@ -715,10 +713,10 @@ def test_ten_thousand_rows_export_in_seconds(tmp_path, deployments, capsys):
 def test_record_from_row_matches_the_file(tmp_path):
     rows = predict_rows()
     from_file = read_predictions(write_predict_csv(tmp_path / "p.csv", rows)).records
-    in_memory = [record_from_row(r) for r in rows]
+    in_memory = [r for r in rows]
     assert [r.path for r in in_memory] == [r.path for r in from_file]
     assert [r.kind() for r in in_memory] == [r.kind() for r in from_file]
-    assert isinstance(in_memory[0], Record)
+    assert isinstance(in_memory[0], Row)
 
 
 def test_a_spreadsheet_saved_with_semicolons_is_read(tmp_path):
@@ -763,7 +761,7 @@ def test_photos_without_exif_time_use_the_files_time_when_here(tmp_path):
         Row(str(folder / "gone.jpg"), "zebra", 0.9, "ok"),
     ]
     (tmp_path / "d.csv").write_text(f"deploymentID,latitude,longitude,folder\nd1,1,2,{folder}\n")
-    records = [record_from_row(r) for r in rows]
+    records = [r for r in rows]
     result = write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(tmp_path / "d.csv"))
     assert_camtrap_dp_valid(tmp_path / "p.zip", tmp_path / "unzipped")
     media = read_table(tmp_path / "unzipped", "media")
@@ -796,7 +794,7 @@ def test_record_from_row_takes_the_pipelines_own_boxes(tmp_path):
         PipelineBox((0.1, 0.2, 0.3, 0.4), 0.93, "zebra", 0.9, (("zebra", 0.9),), "species", "ok"),
         PipelineBox((0.6, 0.1, 0.2, 0.5), 0.8, "human", 0.7, (("human", 0.7),), "", "ok"),
     )
-    in_memory = record_from_row(row)
+    in_memory = row
     from_file = read_predictions(write_predict_csv(tmp_path / "p.csv", [row])).records[0]
     assert in_memory == from_file
     results = megadetector_results([in_memory])
@@ -817,7 +815,7 @@ def test_a_person_labelling_an_unreadable_photo_is_an_observation(tmp_path, depl
     rows = predict_rows()
     rows[3].label, rows[3].classification_method, rows[3].classified_by = "zebra", "human", "A. Ranger"
     rows[3].datetime = datetime(2024, 3, 1, 6, 10, 9)
-    records = [record_from_row(r) for r in rows]
+    records = [r for r in rows]
     assert records[3].kind() == "animal" and records[4].kind() == "blank"
     assert megadetector_results(records)["images"][3]["failure"]  # the detector still could not read it
     write_camtrap_dp(records, tmp_path / "p.zip", deployments=read_deployments(deployments))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +21,10 @@ from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_model
 from classifier.results.sequences import assign_sequences
 from classifier.schema.observations import per_detection
-from classifier.schema.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Row
+from classifier.schema.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Detection, Row
 from conftest import make_tiny_image
 
 FRAME = (480, 320)
-
-
-@dataclass(frozen=True)
-class Box:
-    bbox: tuple[float, float, float, float]
-    confidence: float
 
 
 class PastedAnimals:
@@ -38,12 +32,12 @@ class PastedAnimals:
 
     input_size = 64
 
-    def __init__(self, boxes: list[Box], confidence: float = 0.25) -> None:
+    def __init__(self, boxes: list[Detection], confidence: float = 0.25) -> None:
         self.boxes, self.confidence = boxes, confidence
 
     def detect(self, images, confidence=None):
         floor = self.confidence if confidence is None else confidence
-        return [[b for b in self.boxes if b.confidence >= floor] for _ in images]
+        return [[b for b in self.boxes if b.detector_conf >= floor] for _ in images]
 
 
 def frame_with(animals: list[tuple[str, tuple[int, int]]], size: tuple[int, int] = FRAME) -> Image.Image:
@@ -54,8 +48,8 @@ def frame_with(animals: list[tuple[str, tuple[int, int]]], size: tuple[int, int]
     return canvas
 
 
-def box_at(corner: tuple[int, int], size: tuple[int, int] = FRAME, confidence: float = 0.9) -> Box:
-    return Box((corner[0] / size[0], corner[1] / size[1], 96 / size[0], 96 / size[1]), confidence)
+def box_at(corner: tuple[int, int], size: tuple[int, int] = FRAME, confidence: float = 0.9) -> Detection:
+    return Detection((corner[0] / size[0], corner[1] / size[1], 96 / size[0], 96 / size[1]), confidence)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +87,8 @@ def test_a_speck_the_detector_barely_believes_neither_leads_nor_counts(model) ->
 
 
 def test_two_boxes_on_one_animal_count_once(model) -> None:
-    body = Box((20 / 480, 30 / 320, 0.4, 0.6), 0.9)  # a big animal, and a box on its head
-    head = Box((40 / 480, 40 / 320, 0.1, 0.15), 0.7)
+    body = Detection((20 / 480, 30 / 320, 0.4, 0.6), 0.9)  # a big animal, and a box on its head
+    head = Detection((40 / 480, 40 / 320, 0.1, 0.15), 0.7)
     canvas = frame_with([])
     canvas.paste(make_tiny_image("red", seed=7, size=192), (20, 30))
     row = Predictor(model, detector=PastedAnimals([body, head]), crop_margin=0.0).frame_row(canvas)

@@ -26,7 +26,7 @@ from classifier.results.review import (
     deployments_from_table,
     drawn,
 )
-from classifier.schema.predictions_file import ExportError, parse_predictions, record_from_row
+from classifier.schema.predictions_file import ExportError, parse_predictions
 from review_rows import ANIMAL_BOX, PERSON_BOX, batch_rows, csv_text, json_text, photo_bytes, photo_zip
 
 ODD = 'gazelle, "Thomson\'s"'  # a label with a comma, double quotes and an apostrophe
@@ -34,7 +34,7 @@ WHEN = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
 def review_of(rows, **options) -> Review:
-    return Review([record_from_row(r) for r in rows], classes=("blue", "green", "red"), **options)
+    return Review([r for r in rows], classes=("blue", "green", "red"), **options)
 
 
 def test_the_queue_holds_what_needs_a_person_in_file_order():
@@ -135,9 +135,9 @@ def test_next_to_review_walks_the_queue_and_wraps_round():
 
 
 def test_the_labels_offered_are_the_models_then_the_typed_ones_without_blank_and_unknown():
-    review = Review([record_from_row(r) for r in batch_rows(4)], classes=("zebra", "blank", "human"))
+    review = Review([r for r in batch_rows(4)], classes=("zebra", "blank", "human"))
     assert review.labels() == ["zebra", "human"]
-    no_model = Review([record_from_row(r) for r in batch_rows(8)])
+    no_model = Review([r for r in batch_rows(8)])
     assert no_model.labels() == ["blue", "green", "red"]  # what the file holds, its guesses too
     assert no_model.model_name == "tiny"
 
@@ -218,7 +218,7 @@ def test_pictures_have_boxes_and_blurred_people_and_say_why_when_missing():
     rows = batch_rows(8)
     photos = Photos()
     photos.add([("trap.zip", photo_zip(rows, strip=""))])
-    review = Review([record_from_row(r) for r in rows], photos)
+    review = Review([r for r in rows], photos)
     with_person, why = photos.picture(review.records[7], 240)
     plain, _ = photos.picture(review.records[4], 240)
     assert why == "" and Image.open(io.BytesIO(with_person)).size == (96, 96)  # never enlarged
@@ -236,7 +236,7 @@ def test_pictures_have_boxes_and_blurred_people_and_say_why_when_missing():
 
 def test_boxes_show_the_reviewers_label_and_people_as_human():
     rows = batch_rows(8)
-    review = Review([record_from_row(r) for r in rows])
+    review = Review([r for r in rows])
     review.relabel(7, "green")
     boxes = boxes_to_draw(review.records[7])
     assert [(b.bbox, b.label, b.confidence) for b in boxes] == [
@@ -251,7 +251,7 @@ def test_boxes_show_the_reviewers_label_and_people_as_human():
 
 def test_exports_carry_the_corrections():
     rows = batch_rows(8)
-    review = Review([record_from_row(r) for r in rows])
+    review = Review([r for r in rows])
     review.relabel(1, "green", by="A. Ranger", at=WHEN)
     review.relabel(5, "unknown", by="A. Ranger", at=WHEN)  # an unreadable photo, looked at elsewhere
     text, warnings = review.to_megadetector()
@@ -274,7 +274,7 @@ def test_exports_carry_the_corrections():
 
 
 def test_a_deployments_table_without_coordinates_is_refused_in_one_line():
-    table = Review([record_from_row(r) for r in batch_rows(4)]).deployment_table()
+    table = Review([r for r in batch_rows(4)]).deployment_table()
     table[0]["latitude"] = float("nan")
     with pytest.raises(ExportError) as error:
         deployments_from_table(table)

@@ -32,7 +32,7 @@ from classifier.results.season import analyse
 from classifier.results.season_files import write_season
 from classifier.results.season_input import SeasonError, from_records, load_season
 from classifier.results.taxa import Taxon
-from classifier.schema.predictions_file import Record
+from classifier.schema.rows import Row
 from tests.test_camtrap_dp import write_package
 
 ZEBRA, GENET, LION = "Equus quagga", "Genetta genetta", "Panthera leo"
@@ -182,7 +182,7 @@ def test_predictions_give_the_figures_of_their_own_export(tmp_path):
     )
     taken = [(1, 6, 0), (1, 6, 20), (1, 9, 0), (2, 21, 0), (3, 4, 0)]
     records = [
-        Record(f"traps/{'AB'[i % 2]}/{i}.jpg", label, 0.9, "ok", datetime=datetime(2024, 3, d, h, m),
+        Row(f"traps/{'AB'[i % 2]}/{i}.jpg", label, 0.9, "ok", datetime=datetime(2024, 3, d, h, m),
                observation_type="animal", sequence_id=f"s{i}")
         for i, ((d, h, m), label) in enumerate(zip(taken * 2, ["zebra"] * 5 + ["cat (Felidae)"] * 5, strict=True))
     ]  # fmt: skip
@@ -200,7 +200,7 @@ def test_predictions_give_the_figures_of_their_own_export(tmp_path):
 
 def test_predictions_without_deployments_are_folders_without_positions(tmp_path):
     records = [
-        Record(f"card/{site}/{i}.jpg", "zebra", 0.9, "ok", datetime=datetime(2024, 3, 1 + i, 19 + i, 0))
+        Row(f"card/{site}/{i}.jpg", "zebra", 0.9, "ok", datetime=datetime(2024, 3, 1 + i, 19 + i, 0))
         for site in ("north", "south")
         for i in range(3)
     ]

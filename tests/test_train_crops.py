@@ -4,20 +4,14 @@ independent of ../shared; tests/test_detect.py checks the real one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from classifier.models.bundles import detector_settings, read_bundle
+from classifier.schema.rows import Detection
 from conftest import tiny_config, write_tiny_dataset
-
-
-@dataclass(frozen=True)
-class Box:
-    bbox: tuple[float, float, float, float]
-    confidence: float
 
 
 class MiddleOfRedAndGreen:
@@ -28,11 +22,11 @@ class MiddleOfRedAndGreen:
     def __init__(self, confidence: float) -> None:
         self.confidence = confidence
 
-    def detect(self, images: list[Image.Image], confidence: float | None = None) -> list[list[Box]]:
+    def detect(self, images: list[Image.Image], confidence: float | None = None) -> list[list[Detection]]:
         found = []
         for image in images:
             red, green, blue = image.resize((1, 1)).getpixel((0, 0))
-            found.append([] if blue > max(red, green) else [Box((0.25, 0.25, 0.5, 0.5), 0.9)])
+            found.append([] if blue > max(red, green) else [Detection((0.25, 0.25, 0.5, 0.5), 0.9)])
         return found
 
 

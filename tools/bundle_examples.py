@@ -41,9 +41,10 @@ from classifier.models.bundle_photos import (
     write_examples,
 )
 from classifier.models.bundles import Bundle, resolve_bundle
-from classifier.models.detect import Detection, detector_for
+from classifier.models.detect import detector_for
 from classifier.models.runtimes import TORCH
 from classifier.results.annotate import blur
+from classifier.schema.rows import Detection
 
 README_START = "<!-- examples: written by tools/bundle_examples.py -->"
 README_END = "<!-- /examples -->"
@@ -113,7 +114,7 @@ def _size(box: Detection | None) -> str:
     return (
         "whole photo"
         if box is None
-        else f"{box.bbox[2] * box.bbox[3]:.0%} of the frame at {box.confidence:.2f}"
+        else f"{box.bbox[2] * box.bbox[3]:.0%} of the frame at {box.detector_conf:.2f}"
     )
 
 

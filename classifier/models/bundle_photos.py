@@ -28,7 +28,7 @@ from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
 from classifier.models.bundles import MODELS_DIR, Bundle, BundleError
 
 if TYPE_CHECKING:  # the detector's module brings torch, which a page showing a photo does not need
-    from classifier.models.detect import Detection
+    from classifier.schema.rows import Detection
 
 EXAMPLES_DIR = "examples"
 MANIFEST = "examples.json"
@@ -118,7 +118,7 @@ def clearness(detection: Detection) -> float:
     halved for each edge of the frame it touches (an animal cut off by the frame)."""
     x, y, w, h = detection.bbox
     edges = sum(side < EDGE for side in (x, y, 1 - x - w, 1 - y - h))
-    return min(w * h, CLOSE_UP) * detection.confidence * 0.5**edges
+    return min(w * h, CLOSE_UP) * detection.detector_conf * 0.5**edges
 
 
 def pick_example(candidates: Sequence[tuple[str, Sequence[Detection]]]) -> tuple[str, Detection | None]:

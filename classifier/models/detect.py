@@ -20,7 +20,6 @@ import hashlib
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from classifier.intake.images import ImageError, Source, load_photo
 from classifier.models import runtimes
 from classifier.models.bundles import Bundle, BundleError, detector_settings
 from classifier.models.yolox import CHANNEL_ORDER, YOLOX, postprocess
+from classifier.schema.rows import Detection
 
 # From benchmarks/detector.py on the 439 frames of ../shared/data/camera_traps (2026-12-01), fed RGB at 640 px:
 # share of animal frames keeping a box / of the 6 empty frames left without one, by threshold:
@@ -50,16 +50,6 @@ INSTALL_HINT = "run `make install` (or pip install ./vendor/megadetector-lite)"
 
 class DetectorUnavailable(RuntimeError):
     """The detector's weights are missing or not the pinned file; the message is one line saying what to do."""
-
-
-@dataclass(frozen=True)
-class Detection:
-    bbox: tuple[float, float, float, float]  # x, y, width, height; fractions of the photo, from the top left
-    confidence: float
-
-    def as_dict(self) -> dict[str, object]:
-        """The detection as DESIGN.md's `detections` entries name it (`bbox`, `detector_conf`)."""
-        return {"bbox": [round(v, 6) for v in self.bbox], "detector_conf": round(self.confidence, 6)}
 
 
 def weights_path() -> Path:
@@ -226,7 +216,7 @@ class Detector:
         for x1, y1, x2, y2, score, _ in boxes.tolist():
             left, right = _clip(x1 / scale / width), _clip(x2 / scale / width)
             top, bottom = _clip(y1 / scale / height), _clip(y2 / scale / height)
-            found.append(Detection(bbox=(left, top, right - left, bottom - top), confidence=score))
+            found.append(Detection(bbox=(left, top, right - left, bottom - top), detector_conf=score))
         return found
 
 

@@ -284,7 +284,8 @@ class Predictor:
         assert self.detector is not None
         found = self.detector.detect(frames, confidence=min(DETECTOR_FLOOR, self.detector.confidence))
         kept = [
-            [b for b in boxes if b.confidence >= self.detector.confidence][:MAX_DETECTIONS] for boxes in found
+            [b for b in boxes if b.detector_conf >= self.detector.confidence][:MAX_DETECTIONS]
+            for boxes in found
         ]
         crops = [
             np.array(self._squish(crop_box(frame, b.bbox, self.crop_margin)))
@@ -299,10 +300,10 @@ class Predictor:
         for animals, boxes, whole, frame_f in zip(kept, found, whole_p, whole_f, strict=True):
             joined = [torch.sqrt(next(crop_p) * whole) for _ in animals]
             boxed = [
-                Found(b.bbox, b.confidence, (p / p.sum()).numpy())
+                Found(b.bbox, b.detector_conf, (p / p.sum()).numpy())
                 for b, p in zip(animals, joined, strict=True)
             ]
-            best = max((b.confidence for b in boxes), default=0.0)
+            best = max((b.detector_conf for b in boxes), default=0.0)
             evidence.append(Seen(boxed, whole.numpy(), best, [*(next(crop_f) for _ in animals), frame_f]))
         return evidence
 

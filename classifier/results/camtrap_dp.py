@@ -1,4 +1,4 @@
-"""Camtrap DP 1.0.2 packages of `Record`s (`write_camtrap_dp`), and the `--metadata` merged over their
+"""Camtrap DP 1.0.2 packages of `Row`s (`write_camtrap_dp`), and the `--metadata` merged over their
 datapackage.json (`read_metadata`).
 
     write_camtrap_dp(records, "package.zip", deployments=read_deployments("deployments.csv"))
@@ -40,8 +40,8 @@ from classifier.results.megadetector import (
 )
 from classifier.results.output import ExportResult, atomic_output
 from classifier.results.taxa import Taxon, _one_line, label_taxon, taxonomic_entry
-from classifier.schema.predictions_file import ExportError, Record, _Bad
-from classifier.schema.rows import ERROR, UNCERTAIN
+from classifier.schema.predictions_file import BadValue, ExportError
+from classifier.schema.rows import ERROR, UNCERTAIN, Row
 
 CAMTRAP_DP_VERSION = VERSION
 CAMTRAP_DP_BASE = f"https://raw.githubusercontent.com/tdwg/camtrap-dp/{CAMTRAP_DP_VERSION}"
@@ -73,7 +73,7 @@ class PackageContent:
 
 
 def write_camtrap_dp(
-    records: Sequence[Record],
+    records: Sequence[Row],
     out: str | Path,
     *,
     deployments: Sequence[Deployment] | None,
@@ -127,7 +127,7 @@ def write_camtrap_dp(
 
 
 def camtrap_dp_content(
-    records: Sequence[Record],
+    records: Sequence[Row],
     deployments: Sequence[Deployment],
     *,
     taxa: dict[str, Taxon] | None = None,
@@ -143,7 +143,7 @@ def camtrap_dp_content(
     match = _Matcher(deployments)
     try:
         zones = {d.deployment_id: _zone(d.timezone) if d.timezone else None for d in deployments}
-    except _Bad as exc:
+    except BadValue as exc:
         raise ExportError(f"deployments: {exc}") from None
     classified_at = classified_at or datetime.now(UTC)
     by_deployment: dict[str, list[datetime]] = defaultdict(list)
@@ -306,7 +306,7 @@ def _media_type(path: str) -> str:
 
 
 def _media_row(
-    record: Record, media_id: str, deployment: Deployment, when: datetime, capture_method: str
+    record: Row, media_id: str, deployment: Deployment, when: datetime, capture_method: str
 ) -> dict[str, Any]:
     path = record.path.replace("\\", "/")
     return {
@@ -323,7 +323,7 @@ def _media_row(
 
 
 def _observation_rows(
-    record: Record,
+    record: Row,
     media_id: str,
     deployment: Deployment,
     when: datetime,
@@ -465,7 +465,7 @@ def _datapackage(
     starts: list[datetime],
     ends: list[datetime],
     names: _Names,
-    records: Sequence[Record],
+    records: Sequence[Row],
     created: datetime,
     media_root: str | None,
 ) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from classifier.schema.predictions_file import ExportError, Record, _Bad, _datetime, _number
+from classifier.schema.predictions_file import BadValue, ExportError, parse_datetime, parse_number
+from classifier.schema.rows import Row
 
 # Columns of the --deployments CSV: the first four are required.
 DEPLOYMENT_COLUMNS = ("deploymentID", "latitude", "longitude", "folder")
@@ -78,7 +79,7 @@ def parse_deployments(data: bytes | str, *, name: str = "deployments") -> list[D
         where = f"{name}: line {reader.line_num}"
         try:
             deployment = _deployment(values)
-        except _Bad as exc:
+        except BadValue as exc:
             raise ExportError(f"{where}: {exc}") from None
         if deployment.deployment_id in seen:
             raise ExportError(f"{where}: deploymentID {deployment.deployment_id!r} is given twice.")
@@ -92,24 +93,27 @@ def parse_deployments(data: bytes | str, *, name: str = "deployments") -> list[D
 def _deployment(values: dict[str, str]) -> Deployment:
     ident = values["deploymentID"]
     if not ident:
-        raise _Bad("'deploymentID' is empty.")
-    latitude, longitude = _number(values["latitude"], "latitude"), _number(values["longitude"], "longitude")
+        raise BadValue("'deploymentID' is empty.")
+    latitude, longitude = (
+        parse_number(values["latitude"], "latitude"),
+        parse_number(values["longitude"], "longitude"),
+    )
     if latitude is None or longitude is None:
-        raise _Bad(f"deployment {ident!r} needs a latitude and a longitude (decimal degrees, WGS84).")
+        raise BadValue(f"deployment {ident!r} needs a latitude and a longitude (decimal degrees, WGS84).")
     if not -90 <= latitude <= 90 or not -180 <= longitude <= 180:
-        raise _Bad(
+        raise BadValue(
             f"deployment {ident!r}: latitude must be -90..90 and longitude -180..180 (decimal degrees)."
         )
     if not values["folder"]:
-        raise _Bad(f"deployment {ident!r}: 'folder' is empty (the folder its photos are in).")
+        raise BadValue(f"deployment {ident!r}: 'folder' is empty (the folder its photos are in).")
     zone = values.get("timezone", "")
     if zone:
         _zone(zone)  # refused now rather than half-way through the export
-    uncertainty = _number(values.get("coordinateUncertainty"), "coordinateUncertainty")
+    uncertainty = parse_number(values.get("coordinateUncertainty"), "coordinateUncertainty")
     if uncertainty is not None and (uncertainty < 1 or uncertainty != int(uncertainty)):
-        raise _Bad("'coordinateUncertainty' must be a whole number of metres, 1 or more.")
-    start = _datetime(values.get("deploymentStart"), "deploymentStart")
-    end = _datetime(values.get("deploymentEnd"), "deploymentEnd")
+        raise BadValue("'coordinateUncertainty' must be a whole number of metres, 1 or more.")
+    start = parse_datetime(values.get("deploymentStart"), "deploymentStart")
+    end = parse_datetime(values.get("deploymentEnd"), "deploymentEnd")
     return Deployment(
         deployment_id=ident,
         latitude=latitude,
@@ -140,7 +144,7 @@ def _zone(text: str) -> tzinfo:
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _Bad(
+        raise BadValue(
             f"'timezone' {text!r} is not a UTC offset (+03:00) or a time zone name (Africa/Nairobi)."
         ) from None
 
@@ -160,7 +164,7 @@ class _Matcher:
         self.deployments = [(d, _parts(d.folder)) for d in deployments]
         self.cache: dict[tuple[str, str], Deployment | None] = {}
 
-    def __call__(self, record: Record) -> Deployment | None:
+    def __call__(self, record: Row) -> Deployment | None:
         parent = record.path.replace("\\", "/").rpartition("/")[0] or "."
         key = (parent, record.camera)
         if key not in self.cache:
@@ -193,7 +197,7 @@ def _contains(parent: tuple[str, ...], folder: tuple[str, ...]) -> bool:
     return any(parent[i : i + n] == folder for i in range(len(parent) - n + 1))
 
 
-def named_groups(records: Iterable[Record]) -> list[tuple[str, str, str, int]]:
+def named_groups(records: Iterable[Row]) -> list[tuple[str, str, str, int]]:
     """(folder, camera, deploymentID, photos) of the photos' folder/camera groups, each group named after
     its folder and camera ("A-RECONYX-HC600"), in first-seen order: deployments for a person to place."""
     named, used = [], set()
@@ -208,7 +212,7 @@ def named_groups(records: Iterable[Record]) -> list[tuple[str, str, str, int]]:
     return named
 
 
-def folder_deployments(records: Iterable[Record]) -> list[Deployment]:
+def folder_deployments(records: Iterable[Row]) -> list[Deployment]:
     """One deployment per folder and camera of the photos (`named_groups`), without a position or dates:
     what the season's analysis uses when no deployments CSV is given."""
     return [
@@ -216,7 +220,7 @@ def folder_deployments(records: Iterable[Record]) -> list[Deployment]:
     ]
 
 
-def deployment_groups(records: Iterable[Record]) -> list[tuple[str, str, int]]:
+def deployment_groups(records: Iterable[Row]) -> list[tuple[str, str, int]]:
     """(folder, camera, photos) of the photos, in first-seen order: the deployments to describe."""
     groups: Counter[tuple[str, str]] = Counter()
     for record in records:

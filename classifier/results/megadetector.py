@@ -1,4 +1,4 @@
-"""MegaDetector batch output, format 1.6, of `Record`s: `megadetector_results` makes it, `write_megadetector`
+"""MegaDetector batch output, format 1.6, of `Row`s: `megadetector_results` makes it, `write_megadetector`
 writes it.
 
     results = megadetector_results(records)                       # MegaDetector batch output 1.6
@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from classifier.results.taxa import Taxon
-from classifier.schema.predictions_file import _MD_CATEGORY, _RANKS, NON_ANIMAL_LABELS, Detection, Record
-from classifier.schema.rows import ERROR
+from classifier.schema.predictions_file import MD_CATEGORIES
+from classifier.schema.rows import ERROR, RANKS, TYPE_OF_LABEL, Detection, Row
 
 CLASSIFIER_NAME = "wildlife-classifier"
 
@@ -33,7 +33,7 @@ MD_DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
 
 
 def megadetector_results(
-    records: Sequence[Record],
+    records: Sequence[Row],
     *,
     classifier: str | None = None,
     detector: str | None = None,
@@ -133,7 +133,7 @@ def write_megadetector(results: dict[str, Any], stream: IO[str]) -> None:
     stream.write("\n ]\n}\n")
 
 
-def _reviewed_label(record: Record, box: Detection) -> str:
+def _reviewed_label(record: Row, box: Detection) -> str:
     """The reviewer's label for an animal box ('' when the box keeps its own): see `megadetector_results`."""
     if not (record.reviewed and record.label) or _md_category(box) != "1":
         return ""
@@ -149,12 +149,12 @@ def _clamped(bbox: Sequence[float]) -> tuple[float, float, float, float]:
 
 def _md_category(detection: Detection) -> str:
     if detection.category:
-        return _MD_CATEGORY[detection.category]
-    kind = NON_ANIMAL_LABELS.get(detection.label.casefold(), "animal")
-    return _MD_CATEGORY.get(kind, "1")
+        return MD_CATEGORIES[detection.category]
+    kind = TYPE_OF_LABEL.get(detection.label.casefold(), "animal")
+    return MD_CATEGORIES.get(kind, "1")
 
 
-def _frame_answer(record: Record) -> list[tuple[str, float]]:
+def _frame_answer(record: Row) -> list[tuple[str, float]]:
     """The whole-frame answer's ranking: the row's top-k, else its label (also when a pseudo-detection
     in the detections column carries it)."""
     if record.top_k:
@@ -172,11 +172,11 @@ def _md_description(taxon: Taxon | None) -> str:
     if taxon is None:
         return ""
     if taxon.taxonomy:
-        names = [taxon.taxonomy.get(rank, "") for rank in reversed(_RANKS)]
+        names = [taxon.taxonomy.get(rank, "") for rank in reversed(RANKS)]
         return ";".join(n.casefold() for n in names)
     return (taxon.scientific_name or "").casefold()
 
 
-def _classifier_name(records: Sequence[Record]) -> str:
+def _classifier_name(records: Sequence[Row]) -> str:
     names = Counter(r.classified_by for r in records if r.classified_by and not r.reviewed)
     return names.most_common(1)[0][0] if names else CLASSIFIER_NAME

@@ -21,13 +21,13 @@ from classifier.intake.decoding import photo_sha256
 from classifier.models.bundles import Bundle
 from classifier.models.embeddings import embeddings_for, photo_keys
 from classifier.models.engines import PredictorOptions
-from classifier.schema.predictions_file import Predictions, Record
+from classifier.schema.predictions_file import Predictions
 from classifier.schema.rows import BLANK, ERROR, OK, PERSON, Row
 
 NEIGHBOURS = 5  # how many nearest photos say how typical a photo is
 
 
-def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Path) -> list[Record]:
+def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Path) -> list[Row]:
     """The rows of a predictions file (photos under `root` when relative) a person should review first.
     Photos whose embeddings were not kept (a file from elsewhere) are run through `bundle` once, which
     keeps them; photos that are not on this machine are left out."""
@@ -51,9 +51,7 @@ def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Pa
     return [records[i] for i in teaching_order(records, vectors, size)]
 
 
-def teaching_order(
-    rows: Sequence[Row | Record], vectors: Sequence[np.ndarray | None], size: int
-) -> list[int]:
+def teaching_order(rows: Sequence[Row], vectors: Sequence[np.ndarray | None], size: int) -> list[int]:
     """The indices of up to `size` rows to review first, in the order to review them: one photo a
     sequence, then, when every sequence has one asked, the other photos of the sequences the same way."""
     firsts, others = _one_a_sequence(rows, [v is not None for v in vectors])
@@ -79,7 +77,7 @@ def teaching_order(
     return [candidates[i] for i in chosen]
 
 
-def _one_a_sequence(rows: Sequence[Row | Record], seen: Sequence[bool]) -> tuple[list[int], list[int]]:
+def _one_a_sequence(rows: Sequence[Row], seen: Sequence[bool]) -> tuple[list[int], list[int]]:
     """The rows that may be asked, in file order: one a sequence (its least sure), and the others."""
     askable = [
         i
@@ -98,5 +96,5 @@ def _one_a_sequence(rows: Sequence[Row | Record], seen: Sequence[bool]) -> tuple
     return firsts, [i for i in askable if i not in set(firsts)]
 
 
-def _sureness(row: Row | Record) -> float:
+def _sureness(row: Row) -> float:
     return (row.confidence or 0.0) + (1.0 if row.status == OK else 0.0)

@@ -45,7 +45,7 @@ import tempfile
 import weakref
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha1
 from pathlib import Path, PurePosixPath
@@ -62,8 +62,20 @@ from classifier.results.deployments import (
 )
 from classifier.results.megadetector import megadetector_results, write_megadetector
 from classifier.results.taxa import Taxon
-from classifier.schema.predictions_file import ExportError, Record, parse_predictions, write_csv
-from classifier.schema.rows import ANIMAL, BLANK, ERROR, HUMAN, OK, PERSON, UNCERTAIN, UNKNOWN, VEHICLE
+from classifier.schema.observations import label_type
+from classifier.schema.predictions_file import ExportError, parse_predictions, write_csv
+from classifier.schema.rows import (
+    ANIMAL,
+    BLANK,
+    ERROR,
+    HUMAN,
+    OK,
+    PERSON,
+    UNCERTAIN,
+    UNKNOWN,
+    Detection,
+    Row,
+)
 
 SPOT_CHECK_SHARE = 0.05  # of the sure answers, drawn for a person to check
 SPOT_CHECK_SEED = 0
@@ -71,15 +83,6 @@ DEFAULT_REVIEWER = "reviewer"
 BLANK_LABEL, UNKNOWN_LABEL = "blank", "unknown"
 MAX_LABEL_LENGTH = 100
 UNDO_STEPS = 200  # corrections kept for undo
-# What a label means as an observation type (the field's words); any other label is an animal.
-LABEL_TYPES = {
-    "blank": BLANK,
-    "empty": BLANK,
-    "human": HUMAN,
-    "person": HUMAN,
-    "vehicle": VEHICLE,
-    "unknown": UNKNOWN,
-}
 
 # Why a row is in the queue.
 UNREADABLE = "unreadable"
@@ -110,12 +113,7 @@ def clean_label(text: str) -> str:
     return label
 
 
-def label_type(label: str) -> str:
-    """The observation type a person's label means: blank, human, vehicle, unknown, else animal."""
-    return LABEL_TYPES.get(label.casefold(), ANIMAL)
-
-
-def relabelled(record: Record, label: str, *, by: str, at: datetime | None = None) -> Record:
+def relabelled(record: Row, label: str, *, by: str, at: datetime | None = None) -> Row:
     """A copy of `record` as corrected by a person (see the module's docstring)."""
     kind = label_type(label)
     count = record.count
@@ -141,16 +139,7 @@ def drawn(path: str, seed: int = SPOT_CHECK_SEED) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-@dataclass(frozen=True)
-class Box:
-    """A box to draw: what `classifier.results.annotate` needs (people's boxes are labelled `human`)."""
-
-    bbox: tuple[float, float, float, float]
-    label: str
-    confidence: float | None
-
-
-def boxes_to_draw(record: Record) -> list[Box]:
+def boxes_to_draw(record: Row) -> list[Detection]:
     """The detector's boxes with the labels a person sees: a reviewer's label on the frame's animal boxes
     when they all had one label (as the exports write them); a person's box always as `human`."""
     boxes = record.boxes
@@ -164,7 +153,7 @@ def boxes_to_draw(record: Record) -> list[Box]:
             label = label or "vehicle"
         elif record.reviewed and record.label and len(animals) <= 1 and _is_animal(label):
             label, confidence = record.label, None
-        shown.append(Box(tuple(box.bbox), label, confidence))  # type: ignore[arg-type]
+        shown.append(replace(box, label=label, confidence=confidence))
     return shown
 
 
@@ -248,7 +237,7 @@ class Photos:
                 return next(iter(keys)) if len(keys) == 1 else None  # shorter tails are as ambiguous
         return None
 
-    def picture(self, record: Record, size: int = 480) -> tuple[bytes | None, str]:
+    def picture(self, record: Row, size: int = 480) -> tuple[bytes | None, str]:
         """A JPEG of the row's photo at most `size` px, boxes drawn and people blurred, or None and why.
 
         A photo labelled human without a person's box (a whole-frame answer) is blurred whole.
@@ -269,7 +258,7 @@ class Photos:
         return result
 
     def _draw(
-        self, item: InputItem, boxes: list[Box], size: int, whole_person: bool
+        self, item: InputItem, boxes: list[Detection], size: int, whole_person: bool
     ) -> tuple[bytes | None, str]:
         from classifier.results.annotate import annotate, blur
 
@@ -307,7 +296,7 @@ class Review:
 
     def __init__(
         self,
-        records: Sequence[Record],
+        records: Sequence[Row],
         photos: Photos | None = None,
         *,
         classes: Sequence[str] = (),
@@ -317,7 +306,7 @@ class Review:
         include_blanks: bool = False,
         origin: object = None,
     ) -> None:
-        self.records: list[Record] = list(records)
+        self.records: list[Row] = list(records)
         self.origin = origin  # where the rows came from (the app: which batch), for the caller
         self.photos = photos
         self.classes = tuple(classes)
@@ -326,7 +315,7 @@ class Review:
         self.share = share
         self.include_blanks = include_blanks
         self.version = 0  # changes with every correction and undo
-        self._history: list[list[tuple[int, Record]]] = []
+        self._history: list[list[tuple[int, Row]]] = []
         self._draws = [drawn(r.path, seed) for r in self.records]
         self._sequences: dict[str, list[int]] = defaultdict(list)
         for index, record in enumerate(self.records):
@@ -441,7 +430,7 @@ class Review:
         self._changed()
         return indices
 
-    def replace_answers(self, answers: dict[int, Record]) -> int:
+    def replace_answers(self, answers: dict[int, Row]) -> int:
         """The model's answers for these rows replaced (a retrained model's); one undo step. Returns how
         many labels changed."""
         step = [(i, self.records[i]) for i in answers]
@@ -530,7 +519,7 @@ class Review:
         ]
 
 
-def csv_text(records: Sequence[Record]) -> str:
+def csv_text(records: Sequence[Row]) -> str:
     """The rows as a predictions CSV with the correction columns (`classifier.schema.predictions_file.EXPORT_COLUMNS`):
     what a person downloads, and uploads again to go on."""
     buffer = io.StringIO()
@@ -538,9 +527,7 @@ def csv_text(records: Sequence[Record]) -> str:
     return buffer.getvalue()
 
 
-def megadetector_text(
-    records: Sequence[Record], taxa: dict[str, Taxon] | None = None
-) -> tuple[str, list[str]]:
+def megadetector_text(records: Sequence[Row], taxa: dict[str, Taxon] | None = None) -> tuple[str, list[str]]:
     """MegaDetector batch output 1.6 as text, and the export's warnings."""
     warnings: list[str] = []
     results = megadetector_results(records, taxa=taxa, warnings=warnings)
@@ -550,7 +537,7 @@ def megadetector_text(
 
 
 def camtrap_dp_zip(
-    records: Sequence[Record], deployments: Sequence[Deployment], taxa: dict[str, Taxon] | None = None
+    records: Sequence[Row], deployments: Sequence[Deployment], taxa: dict[str, Taxon] | None = None
 ) -> tuple[bytes, list[str]]:
     """A Camtrap DP 1.0 zip and its warnings; raises `ExportError` (one line) when it cannot be made."""
     with tempfile.TemporaryDirectory(prefix="review-camtrap-") as folder:

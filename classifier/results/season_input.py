@@ -21,7 +21,8 @@ from classifier.intake.camtrap_dp_schema import TABLES, Problem, field_names, pa
 from classifier.results.camtrap_dp import camtrap_dp_content
 from classifier.results.deployments import Deployment, folder_deployments, read_deployments
 from classifier.results.taxa import Taxon, load_taxa
-from classifier.schema.predictions_file import ExportError, Record, read_predictions
+from classifier.schema.predictions_file import ExportError, read_predictions
+from classifier.schema.rows import Row
 
 
 class SeasonError(ValueError):
@@ -103,7 +104,7 @@ def _is_package(path: Path) -> bool:
 
 
 def from_records(
-    records: Sequence[Record],
+    records: Sequence[Row],
     deployments: Sequence[Deployment] | None,
     taxa: dict[str, Taxon] | None = None,
     *,

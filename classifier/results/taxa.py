@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from classifier.knowledge.taxonomy import label_parts
-from classifier.schema.predictions_file import _RANKS, ExportError
+from classifier.schema.predictions_file import ExportError
+from classifier.schema.rows import RANKS
 
 # -------------------------------------------------------------------------------------- species taxonomy
 
@@ -30,7 +31,7 @@ class Taxon:
         """
         t = self.taxonomy
         if t:
-            wanted = _RANKS[_RANKS.index(rank) :] if rank in _RANKS else _RANKS
+            wanted = RANKS[RANKS.index(rank) :] if rank in RANKS else RANKS
             for level in wanted:
                 name = t.get(level, "")
                 if not name:
@@ -54,7 +55,7 @@ def label_taxon(label: str, rank: str, taxa: Mapping[str, Taxon]) -> tuple[str, 
         name, found = taxon.name_and_rank(rank)
         return name, found, taxon.common_name if (name, found) == taxon.name_and_rank() else ""
     parts = label_parts(label)
-    if rank in _RANKS[1:] and parts:
+    if rank in RANKS[1:] and parts:
         return parts[0], rank, parts[1]
     return "", "", ""
 
@@ -64,7 +65,7 @@ def taxonomic_entry(name: str, rank: str, common: str, taxa: Mapping[str, Taxon]
     entry: dict[str, object] = {"scientificName": name}
     if rank:
         entry["taxonRank"] = rank
-    above = _RANKS[_RANKS.index(rank) + 1 :] if rank in _RANKS else ()
+    above = RANKS[RANKS.index(rank) + 1 :] if rank in RANKS else ()
     lineage = next((t.taxonomy for t in taxa.values() if rank and _names(t, rank) == name), {})
     entry |= {
         level: lineage[level]
@@ -137,7 +138,7 @@ def _read_taxa(path: Path, *, strict: bool) -> dict[str, Taxon]:
             {
                 k: str(v).strip()
                 for k, v in taxonomy.items()
-                if k in _RANKS and isinstance(v, str) and v.strip()
+                if k in RANKS and isinstance(v, str) and v.strip()
             }
             if isinstance(taxonomy, dict)
             else {}

@@ -1,7 +1,7 @@
 """Teaching the model from the review page: the order that teaches most, and "Retrain on my corrections",
 which answers the photos not yet reviewed again in place.
 
-The review holds `Record`s (the predictions file's rows) and the uploaded photos; what the classifier saw
+The review holds `Row`s (the predictions file's rows) and the uploaded photos; what the classifier saw
 of each photo is found by the photo's content (classifier/models/embeddings.py). Photos whose embeddings
 are not kept (a saved review loaded on another server) are labelled once by the bundle, which keeps them.
 The site's model and its re-labelling are classifier/models/site.py's; the estimate of how right the new
@@ -26,8 +26,7 @@ from classifier.models.site import SiteError, adapt, cross_validated, pictures, 
 from classifier.models.verdict import Rules
 from classifier.results.queue import teaching_order
 from classifier.results.review import SPOT_CHECK, Review, ReviewError
-from classifier.schema.predictions_file import Record, record_from_row
-from classifier.schema.rows import PERSON, Detection, Row
+from classifier.schema.rows import PERSON, Row
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,12 @@ class Teacher:
             )
         except SiteError as error:
             raise ReviewError(str(error)) from None
-        answers: dict[int, Record] = {}
+        answers: dict[int, Row] = {}
         for i, (row, record) in enumerate(zip(rows, review.records, strict=True)):
             if record.classification_method != PERSON:
                 fresh = relabel(row, site, self.store, self.rules, self.margin)
                 if fresh is not None:
-                    answers[i] = record_from_row(fresh)
+                    answers[i] = fresh
         changed = review.replace_answers(answers)
         estimate, spot = self._estimate(review, rows, reviewed)
         return Taught(
@@ -139,38 +138,8 @@ def _hash(item: InputItem | None) -> str:
         return ""
 
 
-def _row(record: Record, sha: str) -> Row:
-    """A review's row as prediction makes it: what the site's model reads and answers again."""
-    boxes = None
-    if record.detections is not None:
-        boxes = tuple(
-            Detection(
-                bbox=d.bbox,
-                detector_conf=d.detector_conf,
-                label=d.label,
-                confidence=d.confidence,
-                top_k=d.top_k,
-            )
-            for d in record.boxes
-        )
-    return Row(
-        path=record.path,
-        label=record.label,
-        confidence=record.confidence,
-        status=record.status,
-        top_k=record.top_k,
-        datetime=record.datetime,
-        camera=record.camera,
-        sequence_id=record.sequence_id,
-        sequence_label=record.sequence_label,
-        observation_type=record.observation_type,
-        count=record.count,
-        detections=boxes,
-        rank=record.rank,
-        geofenced=record.geofenced,
-        decision=record.decision,
-        classification_method=record.classification_method,
-        classified_by=record.classified_by,
-        classified_at=record.classified_at,
-        photo_sha256=sha,
-    )
+def _row(record: Row, sha: str) -> Row:
+    """A review's row as prediction makes it (the detector's boxes only), with its photo's hash: what the
+    site's model reads and answers again."""
+    boxes = None if record.detections is None else record.boxes
+    return replace(record, detections=boxes, photo_sha256=sha)

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from classifier.schema.rows import (
-    ANIMAL,
-    BLANK,
-    HUMAN,
-    UNKNOWN,
-    VEHICLE,
-    Row,
-)
+from classifier.schema.rows import ANIMAL, TYPE_OF_LABEL, UNKNOWN, Row
 
 BLANK_LABEL = "blank"
-# Labels that are an observation type of their own (the field's words and the datasets' ones).
-TYPE_OF_LABEL = {"human": HUMAN, "person": HUMAN, "vehicle": VEHICLE, "blank": BLANK, "empty": BLANK}
 
 
 def observation_type(label: str, detected: bool) -> str:
-    """`animal` for a detected box of any other label; `unknown` for a whole-frame answer."""
-    return TYPE_OF_LABEL.get(label.lower(), ANIMAL if detected else UNKNOWN)
+    """What the machine's answer observed: the type a label names (blank, human, vehicle); else `animal`
+    for a detected box (its species unknown when the label is "unknown") and `unknown` for a whole-frame
+    answer (nothing looked for an animal)."""
+    kind = TYPE_OF_LABEL.get(label.casefold(), UNKNOWN)
+    return kind if kind != UNKNOWN else (ANIMAL if detected else UNKNOWN)
+
+
+def label_type(label: str) -> str:
+    """The observation type a person's label means: blank, human, vehicle, unknown, else animal."""
+    return TYPE_OF_LABEL.get(label.casefold(), ANIMAL)
 
 
 def per_detection(row: Row) -> list[Row]:

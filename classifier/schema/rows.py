@@ -24,6 +24,18 @@ from typing import Any
 OK, UNCERTAIN, ERROR = "ok", "uncertain", "error"
 ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN = "animal", "human", "vehicle", "blank", "unknown"
 OBSERVATION_TYPES = (ANIMAL, HUMAN, VEHICLE, BLANK, UNKNOWN)
+# Labels that name an observation type of their own (the field's words and the datasets'); any other label
+# is an animal. How each reader takes "unknown" differs: see `observation_type` and `label_type`.
+TYPE_OF_LABEL = {
+    "blank": BLANK,
+    "empty": BLANK,
+    "human": HUMAN,
+    "person": HUMAN,
+    "vehicle": VEHICLE,
+    "unknown": UNKNOWN,
+}
+# The ranks an answer can name, narrowest first: a species, or the group a rolled-up answer names.
+RANKS = ("species", "genus", "family", "order", "class")
 MACHINE, PERSON = "machine", "human"  # classification_method
 # What gave a row its answer (`Decision.rule`): a sure class, a group of related classes, nothing sure
 # enough, no animal found, the sure answer of its sequence (classifier/results/sequences.py).
@@ -65,26 +77,32 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Detection:
-    """One animal (or person, or vehicle) in a frame: the detector's box and the classifier's answer."""
+    """One box: an animal (or person, or vehicle) in a frame, what the detector found and the classifier
+    said of it. `detector_conf` is None for a whole-frame answer a file wrote in the detections column (no
+    detector ran); `category` is what the detector called it (animal, person, vehicle), when a file says."""
 
     bbox: tuple[float, float, float, float]  # x, y, width, height: fractions of the photo, from the top left
-    detector_conf: float
+    detector_conf: float | None
     label: str = ""
     confidence: float | None = None
     top_k: tuple[tuple[str, float], ...] = ()
     rank: str = ""  # as the row's `rank`: species, or the rank a rolled-up answer names
     status: str = ""  # ok | uncertain, as the row's
+    category: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        values: dict[str, Any] = {
             "bbox": [round(v, 6) for v in self.bbox],
-            "detector_conf": round(self.detector_conf, 6),
+            "detector_conf": None if self.detector_conf is None else round(self.detector_conf, 6),
             "label": self.label,
             "confidence": None if self.confidence is None else round(self.confidence, 6),
             "top_k": [{"label": label, "confidence": round(p, 6)} for label, p in self.top_k],
             "rank": self.rank,
             "status": self.status,
         }
+        if self.category:
+            values["category"] = self.category
+        return values
 
 
 @dataclass(frozen=True)
@@ -145,7 +163,9 @@ class Decision:
 
 @dataclass
 class Row:
-    """One output row; the CSV columns are `CSV_COLUMNS` (+ `sequence_label` when asked for)."""
+    """One row of predictions: made by prediction, or read back from a predictions file
+    (`classifier.schema.predictions_file`, where columns the file lacks stay empty). The CSV columns are
+    `CSV_COLUMNS` (+ `sequence_label` when asked for)."""
 
     path: str
     label: str = ""
@@ -174,6 +194,40 @@ class Row:
     location: tuple[float, float] | None = field(default=None, repr=False)  # the photo's EXIF GPS
     photo_sha256: str = field(default="", repr=False)  # of the file: what its kept embeddings are found by
 
+    @property
+    def boxes(self) -> tuple[Detection, ...]:
+        """The detector's boxes (whole-frame answers a file wrote as detections left out)."""
+        return tuple(d for d in self.detections or () if d.detector_conf is not None)
+
+    @property
+    def whole_frame(self) -> bool:
+        """True when no detector looked at this photo: the answer is the classifier's, for the frame."""
+        return self.detections is None or any(d.detector_conf is None for d in self.detections)
+
+    @property
+    def reviewed(self) -> bool:
+        return self.classification_method == PERSON
+
+    @property
+    def rolled_up(self) -> bool:
+        """The answer names a group of classes (a genus, a family, ...), not one species."""
+        return self.rank not in ("", RANKS[0])
+
+    def kind(self) -> str:
+        """Observation type: the row's, else from the label and status (files written before the column).
+
+        An error row is `unclassified`, unless a person labelled it (they looked at the file elsewhere).
+        """
+        if self.status == ERROR and not (self.reviewed and self.label):
+            return "unclassified"
+        if self.observation_type:
+            return self.observation_type
+        if self.label.casefold() in TYPE_OF_LABEL:
+            return TYPE_OF_LABEL[self.label.casefold()]
+        if not self.label:
+            return "unclassified"
+        return UNKNOWN if self.status == UNCERTAIN and not self.reviewed else ANIMAL
+
     def to_csv(self, sequence_label: bool = False) -> dict[str, str]:
         values = {
             "path": self.path,
@@ -181,7 +235,7 @@ class Row:
             "confidence": "" if self.confidence is None else f"{self.confidence:.4f}",
             "status": self.status,
             "error": self.error,
-            "top_k": ";".join(f"{label}:{p:.4f}" for label, p in self.top_k),
+            "top_k": top_k_text(self.top_k),
             "datetime": self.datetime.isoformat() if self.datetime else "",
             "camera": self.camera,
             "sequence_id": self.sequence_id,
@@ -237,3 +291,8 @@ def pixel_box(size: tuple[int, int], bbox: Sequence[float]) -> tuple[int, int, i
     right = round(min(max(x + w, 0.0), 1.0) * width)
     bottom = round(min(max(y + h, 0.0), 1.0) * height)
     return left, top, max(left, right), max(top, bottom)
+
+
+def top_k_text(top_k: Sequence[tuple[str, float]]) -> str:
+    """A top-k list as a CSV cell: `label:p;label:p`, best first."""
+    return ";".join(f"{label}:{p:.4f}" for label, p in top_k)
