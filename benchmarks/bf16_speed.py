@@ -388,6 +388,7 @@ def _stage_times(bundle, precision: str, frames: list[Path], repeats: int) -> di
 
     from classifier.intake.decoding import decode_item, decode_size_for
     from classifier.intake.inputs import item_for_path
+    from classifier.models.bundles import CROP_MARGIN
     from classifier.models.detect import crop_box, detector_for
     from classifier.models.predict import CPU_BATCH_SIZE, MAX_DETECTIONS
     from classifier.models.runtimes import load_model
@@ -413,7 +414,7 @@ def _stage_times(bundle, precision: str, frames: list[Path], repeats: int) -> di
             start, lap = lap, time.process_time()
             spent["detector (fit, network, boxes)"] += lap - start
             crops = [
-                np.asarray(crop_box(picture, box.bbox, 0.15).resize(side, Image.BILINEAR))
+                np.asarray(crop_box(picture, box.bbox, CROP_MARGIN).resize(side, Image.BILINEAR))
                 for picture, boxes in zip(pictures, found, strict=True)
                 for box in boxes[:MAX_DETECTIONS]
             ] + [np.asarray(picture.resize(side, Image.BILINEAR)) for picture in pictures]

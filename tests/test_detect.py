@@ -18,9 +18,8 @@ import torch
 from PIL import Image
 
 from classifier.intake.images import ImageError, load_photo
+from classifier.models.bundles import DETECTOR_CONFIDENCE
 from classifier.models.detect import (
-    DEFAULT_CONFIDENCE,
-    Detection,
     Detector,
     DetectorUnavailable,
     crop_box,
@@ -28,6 +27,7 @@ from classifier.models.detect import (
     weights_path,
 )
 from classifier.models.yolox import YOLOX, nms
+from classifier.schema.rows import Detection
 
 REFERENCE = Path(__file__).parent / "data" / "detector_reference.json"
 SPECIESNET = "camera_traps/speciesnet_test_data"
@@ -184,7 +184,7 @@ def test_every_speciesnet_animal_frame_is_boxed_including_the_broken_copies(dete
         for detection in found:
             x, y, w, h = detection.bbox
             assert 0 <= x <= x + w <= 1 and 0 <= y <= y + h <= 1
-            assert DEFAULT_CONFIDENCE <= detection.confidence <= 1
+            assert DETECTOR_CONFIDENCE <= detection.detector_conf <= 1
 
 
 @pytest.mark.shared
@@ -259,7 +259,9 @@ def test_batches_threads_and_single_frames_agree(detector, shared_data) -> None:
         thread.join()
     for found in (alone, results[0], results[1]):
         for mine, theirs in zip(found, batched, strict=True):
-            assert [d.confidence for d in mine] == pytest.approx([d.confidence for d in theirs], abs=1e-4)
+            assert [d.detector_conf for d in mine] == pytest.approx(
+                [d.detector_conf for d in theirs], abs=1e-4
+            )
             assert_same_boxes(mine, theirs, min_iou=0.999)
 
 
@@ -279,14 +281,14 @@ def test_boxes_match_zambas_own_implementation(detector, shared_data) -> None:
         assert list(image.size) == frame["decoded_size"]
         found = zambas_way.detect([image], confidence=low)[0]
         for confidence, boxes in frame["boxes"].items():
-            ours = [d for d in found if d.confidence >= float(confidence)]
+            ours = [d for d in found if d.detector_conf >= float(confidence)]
             theirs = [
-                Detection(bbox=_clipped_xywh(box["x1y1x2y2"]), confidence=box["score"]) for box in boxes
+                Detection(bbox=_clipped_xywh(box["x1y1x2y2"]), detector_conf=box["score"]) for box in boxes
             ]
             assert len(ours) == len(theirs), (frame["path"], confidence, ours, theirs)
-            for mine, other in zip(ours, sorted(theirs, key=lambda d: -d.confidence), strict=True):
+            for mine, other in zip(ours, sorted(theirs, key=lambda d: -d.detector_conf), strict=True):
                 assert iou(mine.bbox, other.bbox) > 0.99, (frame["path"], mine, other)
-                assert mine.confidence == pytest.approx(other.confidence, abs=1e-3)
+                assert mine.detector_conf == pytest.approx(other.detector_conf, abs=1e-3)
 
 
 def _clipped_xywh(corners: list[float]) -> tuple[float, float, float, float]:

@@ -326,7 +326,7 @@ def test_the_detectors_boxes_on_real_frames_are_torchs(runtime, shared_data):
     found = Detector(runtime=runtime).detect(frames, confidence=0.05)
     assert sum(map(len, reference)) > 0
     for mine, theirs in zip(found, reference, strict=True):
-        assert [d.confidence for d in mine] == pytest.approx([d.confidence for d in theirs], abs=2e-3)
+        assert [d.detector_conf for d in mine] == pytest.approx([d.detector_conf for d in theirs], abs=2e-3)
         for a, b in zip(mine, theirs, strict=True):
             assert max(abs(x - y) for x, y in zip(a.bbox, b.bbox, strict=True)) < 2e-3
 

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from classifier.intake.datasets import FORMATS, MULTI_LABEL, ROWS, SPLITS
+from classifier.models.bundles import CROP_MARGIN, DETECTOR_CONFIDENCE
 from classifier.models.network import HEADS
 
 BALANCE = ("none", "weighted", "oversample")
 CROPS = ("none", "detector")
-DETECTOR_CONFIDENCE = 0.05  # classifier.models.detect's default; here so `--help` needs no torch
-CROP_MARGIN = 0.15  # classifier.models.predict's default
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:

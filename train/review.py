@@ -30,7 +30,7 @@ from fastai.losses import CrossEntropyLossFlat
 
 from classifier.intake.datasets import Dataset, DatasetError, Split, read_predictions_csv
 from classifier.intake.decoding import photo_sha256
-from classifier.models.bundles import Bundle, detector_settings, load_learner, species_notes_path
+from classifier.models.bundles import Bundle, crop_margin, detector_settings, load_learner, species_notes_path
 from classifier.models.detect import Detector
 from classifier.models.embeddings import embedding_model, embeddings_for
 from classifier.models.heads import LinearScores
@@ -69,7 +69,7 @@ def retrain(config: TrainConfig) -> TrainResult:
     dataset = read_predictions_csv(Path(config.data), config.image_root, rows=config.rows)
     rows, labels, skipped = _reviewed_rows(config, dataset, base.classes)
     rows = _with_kept_embeddings(base, rows)
-    margin = float((base.report.get("detector") or {}).get("crop_margin", 0.15))
+    margin = crop_margin(base)
     store = embeddings_for(base)
     taught = list(zip(rows, labels, strict=True))
     site = adapt(head, base.classes, taught, store, margin, name=config.name)
@@ -162,7 +162,7 @@ def _reviewed_rows(
 
 def _with_kept_embeddings(base: Bundle, rows: list[Row]) -> list[Row]:
     """The rows, those whose embeddings are not kept labelled again by the base (which keeps them)."""
-    margin = float((base.report.get("detector") or {}).get("crop_margin", 0.15))
+    margin = crop_margin(base)
     store = embeddings_for(base)
     kept = store.get([key for row in rows for key in pictures(row, margin)])
     missing = [i for i, row in enumerate(rows) if not all(k in kept for k in pictures(row, margin))]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from classifier.intake.images import ImageError, has_image_extension, load_photo
-from classifier.schema.rows import ERROR, OK
+from classifier.schema.rows import ERROR, OK, ROLLED_UP, Row
 
 FORMATS = ("folder", "csv", "coco", "inat")
 SPLITS = ("auto", "random", "location", "sequence", "folders", "csv")
@@ -326,7 +326,7 @@ def read_predictions_csv(
     )
 
 
-def _left_out_reason(row: Any, rows: str, blank: str | None) -> str | None:
+def _left_out_reason(row: Row, rows: str, blank: str | None) -> str | None:
     """Why a predictions row is not training data (None: it is); error rows are handled by the caller."""
     if rows == "reviewed" and not row.reviewed:
         return "not reviewed"
@@ -343,14 +343,14 @@ def _left_out_reason(row: Any, rows: str, blank: str | None) -> str | None:
     return None
 
 
-def _rolled_up(row: Any) -> bool:
+def _rolled_up(row: Row) -> bool:
     """A machine answer at a rank above its classes ("carnivore (Carnivora)"): it names no class to learn."""
     if row.decision is not None:
-        return row.decision.rule == "rollup"
-    return row.rank not in ("", "species") and row.label.endswith(")")  # files written before `decision`
+        return row.decision.rule == ROLLED_UP
+    return row.rolled_up and row.label.endswith(")")  # files written before `decision`
 
 
-def _is_blank(row: Any) -> bool:
+def _is_blank(row: Row) -> bool:
     return row.label.casefold() in EMPTY_LABELS or (not row.label and row.observation_type == "blank")
 
 

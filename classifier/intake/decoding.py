@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from classifier.intake.images import ImageError, load_photo
+from classifier.intake.images import ImageError, load_photo, one_line
 from classifier.intake.inputs import read_item
 from classifier.intake.items import InputError, InputItem
 
@@ -50,13 +50,13 @@ def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
         # np.array: a writable copy
         return Decoded(np.array(image), photo.taken, photo.camera, photo.location, sha256=photo_sha256(data))
     except (ImageError, InputError) as exc:
-        return Decoded(error=_one_line(str(exc)))
+        return Decoded(error=one_line(str(exc)))
     except ValueError as exc:  # FetchError and friends: already one line for the user
-        return Decoded(error=_one_line(str(exc)))
+        return Decoded(error=one_line(str(exc)))
     except MemoryError:
         return Decoded(error=f"{item.name}: not enough memory to decode this photo.")
     except Exception as exc:  # a row per photo, whatever Pillow or the network throws
-        return Decoded(error=_one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+        return Decoded(error=one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
 
 
 def photo_sha256(source: bytes | Path) -> str:
@@ -65,7 +65,3 @@ def photo_sha256(source: bytes | Path) -> str:
         with source.open("rb") as file:
             return hashlib.file_digest(file, "sha256").hexdigest()
     return hashlib.sha256(source).hexdigest()
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]

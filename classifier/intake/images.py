@@ -280,6 +280,11 @@ def _parse_exif_time(stamp: object) -> datetime | None:
         return None
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Text on one line (every run of white space one space), at most `limit` characters."""
+    return " ".join(text.split())[:limit]
+
+
 def error_line(exc: BaseException, limit: int = 120) -> str:
     """An exception as a short part of a one-line message: its first line, or its type when it has none."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -28,23 +28,15 @@ from PIL import Image, ImageOps
 
 from classifier.intake.images import ImageError, Source, load_photo
 from classifier.models import runtimes
-from classifier.models.bundles import Bundle, BundleError, detector_settings
+from classifier.models.bundles import CROP_MARGIN, DETECTOR_CONFIDENCE, Bundle, BundleError, detector_settings
 from classifier.models.yolox import CHANNEL_ORDER, YOLOX, postprocess
 from classifier.schema.rows import Detection
 
-# From benchmarks/detector.py on the 439 frames of ../shared/data/camera_traps (2026-12-01), fed RGB at 640 px:
-# share of animal frames keeping a box / of the 6 empty frames left without one, by threshold:
-#   0.02: 0.968 / 0.83   0.03: 0.959 / 1.0   0.05: 0.939 / 1.0   0.1: 0.912 / 1.0   0.25 (zamba's): 0.852 / 1.0
-# No setting reaches the product's 0.97 with empty frames left empty. 0.05 keeps the most animals while
-# the empty frames' best box (0.023) stays well under it: an animal frame called blank is lost to the
-# user, while a false box only sends a frame to the classifier (and, when unsure, to review).
-DEFAULT_CONFIDENCE = 0.05
 # What the weights were trained at. 512 px did as well on these frames (0.942 / 1.0 at 0.05) and is 20%
 # faster on a 12 MP frame (199 against 251 ms on 2 threads), but few of the frames are full-size ones,
 # where a smaller input loses small animals first.
 DEFAULT_INPUT_SIZE = 640
 NMS_IOU = 0.45  # zamba's MegadetectorLite setting
-DEFAULT_CROP_MARGIN = 0.1
 INSTALL_HINT = "run `make install` (or pip install ./vendor/megadetector-lite)"
 
 
@@ -117,7 +109,7 @@ class Detector:
 
     def __init__(
         self,
-        confidence: float = DEFAULT_CONFIDENCE,
+        confidence: float = DETECTOR_CONFIDENCE,
         input_size: int = DEFAULT_INPUT_SIZE,
         *,
         weights: str | Path | None = None,
@@ -220,7 +212,7 @@ class Detector:
         return found
 
 
-def crop_box(image: Image.Image, bbox: Sequence[float], margin: float = DEFAULT_CROP_MARGIN) -> Image.Image:
+def crop_box(image: Image.Image, bbox: Sequence[float], margin: float = CROP_MARGIN) -> Image.Image:
     """A square cut of `image` around `bbox` (normalised x, y, w, h), with context for a classifier.
 
     The square's side is the box's longer side plus `margin` of it on each side, centred on the box, and

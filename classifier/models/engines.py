@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from classifier.intake.images import one_line
 from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256
 from classifier.models.runtimes import load_model
 from classifier.schema.rows import Row
@@ -176,7 +177,7 @@ def _check_address(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
     except OSError as exc:
         raise EngineError(
-            f"--address {address}: nothing answers there ({_one_line(exc)}); start the cluster's head "
+            f"--address {address}: nothing answers there ({one_line(str(exc) or type(exc).__name__)}); start the cluster's head "
             "(`ray start --head` prints its address) or check the host and port."
         ) from None
 
@@ -267,7 +268,9 @@ class RayEngine:
                     start_local_ray()
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise EngineError(f"could not start or join {where}: {_one_line(exc)}") from None
+                raise EngineError(
+                    f"could not start or join {where}: {one_line(str(exc) or type(exc).__name__)}"
+                ) from None
             self.started = True
         resources = ray.cluster_resources()
         self.cpus, self.gpus = float(resources.get("CPU", 1.0)), int(resources.get("GPU", 0))
@@ -308,7 +311,7 @@ class RayEngine:
                     done += len(rows)
                     yield from rows
         except ray.exceptions.RayError as exc:
-            raise EngineError(f"the Ray run failed: {_one_line(exc)}") from None
+            raise EngineError(f"the Ray run failed: {one_line(str(exc) or type(exc).__name__)}") from None
         finally:
             iterator.close()
             _join_run_threads(before)
@@ -431,8 +434,3 @@ def _bundle_on_this_node(files: _BundleFiles) -> Bundle:
             handle.write(files.model)
         os.replace(handle.name, target)  # whole, even when two actors of the node write at once
     return dataclasses.replace(bundle, directory=folder)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]

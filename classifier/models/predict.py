@@ -28,6 +28,7 @@ from classifier.intake.decoding import Decoded, decode_item, decode_size_for
 from classifier.intake.images import Source, load_photo
 from classifier.intake.inputs import close_archives, item_for_path
 from classifier.intake.items import InputItem
+from classifier.models.bundles import crop_margin as bundle_crop_margin
 from classifier.models.detect import crop_box
 from classifier.models.embeddings import Embeddings, picture_key
 from classifier.models.runtimes import LoadedModel, default_workers
@@ -43,8 +44,8 @@ if TYPE_CHECKING:
 CPU_BATCH_SIZE, GPU_BATCH_SIZE = 4, 64
 THREADS, PROCESSES = "threads", "processes"
 # Detector runs: boxes scoring at least this are looked at, so a blank frame can say how close it came;
-# at most MAX_DETECTIONS boxes of a frame (the best) are classified. CROP_MARGIN: context around a box.
-DETECTOR_FLOOR, MAX_DETECTIONS, CROP_MARGIN = 0.05, 20, 0.15
+# at most MAX_DETECTIONS boxes of a frame (the best) are classified.
+DETECTOR_FLOOR, MAX_DETECTIONS = 0.05, 20
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,7 @@ class Predictor:
         # Where what the classifier saw is kept (classifier/models/embeddings.py), by photo content: a
         # site's model is then fitted and applied without running the networks again.
         self.embeddings = embeddings
-        trained = (model.bundle.report.get("detector") or {}).get("crop_margin", CROP_MARGIN)
-        self.crop_margin = trained if crop_margin is None else crop_margin  # as the bundle's crops were cut
+        self.crop_margin = bundle_crop_margin(model.bundle) if crop_margin is None else crop_margin
         self.network = model.network.eval()
         self.device = model.device
         self.classes = model.bundle.classes

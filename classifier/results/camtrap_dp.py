@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from classifier.intake.camtrap_dp_schema import VERSION, field_names
+from classifier.intake.images import one_line
 from classifier.results.deployments import DEPLOYMENT_COLUMNS, Deployment, _Matcher, _zone, deployment_groups
 from classifier.results.megadetector import (
     CLASSIFIER_NAME,
@@ -39,7 +40,7 @@ from classifier.results.megadetector import (
     _reviewed_label,
 )
 from classifier.results.output import ExportResult, atomic_output
-from classifier.results.taxa import Taxon, _one_line, label_taxon, taxonomic_entry
+from classifier.results.taxa import Taxon, label_taxon, taxonomic_entry
 from classifier.schema.predictions_file import BadValue, ExportError
 from classifier.schema.rows import ERROR, UNCERTAIN, Row
 
@@ -564,7 +565,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ExportError(f"--metadata {path}: cannot be read ({exc.strerror or exc}).") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"--metadata {path}: not valid JSON ({_one_line(str(exc))}).") from None
+        raise ExportError(f"--metadata {path}: not valid JSON ({one_line(str(exc))}).") from None
     if not isinstance(data, dict):
         raise ExportError(f"--metadata {path}: must be a JSON object (title, contributors, project, ...).")
     project = data.get("project")

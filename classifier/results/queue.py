@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.intake.decoding import photo_sha256
-from classifier.models.bundles import Bundle
+from classifier.models.bundles import Bundle, crop_margin
 from classifier.models.embeddings import embeddings_for, photo_keys
 from classifier.models.engines import PredictorOptions
 from classifier.schema.predictions_file import Predictions
@@ -34,7 +34,7 @@ def teaching_queue(predictions: Predictions, bundle: Bundle, size: int, root: Pa
     records = predictions.records
     photos = [Path(r.path) if Path(r.path).is_absolute() else root / r.path for r in records]
     hashes = [photo_sha256(p) if p.is_file() else "" for p in photos]
-    margin = float((bundle.report.get("detector") or {}).get("crop_margin", 0.15))
+    margin = crop_margin(bundle)
     store = embeddings_for(bundle)
     keys = [
         photo_keys(h, [d.bbox for d in r.boxes], margin) if h else []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from classifier.intake.images import one_line
 from classifier.knowledge.taxonomy import label_parts
 from classifier.schema.predictions_file import ExportError
 from classifier.schema.rows import RANKS
@@ -122,7 +123,7 @@ def _read_taxa(path: Path, *, strict: bool) -> dict[str, Taxon]:
         )
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         if strict:
-            raise ExportError(f"species notes {path}: cannot be read ({_one_line(str(exc))}).") from None
+            raise ExportError(f"species notes {path}: cannot be read ({one_line(str(exc))}).") from None
         return {}
     species = data.get("species") if isinstance(data, dict) else None
     if not isinstance(species, dict):
@@ -159,7 +160,3 @@ def _read_taxa(path: Path, *, strict: bool) -> dict[str, Taxon]:
 def _text_field(entry: dict, key: str) -> str:
     value = entry.get(key)
     return value.strip() if isinstance(value, str) else ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
