@@ -6,7 +6,7 @@
 
 Each photo is decoded as the page decodes it (`load_photo`, JPEGs at a reduced scale no smaller than
 1024 px), then, alternately so both see the same load on the machine, timed `repeats` times: the
-prediction (`Predictor.frame_row`, the detector's boxes and crops included with --detector) and the
+prediction (`Predictor.predict_photo`, the detector's boxes and crops included with --detector) and the
 heatmap the toggle adds (`explain`: the whole frame and each animal's crop, plus drawing the frame's
 overlay at the page's size). Prints the medians and the ratio heatmap / prediction (target: at most
 1.5), and writes benchmarks/results/explain_speed-<time>.json.
@@ -112,14 +112,18 @@ def measure(
     prediction, heatmap, ratios, crops = [], [], [], []
     first = load_photo(paths[0], target_size=DISPLAY_SIZE).image
     explain(
-        predictor, first, predictor.frame_row(first), method=method, network=network
+        predictor,
+        first,
+        predictor.predict_photo(paths[0], name=paths[0].name),
+        method=method,
+        network=network,
     )  # warm-up: TorchScript's first runs
     for path in paths:
         image = load_photo(path, target_size=DISPLAY_SIZE).image
         predicted, explained = [], []
         for _ in range(repeats):
             started = time.perf_counter()
-            row = predictor.frame_row(image)
+            row = predictor.predict_photo(path, name=path.name)
             predicted.append(time.perf_counter() - started)
             started = time.perf_counter()
             found = explain(predictor, image, row, method=method, network=network)

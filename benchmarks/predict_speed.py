@@ -441,11 +441,11 @@ def _latency(model, frames: list[Path], scratch: Path, runs: int) -> dict:
     for threads in sorted({default_threads, 1}, reverse=True):
         torch.set_num_threads(threads)
         for _ in range(3):
-            predictor.predict_file(big)
+            predictor.predict_photo(big, name=big.name)
         times, decode_times = [], []
         for _ in range(runs):
             start = time.perf_counter()
-            predictor.predict_file(big)
+            predictor.predict_photo(big, name=big.name)
             times.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             load_photo(big, target_size=model.bundle.image_size)

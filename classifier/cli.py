@@ -642,9 +642,10 @@ def run_explain(args: argparse.Namespace) -> int:
     try:
         if args.photo.startswith(("http://", "https://")):
             fetched = fetch_image(args.photo, allow_loopback=os.environ.get(LOOPBACK_SWITCH) == "1")
-            photo = load_photo(fetched.content, name=fetched.url, target_size=EXPLAIN_SIZE)
+            source: bytes | Path = fetched.content
         else:
-            photo = load_photo(args.photo, target_size=EXPLAIN_SIZE)
+            source = Path(args.photo)
+        photo = load_photo(source, name=args.photo, target_size=EXPLAIN_SIZE)  # what the picture shows
     except (ImageError, FetchError) as exc:
         raise CommandError(str(exc)) from None
     # The heatmap needs the network's two torch parts; torch and the other runtimes answer alike (1e-5).
@@ -653,7 +654,7 @@ def run_explain(args: argparse.Namespace) -> int:
         detector=None if args.no_detector else detector_for(bundle, TORCH),
         top_k=5,
     )
-    row = predictor.frame_row(photo.image, path=args.photo, location=photo.location)
+    row = predictor.predict_photo(source, name=args.photo)
     try:
         explanation = explain(predictor, photo.image, row, method=args.method, target=args.target)
     except ExplainError as exc:

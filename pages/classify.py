@@ -7,6 +7,7 @@ how it decided, step by step (classifier/results/steps.py words it; this page on
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -84,22 +85,33 @@ with url_tab, st.form("classify_url_form", border=False):
 strip = st.container()
 
 
-def chosen_photo() -> Photo | None:
-    """The photo from whichever input was used, or None; a bad one shows its one-line error."""
-    try:
-        if fetch and url.strip():
+def chosen_photo() -> tuple[bytes | Path, str] | None:
+    """The photo from whichever input was used, as its bytes (or file) and name; None when none is."""
+    if fetch and url.strip():
+        try:
             with st.spinner("Fetching the photo…"):
                 fetched = fetch_image(url.strip())
-            return load_photo(fetched.content, name=fetched.url, target_size=DISPLAY_SIZE)
-        example = examples.get(st.session_state.get("classify_example", ""))
-        if example is not None:
-            return load_photo(example.path, name=example.path.name, target_size=DISPLAY_SIZE)
-        source = uploaded or snapshot
-        if source is not None:
-            return load_photo(source.getvalue(), name=source.name, target_size=DISPLAY_SIZE)
-    except (ImageError, FetchError) as error:
+        except FetchError as error:
+            st.error(str(error))
+            return None
+        return fetched.content, fetched.url
+    example = examples.get(st.session_state.get("classify_example", ""))
+    if example is not None:
+        return example.path, example.path.name
+    source = uploaded or snapshot
+    return None if source is None else (source.getvalue(), source.name)
+
+
+def shown_photo(chosen: tuple[bytes | Path, str] | None) -> Photo | None:
+    """The photo decoded for the page to show (prediction decodes it its own way), or None; a photo that
+    cannot be used shows its one-line error."""
+    if chosen is None:
+        return None
+    try:
+        return load_photo(chosen[0], name=chosen[1], target_size=DISPLAY_SIZE)
+    except ImageError as error:
         st.error(str(error))
-    return None
+        return None
 
 
 def photo_key(photo: Photo) -> str:
@@ -107,7 +119,8 @@ def photo_key(photo: Photo) -> str:
     return hashlib.blake2b(photo.image.tobytes(), digest_size=8).hexdigest()
 
 
-photo = chosen_photo()
+given = chosen_photo()
+photo = shown_photo(given)
 with strip:
     if photo is None and examples:
         st.markdown("**No photo at hand? Try one of these:**")
@@ -127,7 +140,7 @@ if photo is None:
 
 predictor = require_predictor(bundle)
 whole_frame = st.session_state.get("classify_whole_frame") == photo_key(photo)
-row = predictor.frame_row(photo.image, detect=not whole_frame, location=photo.location)
+row = predictor.predict_photo(given[0], name=given[1], detect=not whole_frame)
 decision = row.decision or Decision(rule=NOT_SURE)
 
 

@@ -119,7 +119,7 @@ except ImageError as error:
 answered = answers[index] if index < len(answers) else None
 if answered is None and "quiz_pick" in st.session_state:
     with st.spinner("The model is looking…"):
-        row: Row = require_predictor(bundle).frame_row(photo.image, location=photo.location)
+        row: Row = require_predictor(bundle).predict_photo(question.photo.path, name=question.photo.path.name)
     answered = Answered(question, st.session_state.pop("quiz_pick"), row.label)
     answers.append(answered)
     st.session_state["quiz_row"] = (index, row)

@@ -13,6 +13,7 @@ three colours, so prediction and app tests can load a true `model.pkl` + `report
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -55,6 +56,13 @@ def _stripes(label: str, size: int) -> np.ndarray:
     rows, columns = np.mgrid[0:size, 0:size] // max(1, size // 8)
     band = {"blue": rows, "green": columns, "red": rows + columns}[label] % 2
     return np.where(band, 1.0, 0.6)[..., None]
+
+
+def png(image: Image.Image) -> bytes:
+    """A PIL image as PNG bytes (lossless: prediction sees its very pixels), for `Predictor.predict_photo`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

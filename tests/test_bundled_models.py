@@ -52,7 +52,7 @@ def test_bundle_names_most_photos_of_each_class_from_its_own_data(name: str) -> 
     missed = {}
     for label in bundle.classes:
         photos = sorted(p for p in (data / label).iterdir() if p.is_file())[:PHOTOS_PER_CLASS]
-        predicted = {p.name: predictor.predict_file(p).label for p in photos}
+        predicted = {p.name: predictor.predict_photo(p, name="photo").label for p in photos}
         wrong = {photo: got for photo, got in predicted.items() if got != label}
         if len(wrong) * 2 >= len(photos):
             missed[label] = wrong

@@ -32,7 +32,7 @@ from classifier.models.explain import (
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import TORCH, CompiledNetwork, _Normalised, load_model
 from classifier.schema.rows import Detection, Row
-from conftest import TINY_CLASSES
+from conftest import TINY_CLASSES, png
 
 BUNDLED = [b for b in ("serengeti", "habitat", "otters") if (MODELS_DIR / b / "model.pkl").is_file()]
 
@@ -113,7 +113,7 @@ def test_every_bundled_model_explains_its_answer(name):
     bundle = resolve_bundle(name)
     predictor = Predictor(load_model(bundle, runtime=TORCH), top_k=5)
     photo = animal_photo(1)
-    row = predictor.frame_row(photo)
+    row = predictor.predict_photo(png(photo), name="frame.png")
     explanation = explain(predictor, photo, row)
     heat = explanation.frame
     assert heat.label == row.top_k[0][0] and heat.probability == pytest.approx(row.top_k[0][1], abs=1e-4)
@@ -191,7 +191,7 @@ def test_on_a_real_frame_most_of_the_heatmap_is_inside_the_detectors_box(shared_
     photo = load_photo(shared_data / FRAME, target_size=1024).image
     [box, *_] = Detector(confidence=0.25).detect_one(photo)
     predictor = Predictor(load_model(resolve_bundle("serengeti"), runtime=TORCH))
-    row = predictor.frame_row(photo)
+    row = predictor.predict_photo(png(photo), name="frame.png")
     heat = explain(predictor, photo, row).frame
     area = box.bbox[2] * box.bbox[3]
     assert heat.label == row.top_k[0][0]

@@ -22,7 +22,7 @@ from classifier.models.runtimes import load_model
 from classifier.results.sequences import assign_sequences
 from classifier.schema.observations import per_detection
 from classifier.schema.rows import BLANK, CSV_COLUMNS, HUMAN, OK, UNCERTAIN, UNKNOWN, Detection, Row
-from conftest import make_tiny_image
+from conftest import make_tiny_image, png
 
 FRAME = (480, 320)
 
@@ -61,7 +61,9 @@ def test_each_animal_is_classified_on_its_crop_and_the_frame_weighs_them_all(mod
     corners = [(20, 30), (300, 180), (200, 40)]
     detector = PastedAnimals([box_at(c, confidence=s) for c, s in zip(corners, (0.9, 0.8, 0.7), strict=True)])
     image = frame_with([("red", corners[0]), ("blue", corners[1]), ("red", corners[2])])
-    row = Predictor(model, detector=detector, crop_margin=0.0).frame_row(image, "two-species.jpg")
+    row = Predictor(model, detector=detector, crop_margin=0.0).predict_photo(
+        png(image), name="two-species.jpg"
+    )
     assert [d.label for d in row.detections] == ["red", "blue", "red"]
     assert (row.label, row.count) == ("red", 2)  # two boxes of red add up against one of blue
     # the frame's score for red: every box's, weighted by how sure the detector was of the box
@@ -75,14 +77,14 @@ def test_each_animal_is_classified_on_its_crop_and_the_frame_weighs_them_all(mod
 def test_a_speck_the_detector_barely_believes_neither_leads_nor_counts(model) -> None:
     sure, speck = (20, 30), (400, 20)
     detector = PastedAnimals([box_at(sure, confidence=0.9), box_at(speck, confidence=0.12)], confidence=0.05)
-    row = Predictor(model, detector=detector, crop_margin=0.0).frame_row(
-        frame_with([("red", sure), ("blue", speck)])
+    row = Predictor(model, detector=detector, crop_margin=0.0).predict_photo(
+        png(frame_with([("red", sure), ("blue", speck)])), name="frame.png"
     )
     assert (row.label, row.count, len(row.detections)) == ("red", 1, 1)
     assert row.detections[0].detector_conf == 0.9 and row.decision.lead == 0
     # alone, the faint box is all there is: the frame is an animal, not blank
     alone = Predictor(model, detector=PastedAnimals([box_at(speck, confidence=0.12)], confidence=0.05))
-    row = alone.frame_row(frame_with([("blue", speck)]))
+    row = alone.predict_photo(png(frame_with([("blue", speck)])), name="frame.png")
     assert (row.observation_type, row.count, len(row.detections)) == ("animal", 1, 1)
 
 
@@ -91,7 +93,9 @@ def test_two_boxes_on_one_animal_count_once(model) -> None:
     head = Detection((40 / 480, 40 / 320, 0.1, 0.15), 0.7)
     canvas = frame_with([])
     canvas.paste(make_tiny_image("red", seed=7, size=192), (20, 30))
-    row = Predictor(model, detector=PastedAnimals([body, head]), crop_margin=0.0).frame_row(canvas)
+    row = Predictor(model, detector=PastedAnimals([body, head]), crop_margin=0.0).predict_photo(
+        png(canvas), name="frame.png"
+    )
     assert (row.label, row.count, len(row.detections)) == ("red", 1, 1)
     assert row.detections[0].bbox == body.bbox
 
@@ -99,7 +103,7 @@ def test_two_boxes_on_one_animal_count_once(model) -> None:
 def test_a_frame_without_a_box_over_the_threshold_is_blank_and_says_how_close_it_came(model) -> None:
     detector = PastedAnimals([box_at((20, 30), confidence=0.1)])
     unsure = Predictor(model, detector=detector, crop_margin=0.0, threshold=1.0)  # no answer is sure
-    row = unsure.frame_row(frame_with([("red", (20, 30))]))
+    row = unsure.predict_photo(png(frame_with([("red", (20, 30))])), name="frame.png")
     assert (row.label, row.observation_type, row.status, row.count) == ("blank", BLANK, OK, 0)
     assert row.detections == () and row.detector_best == pytest.approx(0.1)
     assert row.confidence == pytest.approx(0.9)
@@ -108,16 +112,16 @@ def test_a_frame_without_a_box_over_the_threshold_is_blank_and_says_how_close_it
 def test_an_animal_the_detector_missed_but_the_classifier_is_sure_of_is_not_blank(model) -> None:
     detector = PastedAnimals([box_at((20, 30), confidence=0.1)])
     sure = Predictor(model, detector=detector, crop_margin=0.0, threshold=0.0)
-    row = sure.frame_row(make_tiny_image("red", seed=4).resize(FRAME))
+    row = sure.predict_photo(png(make_tiny_image("red", seed=4).resize(FRAME)), name="frame.png")
     assert (row.label, row.observation_type, row.detections, row.count) == ("red", "animal", (), None)
 
 
 def test_whole_frame_rows_say_nobody_looked_for_an_animal(model) -> None:
-    row = Predictor(model).frame_row(make_tiny_image("green"))
+    row = Predictor(model).predict_photo(png(make_tiny_image("green")), name="frame.png")
     assert row.label == "green" and row.observation_type == UNKNOWN and row.detections is None
     detector = PastedAnimals([])
-    anyway = Predictor(model, detector=detector, crop_margin=0.0).frame_row(
-        make_tiny_image("green"), detect=False
+    anyway = Predictor(model, detector=detector, crop_margin=0.0).predict_photo(
+        png(make_tiny_image("green")), name="frame.png", detect=False
     )
     assert anyway.label == "green" and anyway.detections is None
 
@@ -150,9 +154,13 @@ def test_a_person_is_the_frames_label_only_when_no_animal_is_there(model) -> Non
     # the tiny bundle's red crops, called people here
     predictor.classes = ("blue", "green", "human")
     predictor.rules = replace(predictor.rules, classes=predictor.classes)
-    alone = predictor.frame_row(frame_with([("red", corners[0]), ("red", corners[1])]))
+    alone = predictor.predict_photo(
+        png(frame_with([("red", corners[0]), ("red", corners[1])])), name="frame.png"
+    )
     assert (alone.label, alone.observation_type, alone.count) == ("human", HUMAN, 2)
-    together = predictor.frame_row(frame_with([("red", corners[0]), ("blue", corners[1])]))
+    together = predictor.predict_photo(
+        png(frame_with([("red", corners[0]), ("blue", corners[1])])), name="frame.png"
+    )
     assert (together.label, together.observation_type, together.count) == ("blue", "animal", 1)
 
 

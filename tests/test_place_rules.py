@@ -18,7 +18,7 @@ from classifier.knowledge.species import load_species_book
 from classifier.models.bundles import read_bundle
 from classifier.models.predict import Predictor
 from classifier.models.runtimes import load_model
-from conftest import make_tiny_image
+from conftest import make_tiny_image, png
 
 NAIROBI = (-1.2921, 36.8219)
 DENVER = (39.7392, -104.9903)
@@ -147,11 +147,11 @@ def test_without_notes_a_place_cannot_be_checked_and_says_so(
 def test_an_answer_under_the_cut_off_rolls_up_to_the_family(tiny_bundle, notes) -> None:
     book = load_species_book(notes / "tiny.yaml")
     predictor = Predictor(load_model(read_bundle(tiny_bundle)), threshold=0.999, book=book)
-    row = predictor.frame_row(make_tiny_image("green", seed=3))
+    row = predictor.predict_photo(png(make_tiny_image("green", seed=3)), name="frame.png")
     assert (row.label, row.rank, row.status) == ("cat (Felidae)", "family", "ok")
     assert row.confidence == pytest.approx(1.0, abs=1e-4)
-    plain = Predictor(load_model(read_bundle(tiny_bundle)), threshold=0.999).frame_row(
-        make_tiny_image("green")
+    plain = Predictor(load_model(read_bundle(tiny_bundle)), threshold=0.999).predict_photo(
+        png(make_tiny_image("green")), name="frame.png"
     )
     assert (plain.label, plain.rank, plain.status) == ("green", "", "uncertain")
 
@@ -162,6 +162,6 @@ def test_no_class_left_is_unknown(tiny_bundle, notes, tmp_path) -> None:
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     book = load_species_book(tmp_path / "tiny.yaml")
     predictor = Predictor(load_model(read_bundle(tiny_bundle)), book=book, country="FRA")
-    row = predictor.frame_row(make_tiny_image("green"))
+    row = predictor.predict_photo(png(make_tiny_image("green")), name="frame.png")
     assert (row.label, row.status) == ("unknown", "uncertain") and row.geofenced == "green"
     assert json.dumps(row.to_json())  # still writes

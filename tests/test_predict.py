@@ -81,7 +81,7 @@ def test_same_probabilities_as_fastai_learn_predict(tiny_bundle, predictor, tmp_
     learner = load_learner(read_bundle(tiny_bundle))
     for label in TINY_CLASSES:
         path = save(make_tiny_image(label, seed=9, size=300), tmp_path / f"{label}.jpg")
-        ours = predictor.predict_file(path)
+        ours = predictor.predict_photo(path, name="photo")
         _, _, theirs = learner.predict(str(path))
         np.testing.assert_allclose(ours.probabilities, theirs.numpy(), atol=2e-3)
 
@@ -111,7 +111,7 @@ def test_predict_many_rows_in_input_order_with_error_rows(predictor, mixed_folde
         row = by_name[name]
         assert row.status in (OK, UNCERTAIN) and row.error == "", name
         assert row.probabilities == pytest.approx(
-            predictor.predict_file(folder / name).probabilities, abs=1e-4
+            predictor.predict_photo(folder / name, name="photo").probabilities, abs=1e-4
         )
         right += row.label == label
     assert right >= len(labels) - 2  # RGBA, palette and JPEG photos of each colour
@@ -173,7 +173,7 @@ def test_zip_input_predicts_entries_and_refuses_evil_ones(predictor, tmp_path):
     assert rows[0].status == ERROR and "outside it" in rows[0].error
     for row, label in zip(rows[1:], TINY_CLASSES, strict=True):  # read intact from inside the archive
         assert row.probabilities == pytest.approx(
-            predictor.predict_file(jpeg(label, seed=5)).probabilities, abs=1e-4
+            predictor.predict_photo(jpeg(label, seed=5), name="photo").probabilities, abs=1e-4
         )
     assert expansion.skipped == {"files without an image extension": 1}
     assert not (tmp_path / "evil.jpg").exists()
@@ -221,7 +221,7 @@ def test_url_inputs_are_fetched_and_failures_are_rows(predictor, local_web):
     assert [r.status for r in rows][1:3] == [ERROR, ERROR]
     for row, label in ((rows[0], "red"), (rows[3], "blue")):
         assert row.status in (OK, UNCERTAIN)
-        expected = predictor.predict_file(jpeg(label, seed=11))  # the bytes the server sent
+        expected = predictor.predict_photo(jpeg(label, seed=11), name="photo")  # the bytes the server sent
         assert (
             row.probabilities == pytest.approx(expected.probabilities, abs=0.02)
             and row.label == expected.label
@@ -295,8 +295,10 @@ def test_speciesnet_frames_one_row_each_broken_copies_handled(shared_data, tiny_
 @pytest.mark.shared
 def test_rotated_and_cmyk_copies_decode_to_the_original_picture(shared_data, predictor):
     folder = shared_data / SPECIESNET
-    original = predictor.predict_file(folder / "african_elephants.jpg")
+    original = predictor.predict_photo(folder / "african_elephants.jpg", name="photo")
     for copy in ("african_elephants_cmyk.jpg", "african_elephants_with_exif_orientation.jpg"):
         np.testing.assert_allclose(
-            predictor.predict_file(folder / copy).probabilities, original.probabilities, atol=0.05
+            predictor.predict_photo(folder / copy, name="photo").probabilities,
+            original.probabilities,
+            atol=0.05,
         )

@@ -41,22 +41,35 @@ def decode_item(item: InputItem, size: int, *, squish: bool = True) -> Decoded:
     at a reduced scale no smaller than `size`); every failure becomes `Decoded.error`."""
     try:
         data = read_item(item)
-        photo = load_photo(data, name=item.name, target_size=size)
+    except InputError as exc:
+        return Decoded(error=one_line(str(exc)))
+    except ValueError as exc:  # FetchError and friends: already one line for the user
+        return Decoded(error=one_line(str(exc)))
+    except Exception as exc:  # a row per photo, whatever reading throws
+        return Decoded(error=one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+    return decode_photo(data, item.name, size, squish=squish)
+
+
+def decode_photo(source: bytes | Path, name: str, size: int, *, squish: bool = True) -> Decoded:
+    """Decode one photo's bytes (or file) as `decode_item` does: the one way a photo becomes the pixels
+    prediction sees, whether it came from a folder, a zip, a URL or the classify page."""
+    try:
+        photo = load_photo(source, name=name, target_size=size)
         image = (
             photo.image
             if photo.image.size == (size, size) or not squish
             else photo.image.resize((size, size), Image.BILINEAR)
         )
         # np.array: a writable copy
-        return Decoded(np.array(image), photo.taken, photo.camera, photo.location, sha256=photo_sha256(data))
-    except (ImageError, InputError) as exc:
-        return Decoded(error=one_line(str(exc)))
-    except ValueError as exc:  # FetchError and friends: already one line for the user
+        return Decoded(
+            np.array(image), photo.taken, photo.camera, photo.location, sha256=photo_sha256(source)
+        )
+    except ImageError as exc:
         return Decoded(error=one_line(str(exc)))
     except MemoryError:
-        return Decoded(error=f"{item.name}: not enough memory to decode this photo.")
-    except Exception as exc:  # a row per photo, whatever Pillow or the network throws
-        return Decoded(error=one_line(f"{item.name}: could not be read ({type(exc).__name__}: {exc})"))
+        return Decoded(error=f"{name}: not enough memory to decode this photo.")
+    except Exception as exc:  # a row per photo, whatever Pillow throws
+        return Decoded(error=one_line(f"{name}: could not be read ({type(exc).__name__}: {exc})"))
 
 
 def photo_sha256(source: bytes | Path) -> str:

@@ -266,7 +266,7 @@ def explain(
     network: torch.nn.Module | None = None,
 ) -> Explanation:
     """Where the predictor's classifier looked in `image`: over the whole frame, and in each animal's
-    crop when `row` (the frame's row from `predictor.frame_row`) has the detector's boxes.
+    crop when `row` (the frame's row from `predictor.predict_photo`) has the detector's boxes.
 
     The whole frame is explained for the first class of the row's bars (the frame's answer among the
     place's classes, as shown), else for its own top class; each crop for its box's first class; `target`

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classifier.intake.decoding import Decoded, decode_item, decode_size_for
-from classifier.intake.images import Source, load_photo
+from classifier.intake.decoding import Decoded, decode_item, decode_photo, decode_size_for
 from classifier.intake.inputs import close_archives, item_for_path
 from classifier.intake.items import InputItem
 from classifier.models.bundles import crop_margin as bundle_crop_margin
@@ -123,28 +122,15 @@ class Predictor:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         return self.predict_arrays([np.array(self._squish(rgb))])[0]
 
-    def predict_file(self, source: Source, *, name: str | None = None) -> Prediction:
-        """Decode (reduced-size for JPEGs) and predict; raises `ImageError` for a photo that cannot be used."""
-        photo = load_photo(source, name=name, target_size=self.image_size)
-        return self.predict_arrays([np.array(self._squish(photo.image))])[0]
-
-    def frame_row(
-        self,
-        image: Image.Image,
-        path: str = "",
-        *,
-        detect: bool = True,
-        location: tuple[float, float] | None = None,
-    ) -> Row:
-        """The row of one decoded frame: boxes and their crops' answers with the detector (unless
-        `detect` is off), else the whole frame's answer; `location`: where it was taken (EXIF GPS)."""
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        base = self._base_row(Row(path=path, status=OK, location=location))
-        if self.detector is None or not detect:
-            return whole_frame_row(
-                base, self._scores([np.array(self._squish(rgb))])[0][0].tolist(), self.rules
-            )
-        return self._detected([rgb], [base])[0]
+    def predict_photo(self, source: bytes | Path, *, name: str, detect: bool = True) -> Row:
+        """The row of one photo, given as its bytes or its file, decoded as `predict_many` decodes every
+        photo: so a photo gets the same answer on the classify page as in a batch or on the command line.
+        With `detect` off (or no detector) the answer is the whole frame's. A photo that cannot be used is
+        an error row."""
+        whole = self.detector is None or not detect
+        decoded = decode_photo(source, name, self.decode_size, squish=self.detector is None)
+        path = str(source) if isinstance(source, Path) else name
+        return self._rows([(InputItem(path=path, location=path), decoded)], whole_frame=whole)[0]
 
     def predict_arrays(self, arrays: list[np.ndarray] | list[torch.Tensor]) -> list[Prediction]:
         """Predictions for already squished images: HWC uint8 arrays or CHW uint8 tensors."""
@@ -169,6 +155,13 @@ class Predictor:
         label, confidence = top[0]
         status = OK if confidence >= self.threshold else UNCERTAIN
         return Prediction(label, confidence, status, top, tuple(probabilities.tolist()))
+
+    def _squished(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded pixels at the network's size (frames decoded for the detector are larger; a process
+        pool's CHW tensors already are)."""
+        if not isinstance(pixels, np.ndarray) or pixels.shape[:2] == (self.image_size, self.image_size):
+            return pixels
+        return np.array(self._squish(Image.fromarray(pixels)))
 
     def _squish(self, image: Image.Image) -> Image.Image:
         size = (self.image_size, self.image_size)
@@ -230,12 +223,12 @@ class Predictor:
         order), its rows are the ones `predict_many` writes."""
         return self._rows(batch)
 
-    def _rows(self, batch: list[tuple[InputItem, Decoded]]) -> list[Row]:
+    def _rows(self, batch: list[tuple[InputItem, Decoded]], whole_frame: bool = False) -> list[Row]:
         rows = [self._base_row(_row(item, decoded)) for item, decoded in batch]
         good = [i for i, (_, decoded) in enumerate(batch) if decoded.pixels is not None]
         pixels = [batch[i][1].pixels for i in good]
-        if self.detector is None:
-            scores, features = self._scores(pixels)
+        if self.detector is None or whole_frame:
+            scores, features = self._scores([self._squished(p) for p in pixels])
             answered = [
                 whole_frame_row(rows[i], p, self.rules) for i, p in zip(good, scores.tolist(), strict=True)
             ]

@@ -1,7 +1,7 @@
 """How an answer was reached, step by step, in plain words: what the classify page's "how it decided"
 section says about the user's own photo.
 
-`decision_steps(row, predictor)` retells a frame's row (from `Predictor.frame_row`) from what the row
+`decision_steps(row, predictor)` retells a frame's row (from `Predictor.predict_photo`) from what the row
 recorded when it was made (`row.decision`: the box that led, the rule that fired, the place, the
 cut-off): the boxes the animal detector found (or that it looked at the whole photo), the picture the
 classifier saw, its five highest scores, the place and taxonomy rules, and the cut-off that made it sure
