@@ -435,7 +435,7 @@ def _dataset_photos(bundle: Bundle, *, validation: bool) -> list[Path] | None:
     if named:
         root = Path(named)
         candidates = (
-            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[2] / root]
+            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[3] / root]
         )
     for root in candidates:
         if not root.exists():
@@ -829,7 +829,7 @@ def _child_command(bundle: Bundle, runtime: str, precision: str) -> list[str]:
 def _start_child(bundle: Bundle, runtime: str, precision: str) -> subprocess.Popen:
     return subprocess.Popen(
         _child_command(bundle, runtime, precision),
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -841,7 +841,7 @@ def _compile_in_child(bundle: Bundle, runtime: str, precision: str) -> None:
         _child_command(bundle, runtime, precision),
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
