@@ -17,7 +17,7 @@ from PIL import Image
 from classifier.models import runtimes
 from classifier.models.bundles import BundleError, load_learner, read_bundle
 from classifier.models.predict import Predictor
-from classifier.models.runtimes import load_model
+from classifier.models.runtimes import choices, load_model
 from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_the_default_runtime_is_the_environments_then_the_measured_one(monkeypat
     assert runtimes.default_runtime(app=True) == "torch"  # the app's memory on a 1 GB host decides
     monkeypatch.setenv(runtimes.RUNTIME_VARIABLE, "onnx")
     assert runtimes.default_runtime() == runtimes.default_runtime(app=True) == "onnx"
-    monkeypatch.setattr(runtimes, "available", lambda runtime: runtime == "torch")
+    monkeypatch.setattr(choices, "available", lambda runtime: runtime == "torch")
     assert runtimes.default_runtime() == "torch"  # its package is missing: torch serves
 
 

@@ -50,17 +50,15 @@ the backbone again. Every runtime computes both in the one pass: the exported gr
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,50 +66,102 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from classifier.intake.decoding import decode_item
-from classifier.intake.inputs import item_for_path
 from classifier.models.bundles import Bundle, BundleError, checked_model_sha256, load_learner
 from classifier.models.heads import LinearScores
+from classifier.models.runtimes.cache import (
+    CACHE_VARIABLE,
+    DETECTOR_INT8_RECIPE,
+    HEAD_FILE,
+    INT8_RECIPE,
+    cache_root,
+    compiled_path,
+    detector_path,
+    linear_head_path,
+    written_whole,
+)
+from classifier.models.runtimes.calibration import (
+    CALIBRATION_FRAMES,
+    CALIBRATION_PHOTOS,
+    VALIDATION_PHOTOS,
+    _classifier_calibration,
+    calibration_photos,
+    validation_photos,
+)
+from classifier.models.runtimes.choices import (
+    APP_RUNTIME,
+    BF16,
+    DEFAULT_RUNTIME,
+    FP32,
+    INT8,
+    LIBRARY,
+    ONNX,
+    OPENVINO,
+    PRECISIONS,
+    RUNTIME_VARIABLE,
+    RUNTIMES,
+    SUPPORTED,
+    TORCH,
+    available,
+    check_choice,
+    default_runtime,
+    default_workers,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from classifier.models.network import WildlifeNet
 
-CACHE_VARIABLE = "WILDLIFE_CACHE_DIR"
-RUNTIME_VARIABLE = "WILDLIFE_RUNTIME"  # the default runtime of this machine, e.g. for the app
+__all__ = [
+    "APP_RUNTIME",
+    "BF16",
+    "CACHE_VARIABLE",
+    "CALIBRATION_FRAMES",
+    "CALIBRATION_PHOTOS",
+    "DEFAULT_RUNTIME",
+    "DETECTOR_INT8_RECIPE",
+    "FP32",
+    "INT8",
+    "INT8_RECIPE",
+    "LIBRARY",
+    "ONNX",
+    "OPENVINO",
+    "PRECISIONS",
+    "RUNTIMES",
+    "RUNTIME_VARIABLE",
+    "SUPPORTED",
+    "TORCH",
+    "VALIDATION_PHOTOS",
+    "CompiledNetwork",
+    "LoadedModel",
+    "OnnxRuntimeNetwork",
+    "OpenVinoNetwork",
+    "Upgrading",
+    "available",
+    "cache_root",
+    "calibration_photos",
+    "check_choice",
+    "compile_bundle",
+    "compiled_path",
+    "default_runtime",
+    "default_workers",
+    "detector_path",
+    "linear_head_path",
+    "load_detector_network",
+    "load_linear_head",
+    "load_model",
+    "load_network",
+    "openvino_core",
+    "save_int8",
+    "save_onnx",
+    "save_traced",
+    "validation_photos",
+    "written_whole",
+]
+
 TRACE_BATCH = 2  # any batch size runs afterwards; the image size is fixed by the bundle
 ONNX_OPSET = 18  # OpenVINO's ONNX reader misreads opset 17's ReduceLogSumExp (the ImageNet prior's)
-TORCH, OPENVINO, ONNX = "torch", "openvino", "onnx"
-RUNTIMES = (TORCH, OPENVINO, ONNX)
-FP32, BF16, INT8 = "fp32", "bf16", "int8"
-PRECISIONS = (FP32, BF16, INT8)
-SUPPORTED = {TORCH: (FP32,), ONNX: (FP32, INT8), OPENVINO: (FP32, BF16, INT8)}
-LIBRARY = {OPENVINO: "openvino", ONNX: "onnxruntime"}
-# Measured with benchmarks/predict_speed.py (docs/benchmarks.md, "Runtimes"): OpenVINO at float32 runs the classifier
-# and the detector fastest of the three with the same answers; int8 is an option only, and bf16 is what
-# `--precision auto` runs where the CPU has it (benchmarks/bf16_speed.py).
-DEFAULT_RUNTIME = OPENVINO
-# The app's, where a 1 GB host's memory decides (benchmarks/app_memory.py, every bundle and page plus a
-# heatmap): TorchScript 716 MiB at peak without GPU library pages, OpenVINO 917-939 MiB (its libraries,
-# compiled networks, and the torch network a heatmap needs besides), target 900. A visitor's photo at a
-# time gains little from OpenVINO; batches of thousands, on the command line, gain most. OpenVINO in
-# bfloat16 did not fit either (2026-12-07, a CPU with AVX512-BF16, three walks each: 874, 961 and
-# 1,017 MiB against TorchScript's 722, 738 and 793), so the app runs TorchScript at fp32 everywhere.
-APP_RUNTIME = TORCH
-# int8 calibration: at most this many photos, spread over the classes (the bundle's training photos).
-CALIBRATION_PHOTOS = 160
-CALIBRATION_FRAMES = 48  # the detector's: whole frames at 640 px are slow to calibrate on
-# bf16's agreement with fp32 (classifier.models.precision): at most this many held-out photos.
-VALIDATION_PHOTOS = 600
-# What the quantizer is asked for, in the cache key: another recipe is another file. The classifier: every
-# op; the detector: the layers with weights only (QUANTIZED_OPS, see save_int8).
-INT8_RECIPE, DETECTOR_INT8_RECIPE = "-all-w7", "-conv-w7"
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
-# What a classifier's cache entry holds (torch: body and head; exported: logits and pooled features);
-# part of its name, so older entries compile again.
-LAYOUT = "body+head, scores+features"
-HEAD_FILE = "head.pt"
 CLASSIFIER_OUTPUTS = ("outputs", "features")
 
 
@@ -156,108 +206,6 @@ class _Normalised(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body((images - self.mean) / self.std)
-
-
-# -------------------------------------------------------------------------------------------- choices
-
-
-def default_runtime(app: bool = False) -> str:
-    """`$WILDLIFE_RUNTIME` when set, else `DEFAULT_RUNTIME` (`APP_RUNTIME` for the app); torch when that
-    runtime's library is missing."""
-    chosen = os.environ.get(RUNTIME_VARIABLE) or (APP_RUNTIME if app else DEFAULT_RUNTIME)
-    if chosen not in RUNTIMES:
-        raise BundleError(f"${RUNTIME_VARIABLE}={chosen!r}: not a runtime; use one of {', '.join(RUNTIMES)}.")
-    return chosen if available(chosen) else TORCH
-
-
-def available(runtime: str) -> bool:
-    """Whether the runtime's library is installed (torch always is)."""
-    if runtime == TORCH:
-        return True
-    from importlib.util import find_spec
-
-    return find_spec(LIBRARY[runtime]) is not None and find_spec("onnx") is not None
-
-
-def check_choice(runtime: str, precision: str) -> None:
-    """A `BundleError` (one line) for a runtime or precision this module does not have."""
-    if runtime not in RUNTIMES:
-        raise BundleError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
-    if precision not in PRECISIONS:
-        raise BundleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
-    if precision not in SUPPORTED[runtime]:
-        others = [r for r in RUNTIMES if precision in SUPPORTED[r]]
-        raise BundleError(
-            f"the {runtime} runtime runs {', '.join(SUPPORTED[runtime])} only; {precision} needs "
-            f"--runtime {' or '.join(others)}."
-        )
-    if not available(runtime):
-        raise BundleError(
-            f"the {runtime} runtime needs the {LIBRARY[runtime]} and onnx packages, which are not "
-            "installed; run `make install` (or pick --runtime torch)."
-        )
-
-
-# ---------------------------------------------------------------------------------------------- cache
-
-
-def cache_root() -> Path:
-    if os.environ.get(CACHE_VARIABLE):
-        return Path(os.environ[CACHE_VARIABLE])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "wildlife-classifier"
-
-
-def _versions(runtime: str, precision: str, recipe: str = INT8_RECIPE) -> str:
-    """The libraries whose version shapes the file: torch (trace or export), onnxruntime (its quantizer)."""
-    text = f"torch{torch.__version__}"
-    if precision == INT8:
-        from importlib.metadata import version
-
-        text += f"-ort{version('onnxruntime')}-int8{recipe}"
-    return text.replace("+", "-")
-
-
-def _suffix(runtime: str) -> str:
-    return ".pt" if runtime == TORCH else ".onnx"
-
-
-def compiled_path(bundle: Bundle, sha256: str, runtime: str = TORCH, precision: str = FP32) -> Path:
-    """The cache entry of the model file with this hash, read as this report reads it (image size and
-    classes: the checks a compile makes against the report hold only for that report). `bf16` is a
-    setting OpenVINO compiles the float32 file with: the same entry."""
-    reading = hashlib.sha256(
-        json.dumps([LAYOUT, bundle.image_size, list(bundle.classes)]).encode()
-    ).hexdigest()
-    stored = INT8 if precision == INT8 else FP32
-    name = f"{sha256}-{reading[:12]}-{_versions(runtime, stored)}{_suffix(runtime)}"
-    return cache_root() / "networks" / name
-
-
-def linear_head_path(bundle: Bundle, sha256: str) -> Path:
-    """The cache entry of a bundle's linear head as arrays (`classifier.models.heads.LinearScores`)."""
-    return compiled_path(bundle, sha256).with_suffix(".linear.npz")
-
-
-def detector_path(sha256: str, input_size: int, runtime: str = TORCH, precision: str = FP32) -> Path:
-    """The cache entry of the detector's weights with this hash at this input size."""
-    stored = INT8 if precision == INT8 else FP32
-    name = f"detector-{sha256}-{input_size}px-{_versions(runtime, stored, DETECTOR_INT8_RECIPE)}{_suffix(runtime)}"
-    return cache_root() / "networks" / name
-
-
-@contextmanager
-def written_whole(target: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary path beside `target`; renamed to `target` when the block ends without an error."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=suffix, delete=False) as handle:
-        partial = Path(handle.name)
-    try:
-        yield partial
-        partial.chmod(0o644)  # a cache shared by the users of one machine, as pip's is
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------- compiling
@@ -398,78 +346,6 @@ def save_int8(fp32: Path, target: Path, batches: Iterable[np.ndarray], *, weight
             os.replace(partial, whole)
 
 
-def calibration_photos(bundle: Bundle, limit: int = CALIBRATION_PHOTOS) -> list[Path]:
-    """The bundle's own training photos for int8 calibration: its report's dataset (recipe `data`, else
-    `data.root`), where on disk, split as its training run split it (its validation photos are left
-    out; with cross-validation every photo trained the shipped model), spread over the classes. A
-    `BundleError` when they are not there."""
-    photos = _dataset_photos(bundle, validation=False)
-    if photos is None:
-        raise BundleError(
-            f"{bundle.report_path}: int8 calibrates on the bundle's training photos, which are not on this "
-            f"disk ({_dataset_name(bundle)!r}); use --precision fp32."
-        )
-    return photos[:limit]
-
-
-def validation_photos(bundle: Bundle, limit: int = VALIDATION_PHOTOS) -> list[Path]:
-    """The photos the bundle's training run held out (with cross-validation, every photo: each was held
-    out by a fold), spread over the classes; none when its dataset is not on this disk."""
-    return (_dataset_photos(bundle, validation=True) or [])[:limit]
-
-
-def _dataset_name(bundle: Bundle) -> str | None:
-    data, recipe = bundle.report.get("data") or {}, bundle.report.get("recipe") or {}
-    return next(
-        (v for v in (recipe.get("data"), data.get("root"), data.get("source")) if isinstance(v, str)), None
-    )
-
-
-def _dataset_photos(bundle: Bundle, *, validation: bool) -> list[Path] | None:
-    """The training (or validation) part of the bundle's dataset as its run split it, spread over the
-    classes; None when the dataset is not on this disk."""
-    from classifier.intake.datasets import DatasetError, read_dataset, split_dataset
-
-    recipe, named = bundle.report.get("recipe") or {}, _dataset_name(bundle)
-    candidates = []
-    if named:
-        root = Path(named)
-        candidates = (
-            [root] if root.is_absolute() else [Path.cwd() / root, Path(__file__).resolve().parents[3] / root]
-        )
-    for root in candidates:
-        if not root.exists():
-            continue
-        try:
-            dataset = read_dataset(root, recipe.get("format"), image_root=recipe.get("image_root"))
-            records = dataset.records
-            if not recipe.get("cv_folds"):
-                how = recipe.get("split") or "auto"
-                split = split_dataset(dataset, how, recipe.get("valid_pct", 0.2), recipe.get("seed", 42))
-                records = split.valid if validation else split.train
-        except (DatasetError, OSError, TypeError, ValueError):
-            continue
-        by_class: dict[str, list[Path]] = {}
-        for record in records:
-            by_class.setdefault(record.label, []).append(dataset.path(record))
-        spread = [photo for rank in _round_robin(list(by_class.values())) for photo in rank]
-        if spread:
-            return spread
-    return None
-
-
-def _round_robin(groups: list[list[Path]]) -> Iterator[list[Path]]:
-    for rank in range(max((len(g) for g in groups), default=0)):
-        yield [g[rank] for g in groups if rank < len(g)]
-
-
-def _classifier_calibration(photos: list[Path], size: int) -> Iterator[np.ndarray]:
-    for photo in photos:
-        pixels = decode_item(item_for_path(photo), size).pixels
-        if pixels is not None:
-            yield (pixels[None].astype("float32") / 255.0).astype("float32")
-
-
 # --------------------------------------------------------------------------------------------- loading
 
 
@@ -519,14 +395,6 @@ def load_model(
 
 def _default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def default_workers() -> int:
-    """The cores this process may run on: one batch (and one OpenVINO stream) per core."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def load_network(
