@@ -158,7 +158,7 @@ def write_tiny_examples(bundle: Path) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def runtime_cache() -> Path:
-    """Compiled networks and kept embeddings (classifier/models/runtimes.py) go to the tests' own cache,
+    """Compiled networks and kept embeddings (classifier/models/runtimes/) go to the tests' own cache,
     for every process the run starts too, not to the user's: entries are named by the content they were
     compiled from, so a second run reads them instead of compiling again. (The variable's name is
     written here: importing the runtimes would import torch for every test.)"""

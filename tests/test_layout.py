@@ -81,6 +81,7 @@ def test_each_sub_package_says_what_it_holds():
 
 def test_the_library_never_imports_streamlit_pages_or_training():
     assert sum(name.startswith("classifier.") for name in MODULES) > 30  # the sub-packages are walked
+    assert "classifier.models.runtimes.cache" in MODULES  # and the packages inside them
     outside = [
         f"{name} imports {target}"
         for name, path in MODULES.items()
@@ -89,6 +90,17 @@ def test_the_library_never_imports_streamlit_pages_or_training():
         if target.split(".")[0] in ("streamlit", "pages", "train")
     ]
     assert not outside, "\n".join(outside)
+
+
+def test_imports_are_absolute_so_the_checks_see_them():
+    relative = [
+        name
+        for name, path in MODULES.items()
+        if any(
+            isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
+    assert not relative, relative
 
 
 def test_training_never_imports_the_pages():

@@ -17,7 +17,7 @@ from PIL import Image
 from classifier.models import runtimes
 from classifier.models.bundles import BundleError, load_learner, read_bundle
 from classifier.models.predict import Predictor
-from classifier.models.runtimes import load_model
+from classifier.models.runtimes import choices, compiling, load_model, loading
 from conftest import TINY_CLASSES, TINY_SIZE, make_tiny_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_the_default_runtime_is_the_environments_then_the_measured_one(monkeypat
     assert runtimes.default_runtime(app=True) == "torch"  # the app's memory on a 1 GB host decides
     monkeypatch.setenv(runtimes.RUNTIME_VARIABLE, "onnx")
     assert runtimes.default_runtime() == runtimes.default_runtime(app=True) == "onnx"
-    monkeypatch.setattr(runtimes, "available", lambda runtime: runtime == "torch")
+    monkeypatch.setattr(choices, "available", lambda runtime: runtime == "torch")
     assert runtimes.default_runtime() == "torch"  # its package is missing: torch serves
 
 
@@ -196,7 +196,8 @@ def test_a_compiled_model_loads_without_unpickling_the_learner(tiny_bundle, monk
     def no_unpickling(*args, **kwargs):
         raise AssertionError("the learner was unpickled again")
 
-    monkeypatch.setattr(runtimes, "load_learner", no_unpickling)
+    for module in (loading, compiling):  # where a compile looks the learner up
+        monkeypatch.setattr(module, "load_learner", no_unpickling)
     assert load_model(bundle).network is not None
 
 
@@ -254,7 +255,7 @@ def test_the_child_compiles_the_bundles_detector_too_so_the_server_never_traces_
     def traced_here(*args, **kwargs):
         raise AssertionError("the detector was traced in this process")
 
-    monkeypatch.setattr(runtimes, "_save_traced_detector", traced_here)
+    monkeypatch.setattr(compiling, "_save_traced_detector", traced_here)
     detector = detector_for(bundle, "torch")
     assert detector is not None and detector.detect_one(Image.new("RGB", (96, 64))) == []
 

@@ -2,7 +2,7 @@
 box's crop and the whole frame), by photo content, box and model.
 
 Prediction computes them anyway (the compiled networks give them with the logits,
-classifier/models/runtimes.py); kept here, a model adapted to a site (classifier/models/site.py) is fitted
+classifier/models/runtimes/); kept here, a model adapted to a site (classifier/models/site.py) is fitted
 on a person's corrections and re-labels the rest of the batch without running the detector or the backbone
 again. A picture's key: the model's embedding key (the model file's SHA-256, or the base's for a bundle
 retrained on its frozen backbone: `report["embeddings"]["model"]`), the photo's SHA-256, and the box

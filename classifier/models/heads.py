@@ -32,7 +32,7 @@ def prior_scores(
     score = torch.logsumexp(grouped, dim=2)
     mapped = member.any(dim=1)
     # The mean over the mapped classes, without boolean indexing (its output size is data-dependent,
-    # which ONNX and OpenVINO export cannot express; classifier/models/runtimes.py).
+    # which ONNX and OpenVINO export cannot express; classifier/models/runtimes/).
     neutral = torch.where(mapped, score, 0.0).sum(dim=1, keepdim=True) / mapped.sum()
     return torch.where(mapped, score, neutral)
 
