@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compile",
         help="compile bundles' networks for prediction, once per model file (done on first use otherwise)",
         description="Compile each bundle's network (and its animal detector's) for a runtime into the "
-        "runtime cache (classifier/models/runtimes.py), so prediction needs neither fastai nor a first-use wait.",
+        "runtime cache (classifier/models/runtimes/), so prediction needs neither fastai nor a first-use wait.",
     )
     _model_options(compile_, required=False, every=True)
     _runtime_options(compile_)

@@ -3,7 +3,7 @@
 A model loads when a page first needs it, once per process (`st.cache_resource`, shared by all sessions:
 the network is only read from), and only one stays loaded: a free host (Streamlit Community Cloud) gives
 the whole app about 1 GB, and the libraries alone take most of it (benchmarks/app_memory.py). The app
-runs the compiled network (classifier/models/runtimes.py) and never imports fastai: a model file not compiled
+runs the compiled network (classifier/models/runtimes/) and never imports fastai: a model file not compiled
 yet is compiled once in a child process. Bundle
 lists, reports and species notes load once per content (`st.cache_data`). A model that fails to load on
 this host is set aside for everyone, with its reason in the sidebar, and the other models stay usable.
