@@ -46,12 +46,11 @@ from classifier.models.engines import (
     LOCAL,
     EngineError,
     LocalEngine,
-    PredictorOptions,
     RayEngine,
     open_engine,
 )
-from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, Predictor
-from classifier.models.runtimes import load_model
+from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from classifier.models.predictors import PredictorOptions
 from classifier.results.sequences import DEFAULT_GAP_SECONDS, SequenceStream
 from classifier.schema.observations import per_detection
 from classifier.schema.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
@@ -522,15 +521,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{args.data}: none of its {len(dataset.records)} labeled photos has a class of model "
             f"{bundle.name!r} (its classes: {', '.join(bundle.classes[:8])}{', ...' if len(bundle.classes) > 8 else ''})."
         )
-    from classifier.models.precision import resolve
-    from classifier.models.runtimes import default_runtime
-
-    runtime = args.runtime or default_runtime()
-    predictor = Predictor(
-        load_model(bundle, runtime=runtime, precision=resolve(bundle, runtime, args.precision)[0]),
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
+    options = PredictorOptions(
+        detect=False, runtime=args.runtime, precision=args.precision, batch_size=args.batch_size
+    )  # the classifier alone, on the labelled photos as they are
+    predictor = options.build(bundle, workers=args.workers)
     items = [item_for_path(dataset.path(r)) for r in records]
     probabilities, targets, files = [], [], []
     progress = _progress(len(items))
@@ -625,7 +619,6 @@ def _explain_parser(commands: Any) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     from classifier.intake.images import ImageError, load_photo
     from classifier.intake.urlfetch import FetchError, fetch_image
-    from classifier.models.detect import detector_for
     from classifier.models.explain import ExplainError, explain, render
     from classifier.models.runtimes import TORCH
 
@@ -649,11 +642,7 @@ def run_explain(args: argparse.Namespace) -> int:
     except (ImageError, FetchError) as exc:
         raise CommandError(str(exc)) from None
     # The heatmap needs the network's two torch parts; torch and the other runtimes answer alike (1e-5).
-    predictor = Predictor(
-        load_model(bundle, runtime=TORCH),
-        detector=None if args.no_detector else detector_for(bundle, TORCH),
-        top_k=5,
-    )
+    predictor = PredictorOptions(detect=not args.no_detector, runtime=TORCH, top_k=5).build(bundle)
     row = predictor.predict_photo(source, name=args.photo)
     try:
         explanation = explain(predictor, photo.image, row, method=args.method, target=args.target)
@@ -968,7 +957,8 @@ def run_compile(args: argparse.Namespace) -> int:
 def _choose_precision(bundle: Bundle, runtime: str, *, again: bool, ship_it: bool) -> None:
     """compile's part of --precision auto: measure bf16 against fp32 on the bundle's held-out photos where
     bf16 could be chosen and nothing is measured here yet (or `again`), then print each network's choice."""
-    from classifier.models.precision import can_run_bf16, choices, measure, measured_here, ship
+    from classifier.models.agreement import measure
+    from classifier.models.precision import can_run_bf16, choices, measured_here, ship
 
     if ship_it and not can_run_bf16(runtime):
         raise CommandError(

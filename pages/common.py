@@ -38,6 +38,7 @@ from classifier.models.bundles import (
     read_bundle,
     species_notes_path,
 )
+from classifier.models.predictors import PredictorOptions
 from classifier.results.taxa import Taxon, load_taxa
 
 if TYPE_CHECKING:
@@ -314,17 +315,17 @@ def require_predictor(bundle: Bundle) -> Predictor:
             f"Model '{bundle.title}' cannot be loaded here ({reason}); pick another model in the sidebar."
         )
         st.stop()
-    from classifier.models.predict import Predictor  # torch comes with the first model a page needs
-
-    # Cheap: the network is shared; only this session's threshold and top-k are its own.
-    return Predictor(
-        model,
-        detector=detector,
+    # Cheap: the networks are shared; only this session's threshold and place are its own.
+    options = PredictorOptions(
+        detect=detector is not None,
         threshold=current_threshold(bundle),
         top_k=5,
         book=species_book_or_warn(bundle),
         country=current_country(),
-        embeddings=shared_embeddings(str(bundle.directory)),
+        keep_embeddings=True,
+    )
+    return options.build(
+        bundle, model=model, detector=detector, embeddings=shared_embeddings(str(bundle.directory))
     )
 
 

@@ -113,6 +113,18 @@ def test_training_never_imports_the_pages():
     ]
 
 
+def test_one_module_builds_predictors():
+    """The CLI, the app, the engines, evaluation and training all build theirs with PredictorOptions."""
+    builders = sorted(
+        name
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Predictor"
+    )
+    assert builders == ["classifier.models.predictors"]
+
+
 def test_no_module_imports_itself_back_through_others():
     circles = _circles(GRAPH)
     assert not circles, "\n".join(" -> ".join(c) for c in circles)

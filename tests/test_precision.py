@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from classifier import cli
+from classifier.models import agreement as measuring
 from classifier.models import precision, runtimes
 from classifier.models.bundles import read_bundle
-from classifier.models.engines import PredictorOptions
 from classifier.models.precision import AUTO, CLASSIFIER, DETECTOR, Agreement
+from classifier.models.predictors import PredictorOptions
 
 MODEL_SHA, DETECTOR_SHA = "a" * 64, "d" * 64
 OPENVINO = runtimes.OPENVINO
@@ -26,7 +27,7 @@ def machine(tmp_path, monkeypatch):
     empty runtime cache of its own. `machine(bf16=...)` sets the CPU."""
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
     monkeypatch.setattr(precision, "runtime_version", lambda runtime: "2026.4.1")
-    monkeypatch.setattr(precision, "_detector_sha256", lambda: DETECTOR_SHA)
+    monkeypatch.setattr(precision, "detector_sha256", lambda: DETECTOR_SHA)
 
     def cpu(bf16: bool) -> None:
         flags = "fpu sse2 avx2 avx512f" + (" avx512_bf16" if bf16 else "")
@@ -215,7 +216,7 @@ def test_compile_measures_once_records_and_prints_the_choice(machine, tiny_bundl
         precision.record(found)
         return [found]
 
-    monkeypatch.setattr(precision, "measure", measured)
+    monkeypatch.setattr(measuring, "measure", measured)
     command = ["compile", "--model", str(tiny_bundle), "--runtime", OPENVINO, "--no-detector"]
     assert cli.main(command) == 0
     assert cli.main(command) == 0  # recorded: not measured again
@@ -233,7 +234,7 @@ def test_compile_measures_once_records_and_prints_the_choice(machine, tiny_bundl
 def test_the_comparison_counts_inputs_whose_answer_changed():
     reference = lambda batch: batch  # noqa: E731 (a network: logits in, logits out)
     candidate = lambda batch: batch.flip(1)  # noqa: E731
-    compared = precision._Compared(reference, candidate, lambda logits: logits.argmax(1).tolist())
+    compared = measuring._Compared(reference, candidate, lambda logits: logits.argmax(1).tolist())
     logits = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.9, 0.1]])
     assert compared.eval()(logits) is logits  # prediction goes on with fp32's answers
     assert compared.figures() == {"agreed": 0.5, "compared": 4}
@@ -250,7 +251,7 @@ def test_the_held_out_photos_are_the_ones_training_left_out(tiny_bundle):
 def test_measuring_on_a_bfloat16_cpu_records_the_tiny_bundles_agreement(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv(runtimes.CACHE_VARIABLE, str(tmp_path / "cache"))
     bundle = read_bundle(tiny_bundle)
-    [found] = precision.measure(bundle, OPENVINO)
+    [found] = measuring.measure(bundle, OPENVINO)
     assert found.network == CLASSIFIER and found.photos == bundle.report["data"]["n_valid"]
     assert found.compared == found.photos and found.agreed >= 0.9
     assert precision.recorded(found.key) == found

@@ -30,13 +30,12 @@ from fastai.losses import CrossEntropyLossFlat
 
 from classifier.intake.datasets import Dataset, DatasetError, Split, read_predictions_csv
 from classifier.intake.decoding import photo_sha256
-from classifier.models.bundles import Bundle, crop_margin, detector_settings, load_learner, species_notes_path
-from classifier.models.detect import Detector
+from classifier.models.bundles import Bundle, crop_margin, load_learner, species_notes_path
 from classifier.models.embeddings import embedding_model, embeddings_for
 from classifier.models.heads import LinearScores
 from classifier.models.network import with_classes
-from classifier.models.predict import Predictor
-from classifier.models.runtimes import load_linear_head, load_model
+from classifier.models.predictors import PredictorOptions
+from classifier.models.runtimes import load_linear_head
 from classifier.models.site import SiteModel, adapt, cross_validated, pictures, relabel
 from classifier.models.verdict import rules_for
 from classifier.results.report import compare_on_rows, evaluate
@@ -168,10 +167,7 @@ def _with_kept_embeddings(base: Bundle, rows: list[Row]) -> list[Row]:
     missing = [i for i, row in enumerate(rows) if not all(k in kept for k in pictures(row, margin))]
     if not missing:
         return rows
-    settings = detector_settings(base)
-    predictor = Predictor(
-        load_model(base), detector=Detector(**settings) if settings else None, embeddings=store
-    )
+    predictor = PredictorOptions(keep_embeddings=True).build(base, embeddings=store)
     fresh = list(predictor.predict_many([rows[i].path for i in missing]))
     for i, row in zip(missing, fresh, strict=True):
         rows[i] = row

@@ -56,13 +56,12 @@ from typing import TYPE_CHECKING, Any
 
 from classifier.intake.images import one_line
 from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256
+from classifier.models.predictors import PredictorOptions
 from classifier.models.runtimes import load_model
 from classifier.schema.rows import Row
 
 if TYPE_CHECKING:
     from classifier.intake.items import InputItem
-    from classifier.knowledge.species import SpeciesBook
-    from classifier.models.predict import Predictor
 
 LOCAL, RAY = "local", "ray"
 ENGINES = (LOCAL, RAY)
@@ -83,47 +82,6 @@ LOST = "the Ray engine returned no row for this photo (its batch was lost); run 
 
 class EngineError(Exception):
     """An engine that cannot start or run (no Ray, a cluster that cannot be reached); one line."""
-
-
-@dataclass(frozen=True)
-class PredictorOptions:
-    """What builds the run's `Predictor` anywhere: everything but the loaded model (picklable)."""
-
-    detect: bool = True
-    book: SpeciesBook | None = None
-    country: str | None = None
-    threshold: float | None = None
-    top_k: int = 3
-    batch_size: int | None = None
-    runtime: str | None = None  # None: the machine's default (classifier.models.runtimes)
-    precision: str = "fp32"  # or "auto": chosen for each network where the predictor is built
-    keep_embeddings: bool = False  # keep what the classifier saw (classifier/models/embeddings.py)
-
-    def precisions(self, bundle: Bundle) -> tuple[str, str]:
-        """The classifier's and the detector's precision on this machine (`auto` resolved here: a
-        cluster's machines may differ)."""
-        from classifier.models.precision import resolve
-        from classifier.models.runtimes import default_runtime
-
-        return resolve(bundle, self.runtime or default_runtime(), self.precision)
-
-    def build(self, bundle: Bundle, *, device: str | None = None, workers: int | None = None) -> Predictor:
-        from classifier.models.detect import detector_for
-        from classifier.models.embeddings import embeddings_for
-        from classifier.models.predict import Predictor
-
-        classifying, detecting = self.precisions(bundle)
-        return Predictor(
-            load_model(bundle, device=device, runtime=self.runtime, precision=classifying),
-            detector=detector_for(bundle, self.runtime, detecting) if self.detect else None,
-            book=self.book,
-            country=self.country,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            batch_size=self.batch_size,
-            workers=workers,
-            embeddings=embeddings_for(bundle) if self.keep_embeddings else None,
-        )
 
 
 class LocalEngine:

@@ -18,28 +18,20 @@ a near tie or an answer at a cut-off. Measured (benchmarks/bf16_speed.py; docs/b
 AMD EPYC with AVX512-BF16, serengeti with its detector: each network 1.7-1.9x faster, `predict` 1.72x the
 frames/s; the same label on 97.7% of 443 frames, every change at the 0.30 cut-off or a near tie.
 
-The measurement runs the held-out photos through the prediction pipeline at fp32 (decoding, the
-detector, its crops) and runs every batch each network is given at bf16 too (`_Compared`), so it compares
-exactly the inputs prediction makes, without keeping them.
+The agreement is measured by `classifier.models.agreement`.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, datetime
-from functools import partial
+from dataclasses import asdict, dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from classifier.models.bundles import Bundle, detector_settings
-from classifier.models.detect import DEFAULT_INPUT_SIZE, NMS_IOU, DetectorUnavailable, detector_for
-from classifier.models.predict import Predictor
+from classifier.models.detect import DEFAULT_INPUT_SIZE
 from classifier.models.runtimes import (
     BF16,
     FP32,
@@ -47,13 +39,9 @@ from classifier.models.runtimes import (
     PRECISIONS,
     SUPPORTED,
     cache_root,
-    load_model,
     openvino_core,
-    validation_photos,
     written_whole,
 )
-from classifier.models.yolox import postprocess
-from classifier.schema.rows import ERROR
 
 AUTO = "auto"
 CHOICES = (AUTO, *PRECISIONS)
@@ -240,11 +228,11 @@ def _network_key(bundle: Bundle, network: str, runtime: str) -> tuple[str, str, 
         settings = detector_settings(bundle)
         if settings is None:
             return None
-        sha256, size = _detector_sha256(), int(settings.get("input_size", DEFAULT_INPUT_SIZE))
+        sha256, size = detector_sha256(), int(settings.get("input_size", DEFAULT_INPUT_SIZE))
     return None if not sha256 else (network, sha256, size, runtime, runtime_version(runtime))
 
 
-def _detector_sha256() -> str | None:
+def detector_sha256() -> str | None:
     """The SHA-256 the detector's package pins (its weights are checked against it when loaded)."""
     try:
         import megadetector_lite
@@ -303,88 +291,3 @@ def ship(bundle: Bundle, agreements: list[Agreement]) -> Path:
     with written_whole(target) as partial:
         partial.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     return target
-
-
-# ------------------------------------------------------------------------------------------------ measuring
-
-
-def measure(bundle: Bundle, runtime: str, photos: list[Path] | None = None) -> list[Agreement]:
-    """Run the bundle's held-out photos (or `photos`) through prediction at fp32 and every batch each
-    network gets at bf16 too; record and return each network's agreement. None measured (an empty list)
-    when there are no photos, or this runtime does not run bf16 here."""
-    photos = validation_photos(bundle) if photos is None else photos
-    if not photos or BF16 not in SUPPORTED.get(runtime, ()):
-        return []
-    reference = load_model(bundle, runtime=runtime, precision=FP32)
-    candidate = load_model(bundle, runtime=runtime, precision=BF16)
-    if getattr(candidate.network, "precision_in_use", FP32) != BF16:
-        return []  # the runtime runs fp32 here: nothing to compare
-    classifier = _Compared(reference.network, candidate.network, lambda logits: logits.argmax(1).tolist())
-    try:
-        detector = detector_for(bundle, runtime, FP32)
-    except DetectorUnavailable:
-        detector = None
-    counts = None
-    if detector is not None:
-        animals = partial(_animals, confidence=detector.confidence)
-        counts = _Compared(detector.network, detector_for(bundle, runtime, BF16).network, animals)
-        detector.network = counts
-    predictor = Predictor(replace(reference, network=classifier), detector=detector, top_k=1)
-    done = sum(row.status != ERROR for row in predictor.predict_many(photos))
-    common = {
-        "runtime": runtime,
-        "runtime_version": runtime_version(runtime),
-        "photos": done,
-        "measured": datetime.now(UTC).date().isoformat(),
-        "cpu": cpu_name(),
-    }
-    found = [
-        Agreement(CLASSIFIER, bundle.model_sha256 or "", bundle.image_size, **common, **classifier.figures())
-    ]
-    if counts is not None and detector is not None:
-        found.append(
-            Agreement(DETECTOR, _detector_sha256() or "", detector.input_size, **common, **counts.figures())
-        )
-    for agreement in found:
-        record(agreement)
-    return found
-
-
-def _animals(outputs: torch.Tensor, *, confidence: float) -> list[int]:
-    """The detector's count of animals in each frame of a batch: its boxes at or over `confidence`."""
-    return [len(boxes) for boxes in postprocess(outputs, confidence, NMS_IOU)]
-
-
-class _Compared:
-    """A network as prediction calls it that runs each batch at fp32 and at bf16, answers fp32's, and
-    counts the inputs whose answer (`answers`: a batch's outputs -> one answer an input) was the same."""
-
-    training = False
-
-    def __init__(self, reference: Any, candidate: Any, answers: Callable[[torch.Tensor], list]) -> None:
-        self.reference, self.candidate, self.answers = reference, candidate, answers
-        self.same: list[bool] = []  # appended from prediction's threads: list.extend is atomic
-
-    def eval(self) -> _Compared:
-        return self
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.scores_and_features(batch)[0]
-
-    def scores_and_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The reference's outputs (a classifier's logits and features; the detector's boxes), compared on
-        the first."""
-        expected, found = _outputs(self.reference, batch), _outputs(self.candidate, batch)
-        self.same.extend(
-            a == b for a, b in zip(self.answers(expected[0]), self.answers(found[0]), strict=True)
-        )
-        return expected
-
-    def figures(self) -> dict[str, Any]:
-        return {"agreed": round(sum(self.same) / max(len(self.same), 1), 4), "compared": len(self.same)}
-
-
-def _outputs(network: Any, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    if hasattr(network, "scores_and_features"):
-        return tuple(network.scores_and_features(batch))
-    return (network(batch),)

@@ -20,7 +20,7 @@ import numpy as np
 from classifier.intake.decoding import photo_sha256
 from classifier.models.bundles import Bundle, crop_margin
 from classifier.models.embeddings import embeddings_for, photo_keys
-from classifier.models.engines import PredictorOptions
+from classifier.models.predictors import PredictorOptions
 from classifier.schema.predictions_file import Predictions
 from classifier.schema.rows import BLANK, ERROR, OK, PERSON, Row
 
