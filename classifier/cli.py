@@ -26,18 +26,14 @@ set it on a machine that serves the app: it is what stops a URL from reaching lo
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from classifier.intake.inputs import expand_inputs, item_for_path
+from classifier.intake.inputs import expand_inputs
 from classifier.intake.items import Expansion
 from classifier.intake.lists import ListError
 from classifier.models.bundles import MODELS_DIR, Bundle, BundleError, find_bundles, resolve_bundle
@@ -51,9 +47,10 @@ from classifier.models.engines import (
 )
 from classifier.models.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from classifier.models.predictors import PredictorOptions
-from classifier.results.sequences import DEFAULT_GAP_SECONDS, SequenceStream
-from classifier.schema.observations import per_detection
-from classifier.schema.rows import CSV_COLUMNS, ERROR, SEQUENCE_LABEL, Row
+from classifier.results.labelling import Tally, write_rows
+from classifier.results.sequences import DEFAULT_GAP_SECONDS
+from classifier.schema.predictions_file import row_writer
+from classifier.schema.rows import CSV_COLUMNS, ERROR
 
 if TYPE_CHECKING:
     from classifier.knowledge.species import SpeciesBook
@@ -357,43 +354,25 @@ def _predict_with(
     engine: LocalEngine | RayEngine, args: argparse.Namespace, expansion: Expansion, started: float
 ) -> int:
     output = _open_output(args.out)
-    writer = (JsonRows if _is_json(args.out) else CsvRows)(output.stream, args.sequence_label)
-    stream = (
-        SequenceStream([i.group for i in expansion.items], args.sequence_gap) if args.sequence_gap else None
-    )
-    counts: Counter[str] = Counter()
-    errors: list[str] = []
-
-    def write(frame: Row) -> None:
-        for row in per_detection(frame) if args.per_detection else [frame]:
-            writer.write(row)
-        counts[frame.status] += 1
-        if frame.status == ERROR and len(errors) < 5:
-            errors.append(frame.error)
-
-    interrupted, failed = False, ""
+    writer = row_writer(output.stream, json_rows=_is_json(args.out), sequence_label=args.sequence_label)
     progress = _progress(len(expansion.items))
     try:
-        rows = _counted(engine.predict_many(expansion.items), progress, keep_probabilities=False)
-        for row in stream.feed(rows) if stream else rows:
-            write(row)
-    except EngineError as exc:  # the cluster failed under the run: what finished is written, then why
-        for row in stream.flush() if stream else ():
-            write(row)
-        failed = str(exc)
-    except KeyboardInterrupt:
-        interrupted = True
-        for row in stream.flush() if stream else ():
-            write(row)
+        tally = write_rows(
+            _counted(engine.predict_many(expansion.items), progress, keep_probabilities=False),
+            writer,
+            groups=[i.group for i in expansion.items],
+            sequence_gap=args.sequence_gap,
+            per_animal=args.per_detection,
+        )
     finally:
         progress.close()
         writer.close()
         output.close()
     seconds = time.perf_counter() - started
-    _print_summary(expansion, counts, errors, args.out, seconds, interrupted or bool(failed))
-    if failed:
-        raise CommandError(failed)
-    return 130 if interrupted else 0
+    _print_summary(expansion, tally, args.out, seconds)
+    if tally.failed:
+        raise CommandError(tally.failed)
+    return 130 if tally.interrupted else 0
 
 
 def _counted(rows: Any, progress: Any, keep_probabilities: bool = True) -> Any:
@@ -410,14 +389,13 @@ def _progress(total: int) -> Any:
     return tqdm(total=total, unit="photo", file=sys.stderr, disable=None, mininterval=0.5, dynamic_ncols=True)
 
 
-def _print_summary(
-    expansion: Expansion, counts: Counter[str], errors: list[str], out: str, seconds: float, interrupted: bool
-) -> None:
-    done = sum(counts.values())
+def _print_summary(expansion: Expansion, tally: Tally, out: str, seconds: float) -> None:
+    counts, errors, done = tally.counts, tally.errors, tally.done
     states = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", ERROR))
     where = "standard output" if out == "-" else out
     rate = f" ({done / seconds:.1f} photos/s)" if seconds > 0 and done else ""
-    lead = f"Interrupted: {done} of {len(expansion.items)} photos" if interrupted else f"{done} photos"
+    stopped = tally.interrupted or bool(tally.failed)
+    lead = f"Interrupted: {done} of {len(expansion.items)} photos" if stopped else f"{done} photos"
     lines = [f"{lead}: {states}; written to {where} in {seconds:.1f} s{rate}."]
     if expansion.skipped_total:
         lines.append(f"Skipped {expansion.skipped_total} files: {_skipped_text(expansion)}.")
@@ -460,104 +438,33 @@ def _is_json(out: str) -> bool:
     return out.lower().endswith(".json")
 
 
-class CsvRows:
-    """CSV with a header, flushed per row so an interrupted run leaves a valid file."""
-
-    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
-        self.stream, self.sequence_label = stream, sequence_label
-        columns = [*CSV_COLUMNS, SEQUENCE_LABEL] if sequence_label else list(CSV_COLUMNS)
-        self.writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
-        self.writer.writeheader()
-        stream.flush()
-
-    def write(self, row: Row) -> None:
-        self.writer.writerow(row.to_csv(self.sequence_label))
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-class JsonRows:
-    """A JSON array of row objects, one per line; `close` ends the array, also after Ctrl-C."""
-
-    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
-        self.stream, self.sequence_label, self.first = stream, sequence_label, True
-        stream.write("[")
-
-    def write(self, row: Row) -> None:
-        self.stream.write(("\n" if self.first else ",\n") + json.dumps(row.to_json(self.sequence_label)))
-        self.stream.flush()
-        self.first = False
-
-    def close(self) -> None:
-        self.stream.write("\n]\n" if not self.first else "]\n")
-        self.stream.flush()
-
-
 # ---------------------------------------------------------------------------------------------- evaluate
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from classifier.intake.datasets import DatasetError, read_dataset
-    from classifier.results.report import EVALUATION_SCHEMA, evaluate, write_report
+    from classifier.results.evaluation import EvaluationError, evaluate_bundle
+    from classifier.results.report import EVALUATION_SCHEMA, write_report
 
     bundle = _bundle(args)
-    try:
-        dataset = read_dataset(args.data, args.format, image_root=args.image_root)
-    except DatasetError as exc:
-        raise CommandError(str(exc)) from None
-    known = {name: index for index, name in enumerate(bundle.classes)}
-    records = [r for r in dataset.records if r.label in known]
-    skipped = list(dataset.skipped)
-    unknown = Counter(r.label for r in dataset.records if r.label not in known)
-    skipped += [
-        {"file": r.file, "reason": f"class {r.label!r} is not one the model predicts"}
-        for r in dataset.records
-        if r.label not in known
-    ]
-    if not records:
-        raise CommandError(
-            f"{args.data}: none of its {len(dataset.records)} labeled photos has a class of model "
-            f"{bundle.name!r} (its classes: {', '.join(bundle.classes[:8])}{', ...' if len(bundle.classes) > 8 else ''})."
-        )
     options = PredictorOptions(
         detect=False, runtime=args.runtime, precision=args.precision, batch_size=args.batch_size
     )  # the classifier alone, on the labelled photos as they are
-    predictor = options.build(bundle, workers=args.workers)
-    items = [item_for_path(dataset.path(r)) for r in records]
-    probabilities, targets, files = [], [], []
-    progress = _progress(len(items))
     try:
-        for record, row in zip(records, _counted(predictor.predict_many(items), progress), strict=True):
-            if row.status == ERROR:
-                skipped.append({"file": record.file, "reason": row.error})
-                continue
-            probabilities.append(row.probabilities)
-            targets.append(known[record.label])
-            files.append(record.file)
-    finally:
-        progress.close()
-    if not probabilities:
-        raise CommandError(f"{args.data}: no photo could be decoded (first problem: {skipped[0]['reason']}).")
-    report = evaluate(probabilities, targets, bundle.classes, files)
-    report.update(
-        name=bundle.name,
-        title=bundle.title,
-        model_sha256=bundle.model_sha256 or "",
-        image_size=bundle.image_size,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        data={
-            "source": str(args.data),
-            "format": dataset.format,
-            "n_images": len(files),
-            "n_skipped": len(skipped),
-        },
-        skipped=skipped,
-    )
+        dataset = read_dataset(args.data, args.format, image_root=args.image_root)
+        progress = _progress(len(dataset.records))
+        try:
+            done = evaluate_bundle(
+                bundle, dataset, options.build(bundle, workers=args.workers), seen=lambda: progress.update(1)
+            )
+        finally:
+            progress.close()
+    except (DatasetError, EvaluationError) as exc:
+        raise CommandError(str(exc)) from None
+    report, unknown = done.report, done.unknown
     metrics = report["metrics"]
     print(
-        f"{bundle.name} on {args.data}: {len(files)} photos, accuracy {metrics['accuracy']:.3f}, "
+        f"{bundle.name} on {args.data}: {report['data']['n_images']} photos, accuracy {metrics['accuracy']:.3f}, "
         f"macro F1 {metrics['macro_f1']:.3f}, top-3 {metrics['top3_accuracy']:.3f}, "
         f"threshold {report['threshold']['value']:.2f}"
     )
@@ -567,11 +474,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             + ", ".join(f"{name} ({n})" for name, n in unknown.most_common(5)),
             file=sys.stderr,
         )
-    if len(skipped) > sum(unknown.values()):
-        print(
-            f"Skipped {len(skipped) - sum(unknown.values())} unreadable photos (listed in the report).",
-            file=sys.stderr,
-        )
+    if done.unreadable:
+        print(f"Skipped {done.unreadable} unreadable photos (listed in the report).", file=sys.stderr)
     if args.out:
         write_report(report, args.out, schema=EVALUATION_SCHEMA)
         print(f"Report written to {args.out}", file=sys.stderr)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from PIL import Image
 
-from classifier.cli import CsvRows, JsonRows
+from classifier.schema.predictions_file import CsvRows, JsonRows
 from classifier.schema.rows import Detection, Row
 from conftest import TINY_CLASSES, make_tiny_image
 

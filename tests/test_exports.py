@@ -28,7 +28,6 @@ import jsonschema
 import pytest
 
 from classifier import cli
-from classifier.cli import CsvRows, JsonRows
 from classifier.intake.camtrap_dp_schema import SCHEMA_DIR, TABLES, validate_tables
 from classifier.results.camtrap_dp import MEDIA_FIELDS, OBSERVATION_FIELDS, write_camtrap_dp
 from classifier.results.deployments import parse_deployments, read_deployments
@@ -36,7 +35,9 @@ from classifier.results.megadetector import megadetector_results
 from classifier.results.taxa import load_taxa
 from classifier.schema.predictions_file import (
     EXPORT_COLUMNS,
+    CsvRows,
     ExportError,
+    JsonRows,
     parse_predictions,
     read_predictions,
     write_csv,

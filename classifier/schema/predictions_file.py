@@ -369,10 +369,49 @@ def _show(value: Any) -> str:
 
 def write_csv(rows: Iterable[Row], stream: IO[str]) -> int:
     """Every column, with the sequence's label (`EXPORT_COLUMNS`); returns the row count."""
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    writer = CsvRows(stream, sequence_label=True)
     count = 0
     for row in rows:
-        writer.writerow(row.to_csv(sequence_label=True))
+        writer.write(row)
         count += 1
     return count
+
+
+def row_writer(stream: IO[str], *, json_rows: bool, sequence_label: bool) -> CsvRows | JsonRows:
+    """A writer of rows one at a time, each on disk as soon as it is written (`close` ends the file)."""
+    return (JsonRows if json_rows else CsvRows)(stream, sequence_label)
+
+
+class CsvRows:
+    """CSV with a header, flushed per row so an interrupted run leaves a valid file."""
+
+    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
+        self.stream, self.sequence_label = stream, sequence_label
+        columns = list(EXPORT_COLUMNS) if sequence_label else list(CSV_COLUMNS)
+        self.writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+        self.writer.writeheader()
+        stream.flush()
+
+    def write(self, row: Row) -> None:
+        self.writer.writerow(row.to_csv(self.sequence_label))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonRows:
+    """A JSON array of row objects, one per line; `close` ends the array, also after Ctrl-C."""
+
+    def __init__(self, stream: IO[str], sequence_label: bool) -> None:
+        self.stream, self.sequence_label, self.first = stream, sequence_label, True
+        stream.write("[")
+
+    def write(self, row: Row) -> None:
+        self.stream.write(("\n" if self.first else ",\n") + json.dumps(row.to_json(self.sequence_label)))
+        self.stream.flush()
+        self.first = False
+
+    def close(self) -> None:
+        self.stream.write("\n]\n" if not self.first else "]\n")
+        self.stream.flush()
