@@ -11,21 +11,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from pages.common import sidebar
+from app_pages.common import sidebar
 
 st.set_page_config(page_title="Wildlife classifier", page_icon="🦓", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True),
-        st.Page("pages/batch.py", title="Batch-label photos", icon=":material/photo_library:"),
-        st.Page("pages/review.py", title="Review and correct", icon=":material/fact_check:"),
-        st.Page("pages/season.py", title="Season", icon=":material/insights:"),
-        st.Page("pages/species.py", title="Species", icon=":material/pets:"),
-        st.Page("pages/lookalikes.py", title="Look-alikes", icon=":material/compare:"),
-        st.Page("pages/quiz.py", title="Can you beat the model?", icon=":material/quiz:"),
-        st.Page("pages/performance.py", title="Model performance", icon=":material/analytics:"),
-        st.Page("pages/about.py", title="About the models", icon=":material/info:"),
+        st.Page("app_pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True),
+        st.Page("app_pages/batch.py", title="Batch-label photos", icon=":material/photo_library:"),
+        st.Page("app_pages/review.py", title="Review and correct", icon=":material/fact_check:"),
+        st.Page("app_pages/season.py", title="Season", icon=":material/insights:"),
+        st.Page("app_pages/species.py", title="Species", icon=":material/pets:"),
+        st.Page("app_pages/lookalikes.py", title="Look-alikes", icon=":material/compare:"),
+        st.Page("app_pages/quiz.py", title="Can you beat the model?", icon=":material/quiz:"),
+        st.Page("app_pages/performance.py", title="Model performance", icon=":material/analytics:"),
+        st.Page("app_pages/about.py", title="About the models", icon=":material/info:"),
     ]
 )
 sidebar()

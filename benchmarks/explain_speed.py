@@ -39,7 +39,7 @@ from classifier.models.predict import Predictor  # noqa: E402
 from classifier.models.runtimes import TORCH, default_runtime, load_model  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "camera_traps"
-DISPLAY_SIZE = 1024  # pages/classify.py decodes at most this
+DISPLAY_SIZE = 1024  # app_pages/classify.py decodes at most this
 TARGET_RATIO = 1.5
 
 

@@ -18,15 +18,15 @@ from conftest import TINY_CLASSES, write_tiny_examples, write_tiny_species_notes
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = [
-    "pages/classify.py",
-    "pages/batch.py",
-    "pages/review.py",
-    "pages/season.py",
-    "pages/species.py",
-    "pages/lookalikes.py",
-    "pages/quiz.py",
-    "pages/performance.py",
-    "pages/about.py",
+    "app_pages/classify.py",
+    "app_pages/batch.py",
+    "app_pages/review.py",
+    "app_pages/season.py",
+    "app_pages/species.py",
+    "app_pages/lookalikes.py",
+    "app_pages/quiz.py",
+    "app_pages/performance.py",
+    "app_pages/about.py",
 ]
 
 
@@ -154,7 +154,7 @@ def test_truncated_upload_shows_one_error_line_and_the_page_still_works(app: App
 
 
 def test_species_page_lists_every_class_and_says_when_notes_are_missing(app: AppTest) -> None:
-    app.switch_page("pages/species.py").run()
+    app.switch_page("app_pages/species.py").run()
     assert app.caption[0].value == f"{len(TINY_CLASSES)} of {len(TINY_CLASSES)} classes"
     texts = [m.value for m in app.markdown]
     assert "**Red field**" in texts and "**blue**" in texts
@@ -163,13 +163,13 @@ def test_species_page_lists_every_class_and_says_when_notes_are_missing(app: App
 
 def test_species_deep_link_opens_the_species_with_its_look_alikes(app: AppTest) -> None:
     app.query_params["species"] = "green"
-    app.switch_page("pages/species.py").run()
+    app.switch_page("app_pages/species.py").run()
     assert app.title[0].value == "Green field"
     assert "Colour." in [c.value for c in app.caption]
 
 
 def test_performance_page_shows_metrics_and_the_confusion_matrix(app: AppTest) -> None:
-    app.switch_page("pages/performance.py").run()
+    app.switch_page("app_pages/performance.py").run()
     assert [m.label for m in app.metric][:2] == ["Accuracy", "Macro F1"]
     assert app.get("vega_lite_chart"), "the confusion matrix heatmap is drawn"
     assert app.toggle(key="performance_normalise").set_value(True).run() and not app.exception
@@ -177,7 +177,7 @@ def test_performance_page_shows_metrics_and_the_confusion_matrix(app: AppTest) -
 
 def test_batch_labels_photos_and_a_zip_and_lists_the_broken_file(app: AppTest, tiny_image) -> None:
     app.session_state["threshold_tiny"] = 0.0
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("app_pages/batch.py").run()
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("trap/a.jpg", jpeg(tiny_image("blue", seed=11)))
@@ -302,7 +302,7 @@ def test_how_it_decided_tells_each_step_of_the_answer(app: AppTest, tiny_image) 
 def test_look_alikes_page_opens_from_a_link_and_keeps_the_address_in_step(app: AppTest) -> None:
     app.query_params["species"] = "green"
     app.query_params["vs"] = "red"
-    app.switch_page("pages/lookalikes.py").run()
+    app.switch_page("app_pages/lookalikes.py").run()
     assert not app.exception and app.title[0].value == "Look-alikes"
     assert app.selectbox(key="lookalikes_species").value == "green"
     assert app.selectbox(key="lookalikes_vs").value == "red"
@@ -336,7 +336,7 @@ def confused_app(tiny_bundle: Path, species_dir: Path, tmp_path: Path, monkeypat
 
 def test_a_species_page_links_what_the_model_confuses_it_with(confused_app: AppTest) -> None:
     confused_app.query_params["species"] = "green"
-    confused_app.switch_page("pages/species.py").run()
+    confused_app.switch_page("app_pages/species.py").run()
     assert "Often confused with" in [s.value for s in confused_app.subheader]
     compared = [(label, query) for label, page, query in links(confused_app) if page.endswith("lookalikes")]
     assert ("blue: mixed up 2 times, side by side", "species=green&vs=blue&model=tiny") in compared
@@ -344,7 +344,7 @@ def test_a_species_page_links_what_the_model_confuses_it_with(confused_app: AppT
     assert ("Side by side", "species=green&vs=red&model=tiny") in compared  # the notes' look-alike
     assert ("Compare with another class", "species=green&model=tiny") in compared
     confused_app.query_params.pop("vs", None)
-    confused_app.switch_page("pages/lookalikes.py").run()  # what that last link opens
+    confused_app.switch_page("app_pages/lookalikes.py").run()  # what that last link opens
     assert confused_app.selectbox(key="lookalikes_species").value == "green"
     assert confused_app.selectbox(key="lookalikes_vs").value == "red"  # green's notes name red
 
@@ -363,7 +363,7 @@ def test_a_not_sure_answer_links_its_two_look_alikes(confused_app: AppTest, tiny
 def test_the_threshold_stays_after_review_and_correct(app: AppTest, tiny_image) -> None:
     """The button's page switch carries no widget values: the sidebar's own had been dropped with it."""
     app.sidebar.slider[0].set_value(1.0).run()
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("app_pages/batch.py").run()
     app.file_uploader(key="batch_uploads").upload("red.jpg", jpeg(tiny_image("red", seed=3)), "image/jpeg")
     app.run()
     app.button[0].click().run()
@@ -371,7 +371,7 @@ def test_the_threshold_stays_after_review_and_correct(app: AppTest, tiny_image) 
     assert not app.exception
     assert app.title[0].value == "Review and correct"
     assert app.sidebar.slider[0].value == 1.0
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("app_pages/batch.py").run()
     assert app.sidebar.slider[0].value == 1.0
 
 
@@ -383,7 +383,7 @@ def test_season_page_analyses_an_uploaded_package(app: AppTest, tmp_path: Path) 
     with zipfile.ZipFile(archive, "w") as zf:
         for path in folder.iterdir():
             zf.write(path, path.name)
-    app.switch_page("pages/season.py").run()
+    app.switch_page("app_pages/season.py").run()
     assert app.radio(key="season_source").value == "A Camtrap DP package"  # no labels in this session yet
     app.file_uploader(key="season_package").upload("season.zip", archive.getvalue(), "application/zip")
     app.number_input(key="season_min").set_value(2)
@@ -403,7 +403,7 @@ def test_season_page_uses_this_sessions_labels(app: AppTest, tiny_image) -> None
     from PIL import Image
 
     app.session_state["threshold_tiny"] = 0.0
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("app_pages/batch.py").run()
     uploader = app.file_uploader(key="batch_uploads")
     for hour in (5, 9, 14):
         exif = Image.Exif()
@@ -413,7 +413,7 @@ def test_season_page_uses_this_sessions_labels(app: AppTest, tiny_image) -> None
         uploader.upload(f"red{hour}.jpg", buffer.getvalue(), "image/jpeg")
     app.run()
     app.button[0].click().run()
-    app.switch_page("pages/season.py").run()
+    app.switch_page("app_pages/season.py").run()
     assert app.radio(key="season_source").value == "This session's labels"
     app.button(key="season_run").click().run()
     assert not app.exception and not app.error
@@ -443,19 +443,19 @@ def test_the_landing_page_says_what_it_does_lists_the_classes_and_an_example_cla
 def test_the_sidebars_place_fits_and_the_species_list_and_page_show_the_photo(app: AppTest) -> None:
     not_given = app.sidebar.selectbox(key="country").options[0]
     assert not_given == "Not given: each photo's GPS" and len(not_given) <= 30  # the sidebar cut it at 34
-    app.switch_page("pages/species.py").run()
+    app.switch_page("app_pages/species.py").run()
     assert (
         len(app.get("image")) == 3
         and app.caption[1].value == "Photos from the generated test photos, CC0-1.0"
     )
     app.query_params["species"] = "red"
-    app.switch_page("pages/species.py").run()
+    app.switch_page("app_pages/species.py").run()
     assert not app.exception and len(app.get("image")) == 1
     assert "Photo: generated test photos, red/generated.jpg · CC0-1.0" in str(app.get("image")[0].proto)
 
 
 def test_a_quiz_question_shows_the_models_answer_and_the_score(app: AppTest) -> None:
-    app.switch_page("pages/quiz.py").run()
+    app.switch_page("app_pages/quiz.py").run()
     assert not app.exception and app.title[0].value == "Can you beat the model?"
     choices = [b for b in app.button if b.key and b.key.startswith("quiz_choice_0_")]
     assert len(choices) == 3  # three classes: every name is a choice
@@ -479,7 +479,7 @@ def test_a_species_page_maps_where_it_lives_with_the_photos_country(bundled_app:
     bundled_app.query_params["species"] = "zebra"
     bundled_app.query_params["country"] = "MOZ"
     bundled_app.run()
-    bundled_app.switch_page("pages/species.py").run()
+    bundled_app.switch_page("app_pages/species.py").run()
     assert not bundled_app.exception
     assert "Where it lives" in [s.value for s in bundled_app.subheader]
     assert bundled_app.get("vega_lite_chart"), "the range map"
@@ -491,7 +491,7 @@ def test_the_performance_page_refuses_to_compare_models_measured_on_other_photos
     bundled_app: AppTest,
 ) -> None:
     bundled_app.run()
-    bundled_app.switch_page("pages/performance.py").run()
+    bundled_app.switch_page("app_pages/performance.py").run()
     assert not bundled_app.exception
     assert "On camera-trap frames from other parks" in [s.value for s in bundled_app.subheader]
     bundled_app.selectbox(key="performance_compare").set_value("habitat").run()

@@ -191,7 +191,7 @@ def test_a_page_link_as_a_fresh_servers_first_visit_has_the_apps_navigation(
         page.screenshot(path=tmp_path / "first-visit-batch.png", full_page=True)
         links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
         titles = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
-        assert titles == NAVIGATION  # not every module of pages/, helpers and all
+        assert titles == NAVIGATION  # not every module of app_pages/, helpers and all
         assert page.get_by_role("slider", name="Confidence threshold").count() == 1
 
 

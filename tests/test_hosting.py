@@ -351,7 +351,12 @@ def test_dockerignore_keeps_what_the_app_needs_and_leaves_out_the_rest() -> None
         prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
         return any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes for pattern in patterns)
 
-    needed = ["streamlit_app.py", "pages/common.py", "classifier/models/bundles.py", ".streamlit/config.toml"]
+    needed = [
+        "streamlit_app.py",
+        "app_pages/common.py",
+        "classifier/models/bundles.py",
+        ".streamlit/config.toml",
+    ]
     needed += ["requirements.txt", "species_info/habitat.yaml", "models/habitat/model.pkl"]
     assert not [path for path in needed if ignored(path)]
     assert all(ignored(path) for path in [".venv/bin/python", ".git/HEAD", "runs/x/epoch1.pth", "tests/x.py"])

@@ -16,7 +16,7 @@ LAYERS = [
     "classifier.results",
     "classifier",  # cli.py and __main__.py, on top of the library
 ]
-PACKAGES = ("classifier", "train", "pages")
+PACKAGES = ("classifier", "train", "app_pages")
 
 
 def _modules() -> dict[str, Path]:
@@ -87,7 +87,7 @@ def test_the_library_never_imports_streamlit_pages_or_training():
         for name, path in MODULES.items()
         if name.startswith("classifier")
         for target in sorted(_imported(path))
-        if target.split(".")[0] in ("streamlit", "pages", "train")
+        if target.split(".")[0] in ("streamlit", "app_pages", "train")
     ]
     assert not outside, "\n".join(outside)
 
@@ -109,7 +109,7 @@ def test_training_never_imports_the_pages():
         for name, targets in GRAPH.items()
         if name.startswith("train")
         for target in targets
-        if target.startswith("pages")
+        if target.startswith("app_pages")
     ]
 
 

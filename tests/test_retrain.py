@@ -215,7 +215,7 @@ def test_performance_page_shows_the_retrained_bundle_beside_its_base(
         str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=120
     )
     app.session_state["model"] = "tiny-purple"  # what the sidebar's model picker sets
-    app.switch_page("pages/performance.py").run()
+    app.switch_page("app_pages/performance.py").run()
     assert not app.exception
     assert app.title[0].value == "Model performance · Tiny colours and purple"
     assert any("Retrained from **tiny**" in m.value for m in app.markdown)

@@ -1,4 +1,4 @@
-"""The review page (`pages/review.py`) through Streamlit's AppTest: queue, relabel, undo, sequences,
+"""The review page (`app_pages/review.py`) through Streamlit's AppTest: queue, relabel, undo, sequences,
 progress, stop and come back, exports, bad input, a 10,000-row file, and the hand-over from the batch page.
 
 Most tests need no model: a saved CSV of generated rows (`review_rows.batch_rows`) and a zip of generated
@@ -24,7 +24,7 @@ from classifier.schema.predictions_file import parse_predictions
 from review_rows import batch_rows, csv_text, photo_zip
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-PAGE = "pages/review.py"
+PAGE = "app_pages/review.py"
 ODD = 'gazelle, "Thomson\'s"'
 
 
@@ -311,7 +311,7 @@ def test_the_batch_page_hands_its_rows_and_photos_to_the_review(
     monkeypatch.setenv("WILDLIFE_SPECIES_DIR", str(write_tiny_species_notes(tmp_path)))
     at = AppTest.from_file(APP, default_timeout=180).run()
     at.session_state["threshold_tiny"] = 1.0  # nothing is sure: every photo needs a person
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("app_pages/batch.py").run()
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         for i, label in enumerate(("red", "green", "blue")):
@@ -332,7 +332,7 @@ def test_the_batch_page_hands_its_rows_and_photos_to_the_review(
     assert progress(at) == "1 of 3 reviewed"
     assert review(at).records[0].classification_method == "human"
     # Back to the batch page and here again: the review goes on as it was.
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("app_pages/batch.py").run()
     at.button(key="batch_review").click().run()
     assert not at.exception
     assert progress(at) == "1 of 3 reviewed"

@@ -215,7 +215,7 @@ def test_the_app_process_never_imports_fastai_and_starts_without_torch(tiny_bund
     shutil.copytree(tiny_bundle, copy)
     script = (
         "import sys, json\n"
-        "import pages.common\n"
+        "import app_pages.common\n"
         "from classifier.models.bundles import find_bundles\n"
         "[bundle] = find_bundles(sys.argv[1])\n"
         "before = sorted(m for m in ('torch', 'fastai') if m in sys.modules)\n"

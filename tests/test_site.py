@@ -257,6 +257,6 @@ def test_a_retrained_bundle_s_performance_page_shows_its_learning_curve(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WILDLIFE_MODELS_DIR", str(labelled / "models"))
         app.run()
-        app.switch_page("pages/performance.py").run()
+        app.switch_page("app_pages/performance.py").run()
     assert not app.exception
     assert "Learning curve: what more review would give" in [s.value for s in app.subheader]

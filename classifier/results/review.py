@@ -1,6 +1,6 @@
 """Review and correct: the queue of photos a person should look at, their corrections, undo, the photos.
 
-The library side of the app's review page (`pages/review.py`); nothing here imports Streamlit.
+The library side of the app's review page (`app_pages/review.py`); nothing here imports Streamlit.
 
     review = Review.from_file(open("labels.csv", "rb").read(), name="labels.csv", photos=photos)
     for index in review.queue:                   # what needs a person, in file order

@@ -9,8 +9,8 @@ import streamlit as st
 from classifier.knowledge.species import IUCN_COLOURS, SpeciesEntry
 from classifier.models.bundle_photos import Example
 
-SPECIES_PAGE = "pages/species.py"
-LOOKALIKES_PAGE = "pages/lookalikes.py"
+SPECIES_PAGE = "app_pages/species.py"
+LOOKALIKES_PAGE = "app_pages/lookalikes.py"
 _DARK_BADGES = {"EX", "EW", "CR"}
 TREND_ARROWS = {"increasing": "↗", "stable": "→", "decreasing": "↘", "unknown": "?"}
 

@@ -6,16 +6,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from classifier.results import performance
-from pages.common import (
+from app_pages.common import (
     current_threshold,
     require_bundle,
     species_book_or_warn,
-    use_navigation,
     working_bundles,
 )
-
-use_navigation()
+from classifier.results import performance
 
 bundle = require_bundle()
 report = bundle.report

@@ -14,13 +14,11 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import runpy
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from classifier.knowledge.species import (
     SPECIES_DIR_VARIABLE,
@@ -53,7 +51,6 @@ if TYPE_CHECKING:
 PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "zip"]
 # Lets tests and self-hosters point the app at another models folder.
 MODELS_DIR_VARIABLE = "WILDLIFE_MODELS_DIR"
-ENTRY_FILE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 # The sidebar's settings hold for the whole session: by default Streamlit drops a widget's value on a
 # page switch that carries no widget values (st.switch_page, as "Review and correct" does), and the
 # threshold came back as the model's default.
@@ -63,22 +60,6 @@ NO_MODEL = (
     "No model bundled yet: train one with `python -m train --data PATH --name NAME` "
     "(see the About page), then reload this page."
 )
-
-
-def use_navigation() -> None:
-    """Every page's first call: run it through the entry file's `st.navigation`, also on a fresh server.
-
-    Streamlit (1.67) takes its old multipage mode for a process whose first session finds a `pages/`
-    folder beside the entry file (ours is there), and only a run of the entry file's `st.navigation` turns
-    that mode off. A first visitor who opens a page link (`/batch`) then gets the page run alone: no model
-    picker or threshold, and every module of `pages/`, helpers too, listed as a page. Turn the old mode
-    off for the process and run the entry file (navigation, sidebar, then this page) in this same run:
-    a rerun would drop the click that started the run (AppTest starts every run in the old mode).
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        runpy.run_path(str(ENTRY_FILE))
-        st.stop()  # the page has run, inside the entry file
 
 
 def models_root() -> Path:

@@ -9,14 +9,12 @@ import uuid
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor
 from classifier.intake.images import thumbnail_data_url
 from classifier.intake.inputs import close_archives, read_item
 from classifier.results.review import Photos
 from classifier.results.sequences import assign_sequences
 from classifier.schema.rows import ANIMAL, BLANK, CSV_COLUMNS, ERROR, HUMAN, OK
-from pages.common import PHOTO_UPLOAD_TYPES, require_bundle, require_predictor, use_navigation
-
-use_navigation()
 
 TABLE_COLUMNS = [
     "thumbnail",
@@ -129,7 +127,7 @@ if st.button(
     "and a few sure ones as spot checks), relabel them with a click or a key, and export.",
 ):
     open_review()
-    st.switch_page("pages/review.py")
+    st.switch_page("app_pages/review.py")
 
 st.subheader("Photos per species")
 per_species = (

@@ -7,6 +7,14 @@ import random
 
 import streamlit as st
 
+from app_pages.cards import SPECIES_PAGE
+from app_pages.common import (
+    explaining_network,
+    require_bundle,
+    require_predictor,
+    return_free_heap,
+    species_book_or_warn,
+)
 from classifier.intake.images import ImageError, Photo, load_photo
 from classifier.models.bundle_photos import MANIFEST, examples_folder
 from classifier.models.bundles import BundleError, read_bundle
@@ -21,17 +29,6 @@ from classifier.results.quiz import (
     telling_apart,
 )
 from classifier.schema.rows import BLANK, OK, Row
-from pages.cards import SPECIES_PAGE
-from pages.common import (
-    explaining_network,
-    require_bundle,
-    require_predictor,
-    return_free_heap,
-    species_book_or_warn,
-    use_navigation,
-)
-
-use_navigation()
 
 SHOWN_SIZE = 1024  # pixels: the page never shows more
 

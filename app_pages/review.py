@@ -22,6 +22,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from app_pages.common import (
+    PHOTO_UPLOAD_TYPES,
+    current_bundle,
+    species_taxa,
+    teacher_for,
+    working_bundles,
+)
 from classifier.intake.inputs import close_archives
 from classifier.results.deployments import parse_deployments
 from classifier.results.review import (
@@ -45,19 +52,10 @@ from classifier.results.review import (
 from classifier.results.taxa import Taxon
 from classifier.schema.predictions_file import ExportError
 from classifier.schema.rows import ERROR, Row
-from pages.common import (
-    PHOTO_UPLOAD_TYPES,
-    current_bundle,
-    species_taxa,
-    teacher_for,
-    use_navigation,
-    working_bundles,
-)
 
 if TYPE_CHECKING:  # torch comes with them, once a model is needed
     from classifier.results.teaching import Taught, Teacher
 
-use_navigation()
 
 PAGE_SIZE = 12  # photos a page of the queue shows: a 10,000-row file renders as fast as a small one
 PER_ROW = 4

@@ -12,6 +12,7 @@ import functools
 
 import streamlit as st
 
+from app_pages.common import species_taxa
 from classifier.intake.camtrap_dp_package import CamtrapDPError, parse_camtrap_dp
 from classifier.results.deployments import parse_deployments
 from classifier.results.season import BOOTSTRAP_SAMPLES, DEFAULT_GAP_MINUTES, MIN_EVENTS, analyse
@@ -25,9 +26,6 @@ from classifier.results.season_charts import (
 from classifier.results.season_files import default_map_taxon, label, season_zip
 from classifier.results.season_input import SeasonError, from_package, from_records
 from classifier.schema.predictions_file import ExportError
-from pages.common import species_taxa, use_navigation
-
-use_navigation()
 
 SESSION, PACKAGE = "This session's labels", "A Camtrap DP package"
 

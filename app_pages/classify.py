@@ -13,6 +13,16 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from PIL import Image
 
+from app_pages.cards import LOOKALIKES_PAGE, species_card
+from app_pages.common import (
+    example_thumbnail,
+    examples_or_warn,
+    explaining_network,
+    require_bundle,
+    require_predictor,
+    return_free_heap,
+    species_book_or_warn,
+)
 from classifier.intake.images import ImageError, Photo, load_photo
 from classifier.intake.urlfetch import FetchError, fetch_image
 from classifier.knowledge.geography import country_table
@@ -25,19 +35,6 @@ from classifier.results.annotate import annotate, blur
 from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
 from classifier.schema.observations import observation_type
 from classifier.schema.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
-from pages.cards import LOOKALIKES_PAGE, species_card
-from pages.common import (
-    example_thumbnail,
-    examples_or_warn,
-    explaining_network,
-    require_bundle,
-    require_predictor,
-    return_free_heap,
-    species_book_or_warn,
-    use_navigation,
-)
-
-use_navigation()
 
 if TYPE_CHECKING:  # the heatmap's module itself is imported when the toggle asks for it
     from classifier.models.explain import Explanation

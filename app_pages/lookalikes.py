@@ -6,11 +6,9 @@ words and numbers come from classifier/knowledge/lookalikes.py; this page only d
 
 import streamlit as st
 
+from app_pages.cards import SPECIES_PAGE, example_photo, heading, status_line
+from app_pages.common import examples_or_warn, require_bundle, species_book_or_warn
 from classifier.knowledge.lookalikes import compare, confusion_sentences, most_confused_pair, partner
-from pages.cards import SPECIES_PAGE, example_photo, heading, status_line
-from pages.common import examples_or_warn, require_bundle, species_book_or_warn, use_navigation
-
-use_navigation()
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)

@@ -8,21 +8,18 @@ most often mixes up with the species to the look-alikes page, and that page for 
 
 import streamlit as st
 
-from classifier.knowledge.geography import country_table
-from classifier.knowledge.lookalikes import confused_with
-from classifier.knowledge.species import IUCN_CATEGORIES, SpeciesBook, SpeciesEntry, filter_classes
-from classifier.results.range_maps import range_map
-from pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, example_photo, heading, status_line
-from pages.common import (
+from app_pages.cards import LOOKALIKES_PAGE, SPECIES_PAGE, example_photo, heading, status_line
+from app_pages.common import (
     current_country,
     example_thumbnail,
     examples_or_warn,
     require_bundle,
     species_book_or_warn,
-    use_navigation,
 )
-
-use_navigation()
+from classifier.knowledge.geography import country_table
+from classifier.knowledge.lookalikes import confused_with
+from classifier.knowledge.species import IUCN_CATEGORIES, SpeciesBook, SpeciesEntry, filter_classes
+from classifier.results.range_maps import range_map
 
 bundle = require_bundle()
 book = species_book_or_warn(bundle)

@@ -2,9 +2,7 @@
 
 import streamlit as st
 
-from pages.common import use_navigation, working_bundles
-
-use_navigation()
+from app_pages.common import working_bundles
 
 st.title("About the models")
 st.write(
