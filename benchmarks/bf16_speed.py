@@ -282,6 +282,8 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
     columns = {
         "top1": lambda row: row["top_k"].split(":", 1)[0],
         "label": lambda row: row["label"],
+        # What a person is told: the label when it is sure, else "not sure" (whichever best guess).
+        "answer": lambda row: row["label"] if row["status"] == "ok" else row["status"],
         "count": lambda row: row["count"],
     }
     figures: dict = {"frames": len(every)}
@@ -293,6 +295,7 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
             for name, column in columns.items()
         }
     figures["same_label"] = figures["all"]["same_label"]
+    figures["same_answer"] = figures["all"]["same_answer"]
     figures["label_differs"] = [
         {
             "path": p,
@@ -301,20 +304,23 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
             "fp32_top_k": fp32[p]["top_k"],
             "bf16_top_k": bf16[p]["top_k"],
             "fp32_status": fp32[p]["status"],
+            "bf16_status": bf16[p]["status"],
         }
         for p in every
         if fp32[p]["label"] != bf16[p]["label"]
     ]
-    print("bf16 against fp32, share of frames with the same top-1 / label / animal count:")
+    print("bf16 against fp32, share of frames with the same top-1 / label / answer shown / animal count:")
     for group in groups:
         g = figures[group]
         print(
-            f"  {group:15s} {g['frames']:4d} frames: {g['same_top1']:.1%} / {g['same_label']:.1%} / {g['same_count']:.1%}"
+            f"  {group:15s} {g['frames']:4d} frames: {g['same_top1']:.1%} / {g['same_label']:.1%} / "
+            f"{g['same_answer']:.1%} / {g['same_count']:.1%}"
         )
     print("frames whose label differs (fp32's top 3 -> bf16's):")
     for entry in figures["label_differs"]:
         print(
-            f"  {Path(entry['path']).name}: {entry['fp32']} ({entry['fp32_status']}) -> {entry['bf16']}; "
+            f"  {Path(entry['path']).name}: {entry['fp32']} ({entry['fp32_status']}) -> {entry['bf16']} "
+            f"({entry['bf16_status']}); "
             f"{entry['fp32_top_k']} -> {entry['bf16_top_k']}"
         )
     return figures
