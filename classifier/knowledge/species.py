@@ -403,13 +403,6 @@ def _lineage(taxonomy: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(taxonomy.items())
 
 
-def _once_each(look_alikes: tuple[LookAlike, ...]) -> tuple[LookAlike, ...]:
-    for i, alike in enumerate(look_alikes):
-        if alike.species in (a.species for a in look_alikes[:i]):
-            raise _refuse(f"names {alike.species!r} twice", i, "species")
-    return look_alikes
-
-
 def _rank(rank: Any) -> str:
     if rank not in RANKS:
         raise _refuse(f"has unknown rank {_show(rank)} (ranks, top down: {', '.join(RANKS)})")
@@ -487,7 +480,7 @@ class _Written(_Format):
 
     common_name: Text
     description: Text
-    look_alikes: Annotated[tuple[LookAlike, ...], _shape(list, "a list"), AfterValidator(_once_each)] = ()
+    look_alikes: Annotated[tuple[LookAlike, ...], _shape(list, "a list")] = ()
     threats: Text
     conservation: Text
     sources: Annotated[
@@ -578,6 +571,8 @@ class _File(_Format):
                     raise _refuse("names the class itself", *at)
                 if alike.species not in entries:
                     raise _refuse(f"names {alike.species!r}, which is not a class in this file", *at)
+                if alike.species in (a.species for a in entry.look_alikes[:i]):
+                    raise _refuse(f"names {alike.species!r} twice", *at)
         tree = _tree(entries, info.context["root"])
         for name in self.taxa:
             if name not in tree:
