@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from classifier.knowledge.species import (
     IUCN_CATEGORIES,
     IUCN_COLOURS,
+    THING,
     SpeciesInfoError,
     find_species_book,
     load_species_book,
@@ -551,6 +552,125 @@ def test_represents_names_a_taxon_of_its_own_lineage(tmp_path, represents, probl
     data = valid_book()
     data["species"]["zebra"]["represents"] = represents
     refused(tmp_path, data, problem)
+
+
+# ---- every message names the line to fix, and the field meant ------------------------------------------
+
+LOOK = {"species": "wildebeest", "how_to_tell": "Stripes."}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem", "line"),
+    [
+        (lambda s: s["zebra"].update(iucn="XX"), r"zebra: 'iucn' must be one of .* \(got 'XX'\)", "iucn: XX"),
+        (lambda s: s["zebra"].update(colour="black"), "zebra: unknown field 'colour'", "colour: black"),
+        (lambda s: s["zebra"].pop("diet"), "zebra: missing required field 'diet'", "zebra:"),
+        (
+            lambda s: s["zebra"]["range"].update(countries=["KEN", "KNY"]),
+            r"zebra: 'range.countries\[1\]' 'KNY' is not",
+            "- KNY",
+        ),
+        (
+            lambda s: s["zebra"]["taxonomy"].update(subfamily="Equinae"),
+            "zebra: 'taxonomy' has unknown rank 'subfamily'",
+            "subfamily: Equinae",
+        ),
+        (
+            lambda s: s["zebra"]["look_alikes"][0].update(species="okapi"),
+            r"zebra: 'look_alikes\[0\].species' names 'okapi'",
+            "- species: okapi",
+        ),
+        (
+            lambda s: s["zebra"].update(look_alikes="wildebeest"),
+            r"zebra: 'look_alikes' must be a list \(got 'wildebeest'\)",
+            "look_alikes: wildebeest",
+        ),
+        (
+            lambda s: s["zebra"].update(look_alikes=[dict(LOOK), dict(LOOK)]),
+            r"zebra: 'look_alikes\[1\].species' names 'wildebeest' twice",
+            "- species: wildebeest",
+        ),
+        (
+            lambda s: s["zebra"].update(look_alikes=["wildebeest"]),
+            r"'look_alikes\[0\]' must be a mapping with 'species' and 'how_to_tell' \(got 'wildebeest'\)",
+            "- wildebeest",
+        ),
+        (
+            lambda s: s["zebra"].update(taxonomy={}),
+            r"zebra: 'taxonomy' must be a mapping of rank to scientific name \(got an empty mapping\)",
+            "taxonomy: {}",
+        ),
+        (
+            lambda s: s["zebra"].update(sources=[{"title": "Zebra"}]),
+            r"zebra: 'sources\[0\]' is missing 'url'",
+            "- title: Zebra",
+        ),
+        (
+            lambda s: s.update({" lion ": s.pop("forest")}),
+            r"demo.yaml: class names must be text without surrounding spaces \(got ' lion '\)",
+            "' lion ':",
+        ),
+        (
+            lambda s: s["rodents"].update(kind="unwritten"),
+            r"rodents: 'description' does not belong on an unwritten entry \(only on kind: species or group or",
+            "description: Gnawing mammals.",
+        ),
+    ],
+)
+def test_each_message_names_the_line_to_fix(tmp_path, change, problem, line):
+    text = yaml.safe_dump(edit(change), sort_keys=False)
+    error = refused(tmp_path, text, problem)
+    assert str(error).endswith(f" (line {error.line})")
+    assert text.splitlines()[error.line - 1].strip() == line
+
+
+def test_missing_or_empty_species(tmp_path):
+    data = valid_book()
+    del data["species"]
+    refused(tmp_path, data, r"'species' must be a mapping of class name to entry \(got None\)")
+    refused(tmp_path, valid_book() | {"species": {}}, r"'species' must be .* \(got an empty mapping\)")
+
+
+def test_a_misspelled_field_is_named_with_the_one_meant(tmp_path):
+    """Not as the field it lacks: 'comon_name' is reported, with 'common_name' to write instead."""
+
+    def misspell(species):
+        species["zebra"]["comon_name"] = species["zebra"].pop("common_name")
+
+    error = refused(
+        tmp_path, edit(misspell), r"zebra: unknown field 'comon_name'; did you mean 'common_name'\?"
+    )
+    assert error.field == "comon_name"
+    refused(
+        tmp_path, valid_book() | {"titel": "x"}, r"unknown top-level field 'titel'; did you mean 'title'\?"
+    )
+
+
+def test_an_unwritten_class_needs_only_its_name(tmp_path):
+    # what `python -m train` writes for a class a person added in a review (train/review.py)
+    data = valid_book()
+    data["species"]["okapi"] = {"kind": "unwritten", "common_name": "okapi"}
+    okapi = load_species_book(write(tmp_path, data)).get("okapi")
+    assert (okapi.kind, okapi.description, okapi.sources, okapi.look_alikes, okapi.range) == (
+        "unwritten",
+        "",
+        (),
+        (),
+        None,
+    )
+    only = {
+        "bundle": "demo",
+        "title": "Demo",
+        "species": {"okapi": {"kind": "unwritten", "common_name": "o"}},
+    }
+    assert load_species_book(write(tmp_path, only)).subject == THING
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "species_info" / "demo.yaml"
+    path.mkdir(parents=True)
+    with pytest.raises(SpeciesInfoError, match=r"^species_info/demo.yaml: cannot be read \("):
+        load_species_book(path)
 
 
 # ---- searching the book ------------------------------------------------------------------------------

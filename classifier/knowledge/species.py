@@ -1,21 +1,39 @@
 """Species notes: load and validate `species_info/<bundle>.yaml` (format: docs/species_yaml.md).
 
-Every problem in a file raises one `SpeciesInfoError` whose message is a single line naming the file, the
-class and the field, so the app can show it as is and the author knows exactly what to fix.
+The format is stated once, as pydantic models: `_File` at the top, one model per kind of entry, and the
+dataclasses a loaded book hands out. Every problem in a file raises one `SpeciesInfoError` whose message
+is a single line naming the file, the class, the field, what to write instead and the line in the file,
+so the app can show it as is and the author knows exactly what to fix.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import math
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from classifier.knowledge.geography import country_table
 
@@ -78,24 +96,6 @@ FIELDS = (
     "range",
     "sources",
 )
-_NOT_TEXT = ("kind", "iucn", "population_trend", "look_alikes", "taxonomy", "represents", "range", "sources")
-_TEXT_FIELDS = tuple(f for f in FIELDS if f not in _NOT_TEXT)
-_SHARED = {"common_name", "description", "threats", "conservation", "sources"}
-_REQUIRED = {
-    "species": _SHARED | {"scientific_name", "iucn", "population_trend", "habitat", "diet"},
-    "group": _SHARED | {"habitat", "diet"},
-    "habitat": _SHARED | {"wildlife"},
-    "unwritten": {"common_name"},
-}
-# Taxonomy and range are optional so older notes still load; the repository's own notes give both
-# (tests/test_species.py). A habitat scene is no taxon and lives everywhere: it takes neither.
-_OPTIONAL = {
-    "species": {"kind", "look_alikes", "taxonomy", "represents", "range"},
-    "group": {"kind", "look_alikes", "scientific_name", "taxonomy", "represents", "range"},
-    "habitat": {"kind", "look_alikes"},
-    "unwritten": {"kind", "scientific_name", "taxonomy", "represents", "range"},
-}
-_TOP_LEVEL = ("bundle", "title", "taxa", "rollup_thresholds", "rollup_under", "species")
 _MAX_SOURCES = 3
 # Bundle names become file names: refusing separators and leading dots keeps lookups inside `root`.
 _BUNDLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -105,32 +105,42 @@ _BINOMIAL = re.compile(r"[A-Z][a-z]+ [a-z]+(?: [a-z]+)?")  # a subspecies' third
 
 
 class SpeciesInfoError(ValueError):
-    """A species notes file that cannot be used; `str()` is one line: file, class, field and problem."""
+    """A species notes file that cannot be used; `str()` is one line: file, class, field, problem, line."""
 
-    def __init__(self, file: str, problem: str, species: str | None = None, field: str | None = None):
-        self.file, self.species, self.field = file, species, field
+    def __init__(
+        self,
+        file: str,
+        problem: str,
+        species: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ):
+        self.file, self.species, self.field, self.line = file, species, field, line
         where = file if species is None else f"{file}: {_name(species)}"
-        super().__init__(f"{where}: {problem}")
+        super().__init__(f"{where}: {problem}" + (f" (line {line})" if line else ""))
+
+
+# ---- what a loaded book hands out ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Source:
-    title: str
-    url: str
+    title: Text
+    url: Url
 
 
 @dataclass(frozen=True)
 class LookAlike:
-    species: str
-    how_to_tell: str
+    species: Text
+    how_to_tell: Text
 
 
 @dataclass(frozen=True)
 class Range:
     """Where a class lives wild: ISO 3166-1 alpha-3 codes, or None for everywhere (never removed by place)."""
 
-    countries: frozenset[str] | None
-    note: str
+    countries: Countries
+    note: Text
 
     def allows(self, country: str) -> bool:
         return self.countries is None or country in self.countries
@@ -141,17 +151,17 @@ class SpeciesEntry:
     key: str
     kind: str
     common_name: str
-    scientific_name: str | None
-    iucn: str | None
-    population_trend: str | None
-    description: str
-    look_alikes: tuple[LookAlike, ...]
-    habitat: str | None
-    diet: str | None
-    wildlife: str | None
-    threats: str
-    conservation: str
-    sources: tuple[Source, ...]
+    scientific_name: str | None = None
+    iucn: str | None = None
+    population_trend: str | None = None
+    description: str = ""
+    look_alikes: tuple[LookAlike, ...] = ()
+    habitat: str | None = None
+    diet: str | None = None
+    wildlife: str | None = None
+    threats: str = ""
+    conservation: str = ""
+    sources: tuple[Source, ...] = ()
     taxonomy: tuple[tuple[str, str], ...] = ()  # (rank, scientific name), top down
     range: Range | None = None
     represents: str | None = None  # the taxon the class stands for, when broader than its photos' species
@@ -245,28 +255,24 @@ def filter_classes(
     return [c for c in classes if c in found or c in no_notes]
 
 
+# ---- loading ---------------------------------------------------------------------------------------
+
+
 def load_species_book(path: Path) -> SpeciesBook:
     """Read and validate one species notes file; any problem raises a one-line `SpeciesInfoError`."""
     path = Path(path)
     file = _display(path)
-    text = _read_text(path, file)
-    data = _parse_yaml(text, file)
+    root, data = _parse_yaml(_read_text(path, file), file)
     if data is None:
         raise SpeciesInfoError(file, "is empty; expected 'bundle', 'title' and 'species'")
-    species = _check_top_level(data, path.stem, file)
-    classes = set(species)
-    entries = {key: _parse_entry(file, key, raw, classes) for key, raw in species.items()}
-    names = _check_tree(file, text, entries)
-    return SpeciesBook(
-        bundle=data["bundle"],
-        title=data["title"].strip(),
-        entries=entries,
-        taxa=_taxa(file, data.get("taxa", {}), names),
-        rollup_thresholds=_thresholds(file, data.get("rollup_thresholds", {})),
-        rollup_under=_fraction(file, "rollup_under", data["rollup_under"])
-        if "rollup_under" in data
-        else None,
-    )
+    if not isinstance(data, dict):
+        problem = f"must be a mapping with 'bundle', 'title' and 'species' (got {_show(data)})"
+        raise SpeciesInfoError(file, problem)
+    try:
+        notes = _File.model_validate(data, context={"stem": path.stem, "root": root})
+    except ValidationError as error:
+        raise _refusal(error, file, root) from None
+    return notes.book()
 
 
 def find_species_book(bundle: str, root: Path | None = None) -> SpeciesBook | None:
@@ -277,6 +283,348 @@ def find_species_book(bundle: str, root: Path | None = None) -> SpeciesBook | No
     root = root if root is not None else Path(os.environ.get(SPECIES_DIR_VARIABLE) or SPECIES_DIR)
     path = Path(root) / f"{bundle}.yaml"
     return load_species_book(path) if path.is_file() else None
+
+
+# ---- the pieces of the format: each refuses a wrong value saying what to write instead ---------------
+
+
+def _refuse(problem: str, *at: str | int, named: bool = True, lined: bool = False) -> PydanticCustomError:
+    """A problem `_refusal` words for the author. `at` leads from the value being validated to the one at
+    fault; `named` puts that value's field in front ("'range.note' must be text"); `lined` says the problem
+    gives its own line numbers."""
+    context = {"problem": problem, "at": at, "named": named, "lined": lined}
+    return PydanticCustomError("species_notes", "{problem}", context)
+
+
+def _one_of(choices: Iterable[str]) -> BeforeValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise _refuse(f"must be one of {', '.join(sorted(choices))} (got {_show(value)})")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _shape(kind: type, what: str, least: int = 0, most: float = math.inf) -> BeforeValidator:
+    """Refuse anything but a `kind` (dict or list) of `least` to `most` items, saying it must be `what`."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise _refuse(f"must be {what} (got {_show(value)})")
+        if not least <= len(value) <= most:
+            got = f"{len(value)} items" if isinstance(value, list) else _show(value)  # a mapping: only empty
+            raise _refuse(f"must be {what} (got {got})")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        hint = "; quote it in the YAML" if isinstance(value, int | float | bool) else ""
+        raise _refuse(f"must be text (got {_show(value)}{hint})")
+    if not value.strip():
+        raise _refuse("must not be empty")
+    return value.strip()
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
+        raise _refuse(f"must be a number above 0 and at most 1 (got {_show(value)})")
+    return float(value)
+
+
+def _https(url: str) -> str:
+    if any(c.isspace() for c in url):
+        raise _refuse(f"must not contain spaces (got {_show(url)})")
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises on a malformed port
+    except ValueError:
+        raise _refuse(f"is not a well-formed URL (got {_show(url)})") from None
+    if parts.scheme != "https":
+        raise _refuse(f"must be an https:// URL (got {_show(url)})")
+    if parts.username is not None or not host or not _HOST.fullmatch(host):
+        raise _refuse(f"must name a host with a dot, like en.wikipedia.org (got {_show(url)})")
+    return url
+
+
+def _countries(codes: Any) -> frozenset[str] | None:
+    """ISO 3166-1 alpha-3 codes, each once, or None for `all`."""
+    if codes == EVERYWHERE:
+        return None
+    if not isinstance(codes, list) or not codes:
+        raise _refuse(
+            f"must be a list of ISO 3166-1 alpha-3 codes, or '{EVERYWHERE}' for a class found everywhere "
+            f"(got {_show(codes)})"
+        )
+    for i, code in enumerate(codes):
+        problem = _country_problem(code) or (f"lists {code} twice" if code in codes[:i] else None)
+        if problem:
+            raise _refuse(problem, i)
+    return frozenset(codes)
+
+
+def _country_problem(code: Any) -> str | None:
+    """Why `code` is not an ISO 3166-1 alpha-3 code as the notes write it, or None when it is one."""
+    table = country_table()
+    if isinstance(code, str) and code in table:
+        return None
+    text = code if isinstance(code, str) else ""
+    if text.upper() in table:
+        return f"{_show(code)}: write country codes in capitals ({text.upper()})"
+    by_alpha2 = {c.alpha2: c.alpha3 for c in table.values()}
+    if text.upper() in by_alpha2:
+        return f"{_show(code)} is an alpha-2 code; write its alpha-3 code {by_alpha2[text.upper()]}"
+    return f"{_show(code)} is not an ISO 3166-1 alpha-3 country code (like KEN, TZA, USA)"
+
+
+def _lineage(taxonomy: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The (rank, scientific name) pairs, top down; refuse misorder, gaps and names that are no taxa."""
+    ranks = list(taxonomy)
+    if ranks[0] not in ("phylum", "class"):
+        raise _refuse(f"must start at 'class' ('phylum' only for a group above a class), not {ranks[0]!r}")
+    for upper, lower in itertools.pairwise(ranks):
+        if RANKS.index(lower) < RANKS.index(upper):
+            problem = f"'taxonomy' ranks out of order: {lower!r} comes after {upper!r}; list them top down: {', '.join(RANKS)}"
+            raise _refuse(problem, lower, named=False)
+    for upper, lower in itertools.pairwise(ranks):
+        if RANKS.index(lower) > RANKS.index(upper) + 1:
+            gap = RANKS[RANKS.index(upper) + 1]
+            problem = f"'taxonomy' skips {gap!r} between {upper!r} and {lower!r}; give every rank down to the deepest"
+            raise _refuse(problem, gap, named=False)
+    for rank, name in taxonomy.items():
+        pattern, example = (_BINOMIAL, "'Panthera leo'") if rank == "species" else (_TAXON, "'Felidae'")
+        if not pattern.fullmatch(name):
+            raise _refuse(f"must be a scientific name like {example} (got {_show(name)})", rank)
+    species, genus = taxonomy.get("species"), taxonomy.get("genus")
+    if species and genus and species.split()[0] != genus:
+        raise _refuse(f"{species!r} must begin with its genus {genus!r}", "species")
+    return tuple(taxonomy.items())
+
+
+def _rank(rank: Any) -> str:
+    if rank not in RANKS:
+        raise _refuse(f"has unknown rank {_show(rank)} (ranks, top down: {', '.join(RANKS)})")
+    return rank
+
+
+def _answer_rank(rank: Any) -> str:
+    if rank in ROLLUP_RANKS and rank not in ANSWER_RANKS:
+        problem = f"'rollup_thresholds.{rank}': an answer at {rank} rank is never sure; remove it"
+        raise _refuse(problem, named=False)
+    if rank not in ANSWER_RANKS:
+        raise _refuse(f"has unknown rank {_show(rank)} (ranks: {', '.join(ANSWER_RANKS)})")
+    return rank
+
+
+def _class_name(key: Any) -> str:
+    if not isinstance(key, str) or not key.strip() or key != key.strip():
+        raise _refuse(f"class names must be text without surrounding spaces (got {_show(key)})", named=False)
+    return key
+
+
+Text = Annotated[str, BeforeValidator(_text)]  # stripped, never empty
+Fraction = Annotated[float, BeforeValidator(_fraction)]
+Url = Annotated[Text, AfterValidator(_https)]
+Countries = Annotated[frozenset[str] | None, BeforeValidator(_countries)]  # None: everywhere
+Taxonomy = Annotated[
+    dict[Annotated[str, BeforeValidator(_rank)], Text],
+    _shape(dict, "a mapping of rank to scientific name", least=1),
+    AfterValidator(_lineage),
+]
+
+
+# ---- the format: the file, and one model per kind of entry ------------------------------------------
+# A field without `| None` whose default is None may be left out but not written empty: `represents:` with
+# no value is refused as not text.
+
+
+class _Format(BaseModel):
+    # Any field a model does not name is refused; validators are built on the first load, not at import.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class _Placed(_Format):
+    """Where a class sits in the tree of life and in the world (docs/species_yaml.md, "Taxonomy and range")."""
+
+    kind: str
+    scientific_name: Text = None
+    taxonomy: Taxonomy = ()
+    represents: Text = None
+    range: Range = None
+
+    @model_validator(mode="after")
+    def _names_agree(self) -> _Placed:
+        above = [name for _, name in self.taxonomy[:-1]]
+        if self.taxonomy:
+            rank, deepest = self.taxonomy[-1]
+            if self.kind == "species" and rank != "species":
+                problem = f"of a species entry must go down to 'species' (it stops at {rank!r})"
+                raise _refuse(problem, "taxonomy")
+            if self.scientific_name and self.scientific_name != deepest:
+                problem = (
+                    f"is {deepest!r} but 'scientific_name' is {self.scientific_name!r}; "
+                    "the deepest taxon and the scientific name must be the same"
+                )
+                raise _refuse(problem, "taxonomy", rank)
+        if self.represents is not None and self.represents not in above:
+            choices = ", ".join(above) if above else "none: give 'taxonomy' first"
+            problem = f"must name a taxon of its own 'taxonomy' above the deepest ({choices}); got {_show(self.represents)}"
+            raise _refuse(problem, "represents")
+        return self
+
+
+class _Written(_Format):
+    """What every entry a person has written says."""
+
+    common_name: Text
+    description: Text
+    look_alikes: Annotated[tuple[LookAlike, ...], _shape(list, "a list")] = ()
+    threats: Text
+    conservation: Text
+    sources: Annotated[
+        tuple[Source, ...], _shape(list, f"a list of 1 to {_MAX_SOURCES} sources", 1, _MAX_SOURCES)
+    ]
+
+
+class _GroupNotes(_Written, _Placed):
+    kind: Literal["group"]
+    habitat: Text
+    diet: Text
+
+
+class _SpeciesNotes(_GroupNotes):
+    kind: Literal["species"] = "species"
+    scientific_name: Text
+    iucn: Annotated[str, _one_of(IUCN_CATEGORIES)]
+    population_trend: Annotated[str, _one_of(POPULATION_TRENDS)]
+
+
+class _HabitatNotes(_Written):
+    kind: Literal["habitat"]
+    wildlife: Text
+
+
+class _UnwrittenNotes(_Placed):
+    kind: Literal["unwritten"]
+    common_name: Text
+
+
+_NOTES: dict[str, type[_Format]] = {
+    "species": _SpeciesNotes,
+    "group": _GroupNotes,
+    "habitat": _HabitatNotes,
+    "unwritten": _UnwrittenNotes,
+}
+
+
+def _kind(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    kind = entry.get("kind", "species")
+    return kind if isinstance(kind, str) else _show(kind)  # anything but text names no kind
+
+
+Notes = Annotated[
+    Annotated[_SpeciesNotes, Tag("species")]
+    | Annotated[_GroupNotes, Tag("group")]
+    | Annotated[_HabitatNotes, Tag("habitat")]
+    | Annotated[_UnwrittenNotes, Tag("unwritten")],
+    Discriminator(_kind),
+]
+
+
+class _File(_Format):
+    """A species notes file. Validate it with `context={"stem": file name, "root": its YAML node}`."""
+
+    # Left out, `bundle`, `title` and `species` are checked as None: refused, saying what to write.
+    bundle: str = Field(None, validate_default=True)
+    title: Text = Field(None, validate_default=True)
+    # `taxa` names are checked against the classes' taxonomies (`_classes_agree`)
+    taxa: Annotated[dict[Any, Text], _shape(dict, "a mapping of scientific name to common name")] = {}
+    rollup_thresholds: Annotated[
+        dict[Annotated[str, BeforeValidator(_answer_rank)], Fraction],
+        _shape(dict, "a mapping of rank to a number"),
+    ] = {}
+    rollup_under: Fraction = None
+    species: Annotated[
+        dict[Annotated[str, BeforeValidator(_class_name)], Notes],
+        _shape(dict, "a mapping of class name to entry", least=1),
+    ] = Field(None, validate_default=True)
+
+    @field_validator("bundle", mode="before")
+    @classmethod
+    def _named_as_the_file(cls, bundle: Any, info: ValidationInfo) -> str:
+        stem = info.context["stem"]
+        if bundle != stem:
+            raise _refuse(f"must be {stem!r}, the file's name without .yaml (got {_show(bundle)})")
+        return bundle
+
+    @model_validator(mode="after")
+    def _classes_agree(self, info: ValidationInfo) -> _File:
+        entries = self.entries()
+        for key, entry in entries.items():
+            for i, alike in enumerate(entry.look_alikes):
+                at = ("species", key, "look_alikes", i, "species")
+                if alike.species == key:
+                    raise _refuse("names the class itself", *at)
+                if alike.species not in entries:
+                    raise _refuse(f"names {alike.species!r}, which is not a class in this file", *at)
+                if alike.species in (a.species for a in entry.look_alikes[:i]):
+                    raise _refuse(f"names {alike.species!r} twice", *at)
+        tree = _tree(entries, info.context["root"])
+        for name in self.taxa:
+            if name not in tree:
+                problem = (
+                    f"names {_show(name)}, which is no taxon of any class in this file; check its spelling"
+                )
+                raise _refuse(problem, "taxa", name, "[key]")
+        return self
+
+    def entries(self) -> dict[str, SpeciesEntry]:
+        return {key: SpeciesEntry(key=key, **dict(notes)) for key, notes in self.species.items()}
+
+    def book(self) -> SpeciesBook:
+        return SpeciesBook(
+            self.bundle, self.title, self.entries(), self.taxa, self.rollup_thresholds, self.rollup_under
+        )
+
+
+def _tree(entries: dict[str, SpeciesEntry], root: yaml.Node) -> set[str]:
+    """Every taxon named; refuse one given two ranks or two parents across classes (the tree would fork or
+    loop). A class's top taxon with no rank above it given has an unknown parent, which agrees with any:
+    "Mammalia" under "Chordata" in one entry and at the top in another is fine."""
+    found: dict[str, tuple[str, str | None, str]] = {}  # name -> (rank, parent, class that said so)
+    for key, entry in entries.items():
+        parent = None
+        for rank, name in entry.taxonomy:
+            known = found.get(name)
+            if known and (known[0] != rank or (parent and known[1] and known[1] != parent)):
+                raise _tree_conflict(root, key, rank, name, parent, known)
+            if not known or (parent and not known[1]):
+                found[name] = (rank, parent, key)
+            parent = name
+    return set(found)
+
+
+def _tree_conflict(
+    root: yaml.Node, key: str, rank: str, name: str, parent: str | None, known: tuple[str, str | None, str]
+) -> PydanticCustomError:
+    other_rank, other_parent, other = known
+    here = _line(root, ("species", key, "taxonomy", rank))
+    there = _line(root, ("species", other, "taxonomy", other_rank))
+    if other_rank != rank:
+        problem = (
+            f"names {name!r} (line {here}) as {_a(rank)}, but {other!r} (line {there}) has it as {_a(other_rank)}; "
+            "a taxon has one rank, so fix whichever is wrong"
+        )
+    else:
+        problem = (
+            f"puts {name!r} (line {here}) under {parent!r}, but {other!r} (line {there}) puts it under "
+            f"{other_parent!r}; a taxon has one parent, so fix whichever is wrong"
+        )
+    return _refuse(problem, "species", key, "taxonomy", rank, lined=True)
 
 
 # ---- reading ---------------------------------------------------------------------------------------
@@ -326,9 +674,12 @@ def _read_text(path: Path, file: str) -> str:
     return text
 
 
-def _parse_yaml(text: str, file: str) -> Any:
+def _parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, as `yaml.load` makes it."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: builds no objects
+        loader = _StrictLoader(text)  # a SafeLoader subclass: builds no objects
+        root = loader.get_single_node()
+        return root, None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}: " if mark else ""
@@ -344,384 +695,110 @@ def _parse_yaml(text: str, file: str) -> Any:
         raise SpeciesInfoError(file, "invalid YAML: nested too deeply") from None
 
 
-# ---- validating ------------------------------------------------------------------------------------
+# ---- pydantic's errors, worded for the author -------------------------------------------------------
 
 
-def _check_top_level(data: Any, stem: str, file: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        problem = f"must be a mapping with 'bundle', 'title' and 'species' (got {_show(data)})"
-        raise SpeciesInfoError(file, problem)
-    for key in data:
-        if key not in _TOP_LEVEL:
-            problem = f"unknown top-level field {_show(key)} (known: {', '.join(_TOP_LEVEL)})"
-            raise SpeciesInfoError(file, problem, field=str(key))
-    if data.get("bundle") != stem:
-        got = _show(data.get("bundle"))
-        problem = f"'bundle' must be {stem!r}, the file's name without .yaml (got {got})"
-        raise SpeciesInfoError(file, problem, field="bundle")
-    _text(file, None, "title", data.get("title"))
-    return _check_species_map(data.get("species"), file)
+def _refusal(error: ValidationError, file: str, root: yaml.Node) -> SpeciesInfoError:
+    """The problem found first in the file, as one `SpeciesInfoError`. Within an entry (or a top-level
+    field), a field no kind knows comes before the fields it lacks, and those before wrong values: a
+    misspelled field is then named as such, not as a missing one."""
+    problems = [_worded(e) for e in error.errors(include_url=False)]
+
+    def first(problem: tuple[tuple, str, bool, int]) -> tuple[int, int, int]:
+        loc, _, _, order = problem
+        return _line(root, loc[:2] if loc[:1] == ("species",) else loc[:1]), order, _line(root, loc)
+
+    loc, problem, lined, _ = min(problems, key=first)  # stable: pydantic's order on ties
+    species, where = _place(loc)
+    return SpeciesInfoError(file, problem, species, where or None, None if lined else _line(root, loc))
 
 
-def _check_species_map(species: Any, file: str) -> dict[str, Any]:
-    if not isinstance(species, dict) or not species:
-        problem = f"'species' must be a mapping of class name to entry (got {_show(species)})"
-        raise SpeciesInfoError(file, problem, field="species")
-    for key in species:
-        if not isinstance(key, str) or not key.strip() or key != key.strip():
-            problem = f"class names must be text without surrounding spaces (got {_show(key)})"
-            raise SpeciesInfoError(file, problem, field="species")
-    return species
+def _worded(error: ErrorDetails) -> tuple[tuple, str, bool, int]:
+    """Where in the file one of pydantic's errors is, what to tell the author, whether that gives its own
+    line numbers, and its order among an entry's problems (0: unknown fields, 1: missing ones, 2: values)."""
+    kind, value, context = error["type"], error["input"], error.get("ctx", {})
+    loc = _untagged(error["loc"])
+    if kind == "species_notes":
+        loc += context["at"]
+        problem = (f"'{_place(loc)[1]}' " if context["named"] else "") + context["problem"]
+        return loc, problem, context["lined"], 0 if loc[-1:] == ("[key]",) else 2  # a wrong key: unknown
+    *parent, name = loc
+    if kind in ("extra_forbidden", "unexpected_keyword_argument", "invalid_key"):
+        name = value if kind == "invalid_key" else name  # a key that is no text: its location is str(key)
+        return loc, _unknown_field(tuple(parent), name, error["loc"]), False, 0
+    if kind == "missing" and _is_entry(parent):
+        entry_kind = error["loc"][2]  # pydantic names the kind it read the entry as
+        model = _NOTES[entry_kind].model_fields
+        absent = [n for n in FIELDS if n in model and model[n].is_required() and n not in value]
+        names = ", ".join(f"'{n}'" for n in absent)
+        return (*parent, absent[0]), f"missing required field {names} for kind: {entry_kind}", False, 1
+    if kind == "missing":
+        return loc, f"'{_place(parent)[1]}' is missing '{name}'", False, 1
+    if kind == "dataclass_type":
+        names = " and ".join(f"'{f.name}'" for f in fields(_MAPPINGS[context["class_name"]]))
+        return loc, f"'{_place(loc)[1]}' must be a mapping with {names} (got {_show(value)})", False, 2
+    if kind == "union_tag_not_found":
+        return loc, f"entry must be a mapping of fields (got {_show(value)})", False, 0
+    if kind == "union_tag_invalid":
+        problem = f"'kind' must be one of {', '.join(sorted(KINDS))} (got {_show(value['kind'])})"
+        return (*loc, "kind"), problem, False, 0
+    raise AssertionError(f"no words for pydantic's {kind!r} error at {loc}")  # a bug here, not in the file
 
 
-def _parse_entry(file: str, key: str, raw: Any, classes: set[str]) -> SpeciesEntry:
-    if not isinstance(raw, dict):
-        raise SpeciesInfoError(file, f"entry must be a mapping of fields (got {_show(raw)})", key)
-    kind = _check_fields(file, key, raw)
-    text = {name: _text(file, key, name, raw[name]) for name in _TEXT_FIELDS if name in raw}
-    taxonomy = (
-        _taxonomy(file, key, raw["taxonomy"], kind, text.get("scientific_name")) if "taxonomy" in raw else ()
-    )
-    return SpeciesEntry(
-        key=key,
-        kind=kind,
-        common_name=text["common_name"],
-        scientific_name=text.get("scientific_name"),
-        iucn=_choice(file, key, "iucn", raw["iucn"], IUCN_CATEGORIES) if "iucn" in raw else None,
-        population_trend=(
-            _choice(file, key, "population_trend", raw["population_trend"], POPULATION_TRENDS)
-            if "population_trend" in raw
-            else None
-        ),
-        description=text.get("description", ""),
-        look_alikes=_look_alikes(file, key, raw.get("look_alikes", []), classes),
-        habitat=text.get("habitat"),
-        diet=text.get("diet"),
-        wildlife=text.get("wildlife"),
-        threats=text.get("threats", ""),
-        conservation=text.get("conservation", ""),
-        sources=_sources(file, key, raw["sources"]) if "sources" in raw else (),
-        taxonomy=taxonomy,
-        range=_range(file, key, raw["range"]) if "range" in raw else None,
-        represents=_represents(file, key, raw["represents"], taxonomy) if "represents" in raw else None,
-    )
+_MAPPINGS = {c.__name__: c for c in (Source, LookAlike, Range)}
 
 
-def _check_fields(file: str, key: str, raw: dict) -> str:
-    """Refuse unknown, misplaced and missing fields; return the entry's kind."""
-    for name in raw:
-        if name not in FIELDS:
-            problem = f"unknown field {_show(name)} (known: {', '.join(FIELDS)})"
-            raise SpeciesInfoError(file, problem, key, str(name))
-    kind = _choice(file, key, "kind", raw.get("kind", "species"), KINDS)
-    allowed = _REQUIRED[kind] | _OPTIONAL[kind]
-    for name in FIELDS:
-        if name in raw and name not in allowed:
-            owners = " or ".join(k for k in KINDS if name in _REQUIRED[k] | _OPTIONAL[k])
-            problem = f"'{name}' does not belong on a {kind} entry (only on kind: {owners})"
-            raise SpeciesInfoError(file, problem, key, name)
-    missing = [name for name in FIELDS if name in _REQUIRED[kind] and name not in raw]
-    if missing:
-        names = ", ".join(f"'{name}'" for name in missing)
-        raise SpeciesInfoError(file, f"missing required field {names} for kind: {kind}", key, missing[0])
-    return kind
+def _unknown_field(parent: tuple, name: Any, tagged: tuple) -> str:
+    if not parent:
+        return f"unknown top-level field {_show(name)}{_did_you_mean(name, _File.model_fields)}"
+    if not _is_entry(parent):
+        return f"'{_place(parent)[1]}' has unknown field {_show(name)}"
+    if name not in FIELDS:
+        return f"unknown field {_show(name)}{_did_you_mean(name, FIELDS)}"
+    owners = " or ".join(kind for kind, model in _NOTES.items() if name in model.model_fields)
+    return f"'{name}' does not belong on {_a(tagged[2])} entry (only on kind: {owners})"
 
 
-def _text(file: str, key: str | None, field: str, value: Any) -> str:
-    if not isinstance(value, str):
-        hint = "; quote it in the YAML" if isinstance(value, int | float | bool) else ""
-        raise SpeciesInfoError(file, f"'{field}' must be text (got {_show(value)}{hint})", key, field)
-    if not value.strip():
-        raise SpeciesInfoError(file, f"'{field}' must not be empty", key, field)
-    return value.strip()
+def _did_you_mean(name: Any, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), known, n=1)
+    return (f"; did you mean {close[0]!r}?" if close else "") + f" (known: {', '.join(known)})"
 
 
-def _choice(file: str, key: str, field: str, value: Any, choices: Iterable[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        problem = f"'{field}' must be one of {', '.join(sorted(choices))} (got {_show(value)})"
-        raise SpeciesInfoError(file, problem, key, field)
-    return value
+def _is_entry(loc: tuple | list) -> bool:
+    return len(loc) == 2 and loc[0] == "species"
 
 
-def _look_alikes(file: str, key: str, value: Any, classes: set[str]) -> tuple[LookAlike, ...]:
-    if not isinstance(value, list):
-        raise SpeciesInfoError(file, f"'look_alikes' must be a list (got {_show(value)})", key, "look_alikes")
-    result: list[LookAlike] = []
-    for i, item in enumerate(value):
-        where = f"look_alikes[{i}]"
-        fields = _exact_fields(file, key, where, item, ("species", "how_to_tell"))
-        other = _text(file, key, f"{where}.species", fields["species"])
-        if other == key:
-            raise SpeciesInfoError(file, f"'{where}.species' names the class itself", key, where)
-        if other not in classes:
-            problem = f"'{where}.species' names {other!r}, which is not a class in this file"
-            raise SpeciesInfoError(file, problem, key, where)
-        if any(a.species == other for a in result):
-            raise SpeciesInfoError(file, f"'{where}.species' names {other!r} twice", key, where)
-        result.append(LookAlike(other, _text(file, key, f"{where}.how_to_tell", fields["how_to_tell"])))
-    return tuple(result)
+def _untagged(loc: tuple) -> tuple:
+    # pydantic names the kind it read an entry as right after the class: `species.zebra.species.diet`
+    return loc[:2] + loc[3:] if len(loc) > 2 and loc[0] == "species" and loc[2] != "[key]" else loc
 
 
-def _sources(file: str, key: str, value: Any) -> tuple[Source, ...]:
-    if not isinstance(value, list) or not 1 <= len(value) <= _MAX_SOURCES:
-        got = f"{len(value)} items" if isinstance(value, list) else _show(value)
-        problem = f"'sources' must be a list of 1 to {_MAX_SOURCES} sources (got {got})"
-        raise SpeciesInfoError(file, problem, key, "sources")
-    result = []
-    for i, item in enumerate(value):
-        where = f"sources[{i}]"
-        fields = _exact_fields(file, key, where, item, ("title", "url"))
-        title = _text(file, key, f"{where}.title", fields["title"])
-        url = _text(file, key, f"{where}.url", fields["url"])
-        problem = _url_problem(url)
-        if problem:
-            raise SpeciesInfoError(file, f"'{where}.url' {problem} (got {_show(url)})", key, f"{where}.url")
-        result.append(Source(title, url))
-    return tuple(result)
+def _place(loc: tuple) -> tuple[str | None, str]:
+    """The class and the field path (`look_alikes[0].species`) of a location; a mapping's key is the
+    mapping's problem."""
+    if loc[-1:] == ("[key]",):
+        loc = loc[:-2]
+    species = None
+    if len(loc) >= 2 and loc[0] == "species":
+        species, loc = str(loc[1]), loc[2:]
+    return species, "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in loc).lstrip(".")
 
 
-def _exact_fields(file: str, key: str, where: str, item: Any, names: tuple[str, ...]) -> dict:
-    """Check `item` is a mapping with exactly the fields `names`."""
-    if not isinstance(item, dict):
-        expected = " and ".join(f"'{n}'" for n in names)
-        problem = f"'{where}' must be a mapping with {expected} (got {_show(item)})"
-        raise SpeciesInfoError(file, problem, key, where)
-    for name in item:
-        if name not in names:
-            raise SpeciesInfoError(file, f"'{where}' has unknown field {_show(name)}", key, where)
-    for name in names:
-        if name not in item:
-            raise SpeciesInfoError(file, f"'{where}' is missing '{name}'", key, f"{where}.{name}")
-    return item
-
-
-def _url_problem(url: str) -> str | None:
-    """Why `url` is not a well-formed https URL, or None when it is."""
-    if any(c.isspace() for c in url):
-        return "must not contain spaces"
-    try:
-        parts = urlsplit(url)
-        host, _port = parts.hostname, parts.port  # .port raises on a malformed port
-    except ValueError:
-        return "is not a well-formed URL"
-    if parts.scheme != "https":
-        return "must be an https:// URL"
-    if parts.username is not None or not host or not _HOST.fullmatch(host):
-        return "must name a host with a dot, like en.wikipedia.org"
-    return None
-
-
-# ---- taxonomy and range ----------------------------------------------------------------------------
-
-
-def _taxonomy(
-    file: str, key: str, value: Any, kind: str, scientific: str | None
-) -> tuple[tuple[str, str], ...]:
-    """The (rank, name) pairs, top down, from an entry's `taxonomy` mapping; refuse gaps and misorder."""
-    if not isinstance(value, dict) or not value:
-        problem = f"'taxonomy' must be a mapping of rank to scientific name (got {_show(value)})"
-        raise SpeciesInfoError(file, problem, key, "taxonomy")
-    pairs = [(_rank(file, key, rank), value[rank]) for rank in value]
-    _check_rank_order(file, key, [rank for rank, _ in pairs])
-    lineage = tuple((rank, _taxon_name(file, key, rank, name)) for rank, name in pairs)
-    _check_lineage(file, key, lineage, kind, scientific)
-    return lineage
-
-
-def _rank(file: str, key: str, rank: Any) -> str:
-    if rank not in RANKS:
-        problem = f"'taxonomy' has unknown rank {_show(rank)} (ranks, top down: {', '.join(RANKS)})"
-        raise SpeciesInfoError(file, problem, key, "taxonomy")
-    return rank
-
-
-def _check_rank_order(file: str, key: str, ranks: list[str]) -> None:
-    order = ", ".join(RANKS)
-    if ranks[0] not in ("phylum", "class"):
-        problem = (
-            f"'taxonomy' must start at 'class' ('phylum' only for a group above a class), not {ranks[0]!r}"
-        )
-        raise SpeciesInfoError(file, problem, key, "taxonomy")
-    for upper, lower in itertools.pairwise(ranks):
-        if RANKS.index(lower) < RANKS.index(upper):
-            problem = (
-                f"'taxonomy' ranks out of order: {lower!r} comes after {upper!r}; list them top down: {order}"
-            )
-            raise SpeciesInfoError(file, problem, key, f"taxonomy.{lower}")
-    for upper, lower in itertools.pairwise(ranks):
-        if RANKS.index(lower) > RANKS.index(upper) + 1:
-            gap = RANKS[RANKS.index(upper) + 1]
-            problem = f"'taxonomy' skips {gap!r} between {upper!r} and {lower!r}; give every rank down to the deepest"
-            raise SpeciesInfoError(file, problem, key, f"taxonomy.{gap}")
-
-
-def _taxon_name(file: str, key: str, rank: str, name: Any) -> str:
-    name = _text(file, key, f"taxonomy.{rank}", name)
-    pattern, example = (_BINOMIAL, "'Panthera leo'") if rank == "species" else (_TAXON, "'Felidae'")
-    if not pattern.fullmatch(name):
-        problem = f"'taxonomy.{rank}' must be a scientific name like {example} (got {_show(name)})"
-        raise SpeciesInfoError(file, problem, key, f"taxonomy.{rank}")
-    return name
-
-
-def _check_lineage(
-    file: str, key: str, lineage: tuple[tuple[str, str], ...], kind: str, scientific: str | None
-) -> None:
-    names = dict(lineage)
-    if "species" in names and "genus" in names and names["species"].split()[0] != names["genus"]:
-        problem = f"'taxonomy.species' {names['species']!r} must begin with its genus {names['genus']!r}"
-        raise SpeciesInfoError(file, problem, key, "taxonomy.species")
-    if kind == "species" and "species" not in names:
-        problem = f"'taxonomy' of a species entry must go down to 'species' (it stops at {lineage[-1][0]!r})"
-        raise SpeciesInfoError(file, problem, key, "taxonomy")
-    if scientific and scientific != lineage[-1][1]:
-        problem = (
-            f"'taxonomy.{lineage[-1][0]}' is {lineage[-1][1]!r} but 'scientific_name' is {scientific!r}; "
-            "the deepest taxon and the scientific name must be the same"
-        )
-        raise SpeciesInfoError(file, problem, key, f"taxonomy.{lineage[-1][0]}")
-
-
-def _represents(file: str, key: str, value: Any, taxonomy: tuple[tuple[str, str], ...]) -> str:
-    """The taxon a class stands for: one of its own taxonomy's, above the deepest."""
-    name = _text(file, key, "represents", value)
-    above = [taxon for _, taxon in taxonomy[:-1]]
-    if name not in above:
-        choices = ", ".join(above) if above else "none: give 'taxonomy' first"
-        problem = f"'represents' must name a taxon of its own 'taxonomy' above the deepest ({choices}); got {_show(name)}"
-        raise SpeciesInfoError(file, problem, key, "represents")
-    return name
-
-
-def _range(file: str, key: str, value: Any) -> Range:
-    fields = _exact_fields(file, key, "range", value, ("countries", "note"))
-    note = _text(file, key, "range.note", fields["note"])
-    codes = fields["countries"]
-    if codes == EVERYWHERE:
-        return Range(None, note)
-    if not isinstance(codes, list) or not codes:
-        problem = (
-            f"'range.countries' must be a list of ISO 3166-1 alpha-3 codes, or '{EVERYWHERE}' for a class "
-            f"found everywhere (got {_show(codes)})"
-        )
-        raise SpeciesInfoError(file, problem, key, "range.countries")
-    seen: set[str] = set()
-    for i, code in enumerate(codes):
-        problem = _country_problem(code) or (f"lists {code} twice" if code in seen else None)
-        if problem:
-            raise SpeciesInfoError(file, f"'range.countries[{i}]' {problem}", key, f"range.countries[{i}]")
-        seen.add(code)
-    return Range(frozenset(seen), note)
-
-
-def _country_problem(code: Any) -> str | None:
-    """Why `code` is not an ISO 3166-1 alpha-3 code as the notes write it, or None when it is one."""
-    table = country_table()
-    if isinstance(code, str) and code in table:
-        return None
-    text = code if isinstance(code, str) else ""
-    if text.upper() in table:
-        return f"{_show(code)}: write country codes in capitals ({text.upper()})"
-    by_alpha2 = {c.alpha2: c.alpha3 for c in table.values()}
-    if text.upper() in by_alpha2:
-        return f"{_show(code)} is an alpha-2 code; write its alpha-3 code {by_alpha2[text.upper()]}"
-    return f"{_show(code)} is not an ISO 3166-1 alpha-3 country code (like KEN, TZA, USA)"
-
-
-def _check_tree(file: str, text: str, entries: dict[str, SpeciesEntry]) -> dict[str, tuple[str, str | None]]:
-    """Refuse a taxon given two ranks or two parents across classes (the tree would fork or loop).
-
-    Returns every taxon's (rank, parent). A class's top taxon with no rank above it given has an unknown
-    parent, which agrees with any: "Mammalia" under "Chordata" in one entry and at the top in another is fine.
-    """
-    found: dict[str, tuple[str, str | None, str]] = {}  # name -> (rank, parent, class that said so)
-    for key, entry in entries.items():
-        parent = None
-        for rank, name in entry.taxonomy:
-            known = found.get(name)
-            if known and (known[0] != rank or (parent and known[1] and known[1] != parent)):
-                raise _tree_conflict(file, text, key, rank, name, parent, known)
-            if not known or (parent and not known[1]):
-                found[name] = (rank, parent, key)
-            parent = name
-    return {name: (rank, parent) for name, (rank, parent, _) in found.items()}
-
-
-def _tree_conflict(
-    file: str,
-    text: str,
-    key: str,
-    rank: str,
-    name: str,
-    parent: str | None,
-    known: tuple[str, str | None, str],
-) -> SpeciesInfoError:
-    other_rank, other_parent, other = known
-    here, there = _taxonomy_line(text, key, rank), _taxonomy_line(text, other, other_rank)
-    if other_rank != rank:
-        problem = (
-            f"'taxonomy.{rank}' names {name!r}{here} as {_a(rank)}, but {other!r}{there} has it as {_a(other_rank)}; "
-            "a taxon has one rank, so fix whichever is wrong"
-        )
-    else:
-        problem = (
-            f"'taxonomy.{rank}' puts {name!r}{here} under {parent!r}, but {other!r}{there} puts it under "
-            f"{other_parent!r}; a taxon has one parent, so fix whichever is wrong"
-        )
-    return SpeciesInfoError(file, problem, key, f"taxonomy.{rank}")
-
-
-def _taxonomy_line(text: str, key: str, rank: str) -> str:
-    """ " (line N)" for `species.<key>.taxonomy.<rank>` in the YAML text, "" if it cannot be found.
-
-    Only called to word an error, so composing the document a second time costs nothing in normal use.
-    """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        for step in ("species", key, "taxonomy", rank):
-            node = next(v for k, v in node.value if getattr(k, "value", None) == step)
-    except Exception:  # anything odd: the message simply goes without the line
-        return ""
-    return f" (line {node.start_mark.line + 1})"
-
-
-def _taxa(file: str, value: Any, tree: dict[str, tuple[str, str | None]]) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise SpeciesInfoError(
-            file,
-            f"'taxa' must be a mapping of scientific name to common name (got {_show(value)})",
-            field="taxa",
-        )
-    for name in value:
-        if name not in tree:
-            problem = (
-                f"'taxa' names {_show(name)}, which is no taxon of any class in this file; check its spelling"
-            )
-            raise SpeciesInfoError(file, problem, field="taxa")
-    return {name: _text(file, None, f"taxa.{name}", common) for name, common in value.items()}
-
-
-def _thresholds(file: str, value: Any) -> dict[str, float]:
-    if not isinstance(value, dict):
-        problem = f"'rollup_thresholds' must be a mapping of rank to a number (got {_show(value)})"
-        raise SpeciesInfoError(file, problem, field="rollup_thresholds")
-    result = {}
-    for rank, cut in value.items():
-        if rank in ROLLUP_RANKS and rank not in ANSWER_RANKS:
-            problem = f"'rollup_thresholds.{rank}': an answer at {rank} rank is never sure; remove it"
-            raise SpeciesInfoError(file, problem, field=f"rollup_thresholds.{rank}")
-        if rank not in ANSWER_RANKS:
-            problem = f"'rollup_thresholds' has unknown rank {_show(rank)} (ranks: {', '.join(ANSWER_RANKS)})"
-            raise SpeciesInfoError(file, problem, field="rollup_thresholds")
-        result[rank] = _fraction(file, f"rollup_thresholds.{rank}", cut)
-    return result
-
-
-def _fraction(file: str, where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
-        problem = f"'{where}' must be a number above 0 and at most 1 (got {_show(value)})"
-        raise SpeciesInfoError(file, problem, field=where)
-    return float(value)
+def _line(root: yaml.Node, loc: tuple) -> int:
+    """The line of the deepest key or item of `loc` found in the file (a missing field: its entry's)."""
+    node, line = root, root.start_mark.line
+    for step in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == str(step)), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line
+        else:
+            break
+    return line + 1
 
 
 # ---- small helpers ---------------------------------------------------------------------------------
@@ -732,10 +809,8 @@ def _show(value: Any) -> str:
 
     Containers are named, never printed: YAML aliases can make a tiny file expand to a huge structure.
     """
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
+    if isinstance(value, dict | list):
+        return ("a " if value else "an empty ") + ("mapping" if isinstance(value, dict) else "list")
     if isinstance(value, str) and len(value) > 60:
         return repr(value[:57]) + "..."
     return repr(value)[:60]
