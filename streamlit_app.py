@@ -17,7 +17,9 @@ st.set_page_config(page_title="Wildlife classifier", page_icon="🦓", layout="w
 
 navigation = st.navigation(
     [
-        st.Page("app_pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True),
+        st.Page(
+            "app_pages/classify.py", title="Classify a photo", icon=":material/photo_camera:", default=True
+        ),
         st.Page("app_pages/batch.py", title="Batch-label photos", icon=":material/photo_library:"),
         st.Page("app_pages/review.py", title="Review and correct", icon=":material/fact_check:"),
         st.Page("app_pages/season.py", title="Season", icon=":material/insights:"),

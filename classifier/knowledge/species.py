@@ -35,7 +35,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from classifier.intake.images import one_line
 from classifier.knowledge.geography import country_table
+from classifier.schema.rows import RANKS as ROLLUP_RANKS
 
 SPECIES_DIR = Path(__file__).resolve().parents[2] / "species_info"
 SPECIES_DIR_VARIABLE = "WILDLIFE_SPECIES_DIR"  # another folder of notes, for self-hosters and tests
@@ -72,7 +74,6 @@ KINDS = ("species", "group", "habitat", "unwritten")
 # Arthropoda). Rollup sums probability up to `class`, but answers at most at `order`: "mammal" or "bird" tells
 # a person nothing a camera trap did not, so it is never a sure answer (ANSWER_RANKS).
 RANKS = ("phylum", "class", "order", "family", "genus", "species")
-ROLLUP_RANKS = ("species", "genus", "family", "order", "class")
 ANSWER_RANKS = ROLLUP_RANKS[:-1]
 ANIMAL, HABITAT, THING = "animal", "habitat", "thing"  # what a bundle's classes are (`SpeciesBook.subject`)
 EVERYWHERE = "all"  # `range.countries: all`: a class found everywhere (people, livestock, birds)
@@ -683,14 +684,16 @@ def _parse_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}: " if mark else ""
-        raise SpeciesInfoError(file, f"{line}invalid YAML: {_one_line(exc.problem or exc.context)}") from None
+        raise SpeciesInfoError(
+            file, f"{line}invalid YAML: {one_line(exc.problem or exc.context or 'unknown error')}"
+        ) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
         problem = f"line {line}: invalid YAML: control character U+{ord(char):04X} is not allowed"
         raise SpeciesInfoError(file, problem) from None
     except yaml.YAMLError as exc:
-        raise SpeciesInfoError(file, f"invalid YAML: {_one_line(str(exc))}") from None
+        raise SpeciesInfoError(file, f"invalid YAML: {one_line(str(exc) or 'unknown error')}") from None
     except RecursionError:
         raise SpeciesInfoError(file, "invalid YAML: nested too deeply") from None
 
@@ -822,10 +825,6 @@ def _a(word: str) -> str:
 
 def _name(key: str) -> str:
     return key if key.isprintable() else repr(key)
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join((text or "unknown error").split())
 
 
 def _display(path: Path) -> str:
