@@ -18,7 +18,10 @@ first (and run once on a few frames, so OpenVINO's own cache holds each compiled
 2. answers: every frame labels.csv lists (the full-size ones and the rest), each precision once;
    the share of frames whose top-1 class, label (after the rules: rollup) and animal count are fp32's,
    over all of them, the bundle's own held-out photos and the other projects' frames; each frame whose
-   label differs with both top 3. Target: the same label on at least 99%.
+   label differs with both top 3. Target: the same label on at least 99%. Then what bounds it: the share
+   of frames whose bf16 answer lies within 0.01-0.05 of a decision (a box's or the frame's two best
+   classes, or its best class or rolled-up group against the cut-off), which is the share a fp32 re-check
+   of "close calls" would have to run again, and how many of the differing frames it would catch.
 
 3. mixes (in this process): the same frames with bf16 in the classifier alone, in the detector alone and
    in both, against fp32 in both: the share of frames with fp32's label and animal count.
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import re
@@ -62,6 +66,7 @@ PARTS = ("speed", "answers", "mixes", "stages", "threads")
 MIXES = (("bf16", "fp32"), ("fp32", "bf16"), ("bf16", "bf16"))  # (classifier, detector) against fp32 both
 THREAD_VARIANTS = ((2, 4), (2, 2), (2, 8), (3, 4), (4, 2))  # workers x batch size; the default first
 TARGETS = {"speedup": 1.5, "same_label": 0.99}
+CLOSE_GAPS = (0.01, 0.03, 0.05)  # bf16 moves probabilities by about 0.01
 HELD_OUT_SUBSET = "snapshot_serengeti_fieldguide"  # the serengeti bundle's own (cross-validated) photos
 RUN_TIMEOUT_S = 900
 
@@ -323,7 +328,46 @@ def _answers(model: Path, listing: Path, n: int, held_out: set[str], scratch: Pa
             f"({entry['bf16_status']}); "
             f"{entry['fp32_top_k']} -> {entry['bf16_top_k']}"
         )
+    differing = {entry["path"] for entry in figures["label_differs"]}
+    figures["close_calls"] = _close_calls(bf16, every, differing)
     return figures
+
+
+def _close_calls(rows: dict[str, dict], paths: list[str], differing: set[str]) -> list[dict]:
+    """For each gap: the share of frames with a decision that close, and the differing frames among them."""
+    margins = {p: _margin(rows[p]) for p in paths}
+    figures = []
+    print("close calls in bf16's answers (what a fp32 re-check of them would cost and catch):")
+    for gap in CLOSE_GAPS:
+        close = {p for p in paths if margins[p] < gap}
+        figures.append(
+            {"gap": gap, "share": round(len(close) / len(paths), 4), "caught": len(close & differing)}
+        )
+        print(
+            f"  within {gap:.2f}: {len(close) / len(paths):.1%} of frames, "
+            f"{len(close & differing)} of the {len(differing)} differing"
+        )
+    return figures
+
+
+def _margin(row: dict) -> float:
+    """How close a predictions row's answer came to going another way: the smallest gap between a box's
+    or the frame's two best classes, or between its best class or rolled-up group and the cut-off."""
+    decision = json.loads(row["decision"] or "{}")
+    cutoff = decision.get("threshold")
+    scores = [
+        [t["confidence"] for t in box.get("top_k", [])] for box in json.loads(row["detections"] or "[]")
+    ]
+    scores.append([float(entry.rsplit(":", 1)[1]) for entry in row["top_k"].split(";") if ":" in entry])
+    gaps = [1.0]
+    if cutoff is not None:
+        answered = [decision["group"]["score"]] if decision.get("group") else []
+        answered += [float(row["confidence"])] if row["confidence"] else []
+        gaps += [abs(score - cutoff) for score in answered]
+    for top in filter(None, scores):
+        gaps += [abs(top[0] - cutoff)] if cutoff is not None else []
+        gaps += [top[0] - top[1]] if len(top) > 1 else []
+    return min(gaps)
 
 
 def _mixes(bundle, frames: list[Path]) -> dict:
