@@ -32,7 +32,7 @@ from classifier.knowledge.taxonomy import label_parts
 from classifier.models.bundle_photos import showcase
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
-from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members
+from classifier.results.steps import CROP, DETECTOR, SCORES, decision_steps, group_members, verdict_words
 from classifier.schema.observations import observation_type
 from classifier.schema.rows import BLANK, HUMAN, NOT_SURE, OK, ROLLED_UP, Decision, Row
 
@@ -242,35 +242,17 @@ with picture:
         else " · ".join(f for f in facts if f) or "No date or camera in this photo's EXIF."
     )
 with verdict:
+    title, lines = verdict_words(row, predictor, common_name)
+    st.subheader(title)
+    for line in lines:
+        st.markdown(line)
     if row.observation_type == BLANK:
-        st.subheader("No animal found")
-        st.markdown(
-            f"The animal detector found nothing it was sure of (its best guess: **{row.detector_best or 0:.0%}**, "
-            f"it needs {predictor.detector.confidence:.0%}). Camera traps take many empty frames: wind, "
-            "sun and warm ground set them off."
-        )
         st.button(
             "Classify the whole frame anyway",
             key="classify_anyway",
             on_click=st.session_state.update,
             kwargs={"classify_whole_frame": photo_key(photo)},
         )
-    elif decision.rule == ROLLED_UP:
-        st.subheader("Not sure of the species")
-        animals = f"{row.count} animals, most" if row.count and row.count > 1 else "Most"
-        st.markdown(f"{animals} likely **{row.label}** ({row.confidence:.0%} together). Its classes:")
-    elif row.status == OK:
-        many = f"{row.count} × " if row.count and row.count > 1 else ""
-        st.subheader(f"{many}{common_name(row.label)}")
-        st.markdown(f"**{row.confidence:.0%}** confident")
-    else:
-        st.subheader("Not sure")
-        guesses = ", ".join(common_name(label) for label, _ in row.top_k[:3])
-        animals = f"{row.count} animals. " if row.count and row.count > 1 else ""
-        st.markdown(f"{animals}Below the {decision.threshold or 0:.0%} threshold. Best guesses: {guesses}.")
-        if decision.group:
-            rank, group, score = decision.group
-            st.markdown(f"Together, {score:.0%} of the score is on **{group}** (a whole {rank}).")
     members = group_members(row, predictor)
     for label, probability, here in members[:5]:
         away = "" if here else f" (not in {place_name(decision)})"

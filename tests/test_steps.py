@@ -19,6 +19,7 @@ from classifier.results.steps import (
     THRESHOLD,
     chosen_detection,
     decision_steps,
+    verdict_words,
 )
 from classifier.schema.rows import BLANK, OK, UNCERTAIN, Row
 
@@ -185,3 +186,24 @@ def test_without_notes_no_rule_applies(serengeti):
     settings = predictor(bundle, None)
     row = row_for(probabilities(bundle.classes, zebra=0.8), settings)
     assert "no species notes" in texts(decision_steps(row, settings))[RULES]
+
+
+def test_the_verdict_says_what_the_status_says(serengeti):
+    """A rolled-up answer is sure of its group (the batch counts it labelled, not for review), so the verdict
+    names the group; only an uncertain row is "Not sure" (the classify page once headed both "Not sure")."""
+    bundle, book = serengeti
+    settings = predictor(bundle, book)
+    carnivores = probabilities(
+        bundle.classes, jackal=0.21, bat_eared_fox=0.19, hyena_spotted=0.15, aardwolf=0.1, lion_male=0.05
+    )
+    rolled = row_for(carnivores, settings)
+    title, lines = verdict_words(rolled, settings)
+    assert (rolled.status, title) == (OK, "Carnivore (Carnivora)")
+    assert lines[0].startswith(f"**{rolled.confidence:.0%}** sure it is a carnivore (Carnivora)")
+    assert "not which species" in lines[0]
+    spread = probabilities(bundle.classes, ostrich=0.25, reptiles=0.2, insect_spider=0.2)
+    title, lines = verdict_words(row_for(spread, settings), settings)
+    assert title == "Not sure" and lines[0].startswith("Below the 30% threshold. Best guesses: ostrich")
+    sure = row_for(probabilities(bundle.classes, zebra=0.8), settings, count=2)
+    common = lambda c: book.get(c).common_name  # noqa: E731
+    assert verdict_words(sure, settings, common) == ("2 × Plains zebra", ["**80%** confident"])

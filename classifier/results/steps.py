@@ -1,5 +1,5 @@
 """How an answer was reached, step by step, in plain words: what the classify page's "how it decided"
-section says about the user's own photo.
+section says about the user's own photo, and the verdict above it (`verdict_words`).
 
 `decision_steps(row, predictor)` retells a frame's row (from `Predictor.predict_photo`) from what the row
 recorded when it was made (`row.decision`: the box that led, the rule that fired, the place, the
@@ -39,6 +39,38 @@ class Step:
     bbox: tuple[float, float, float, float] | None = None
     boxes: tuple[tuple[float, float, float, float], ...] = ()
     bars: tuple[tuple[str, float], ...] = ()
+
+
+def verdict_words(row: Row, predictor: Predictor, name: Callable[[str], str] = str) -> tuple[str, list[str]]:
+    """The verdict a person reads first: a title and its lines (Markdown). It says what the row's status
+    says, the status the batch table and "Needs review" count: a rolled-up answer is sure of its group
+    (`ok`) and names it, saying the species stays open; only an `uncertain` row is "Not sure"."""
+    decision = row.decision or Decision(rule=NOT_SURE)
+    many = row.count is not None and row.count > 1
+    if row.observation_type == BLANK:
+        best = (
+            f"its best guess: **{row.detector_best or 0:.0%}**, it needs {predictor.detector.confidence:.0%}"
+        )
+        return "No animal found", [
+            f"The animal detector found nothing it was sure of ({best}). Camera traps take many empty "
+            "frames: wind, sun and warm ground set them off."
+        ]
+    times = f"{row.count} × " if many else ""
+    if row.status == OK and decision.rule == ROLLED_UP:
+        group = row.label  # "carnivore (Carnivora)": the group's common and scientific names
+        return f"{times}{group[:1].upper()}{group[1:]}", [
+            f"**{row.confidence:.0%}** sure it is {_a(group)} (its classes' scores together), but not which "
+            "species. Its classes:"
+        ]
+    if row.status == OK:
+        return f"{times}{name(row.label)}", [f"**{row.confidence:.0%}** confident"]
+    guesses = ", ".join(name(label) for label, _ in row.top_k[:3])
+    animals = f"{row.count} animals. " if many else ""
+    lines = [f"{animals}Below the {decision.threshold or 0:.0%} threshold. Best guesses: {guesses}."]
+    if decision.group:
+        rank, group, score = decision.group
+        lines.append(f"Together, {score:.0%} of the score is on **{group}** (a whole {rank}).")
+    return "Not sure", lines
 
 
 def chosen_detection(row: Row) -> int | None:
