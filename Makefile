@@ -24,6 +24,7 @@ test: $(VENV)/.test-installed chromium
 # them all), with a tenth of the property tests' examples.
 test-fast: $(VENV)/.test-installed
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	HYPOTHESIS_FAST=1 $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 install: $(VENV)/.runtime-installed
