@@ -7,8 +7,10 @@ Starts the app and, in Debian's Chromium, classifies a photo on the default bund
 where the model looked" (the heatmap, once), then classifies on every other bundle (`?model=NAME`, a new
 visitor each), then on the default bundle again; after each step it reads
 /proc/PID/status and /proc/PID/smaps; then it opens the batch, species, performance and about pages
-with each bundle. Streamlit keeps a visitor's session (uploads included) for two
-minutes after they leave, so each step also holds the visitors before it, as a busy host does.
+with each bundle. The environment's libraries are first dropped from the page cache
+(`drop_cached_libraries`: how pip wrote them otherwise adds up to 130 MiB). Streamlit keeps a visitor's
+session (uploads included) for two minutes after they leave, so each step also holds the visitors before
+it, as a busy host does.
 
 Streamlit Community Cloud gives an app about 1 GB: the target is a resident set under `LIMIT_MIB` (900) at
 every step with the CPU-only PyTorch a host installs. A CUDA build of PyTorch maps a few hundred MB of
@@ -20,6 +22,7 @@ generated 12-megapixel JPEG unless --photo names one.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -91,6 +94,7 @@ def measure(
     names = [bundle.name for bundle in find_bundles(models) if bundle.ok]
     if not names:
         raise ValueError(f"no usable bundle in {models}")
+    drop_cached_libraries(Path(python).parents[1])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = start_app(port, python, {"WILDLIFE_MODELS_DIR": str(models), **(env or {})})
@@ -158,6 +162,30 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
         finally:
             browser.close()
     return steps
+
+
+def drop_cached_libraries(environment: Path) -> int:
+    """Ask the kernel to drop the cached pages of the environment's shared libraries (those no process
+    maps), so the app reads them as a restarted host does; returns how many files were asked.
+
+    How a library came into the page cache changes the resident set of a process that maps it: right after
+    `pip install` wrote them, this machine's kernel (6.18) keeps the files in large folios and maps a whole
+    folio on a fault, so the same walk measured 909 MiB without GPU libraries in a fresh clone (files 575
+    MiB, 299 of them GPU libraries) and 776 MiB once they were read again (files 308, GPU 155), the
+    anonymous memory alike. Those pages are clean and dropped first under pressure; the anonymous memory is
+    what a host must keep."""
+    if not (environment / "pyvenv.cfg").is_file():
+        return 0  # not a virtual environment: the system's libraries are not this app's to drop
+    asked = 0
+    for library in environment.rglob("*.so*"):
+        if library.is_file() and not library.is_symlink():
+            descriptor = os.open(library, os.O_RDONLY)
+            try:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+                asked += 1
+            finally:
+                os.close(descriptor)
+    return asked
 
 
 def memory(pid: int) -> dict[str, float]:
