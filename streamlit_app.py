@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
-from app_pages.common import freeze_startup, sidebar
+from app_pages.common import sidebar
 
 st.set_page_config(page_title="Wildlife classifier", page_icon="🦓", layout="wide")
 
@@ -30,6 +30,5 @@ navigation = st.navigation(
         st.Page("app_pages/about.py", title="About the models", icon=":material/info:"),
     ]
 )
-freeze_startup()
 sidebar()
 navigation.run()

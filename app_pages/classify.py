@@ -18,9 +18,9 @@ from app_pages.common import (
     example_thumbnail,
     examples_or_warn,
     explaining_network,
+    release_page_memory,
     require_bundle,
     require_predictor,
-    return_free_heap,
     species_book_or_warn,
 )
 from classifier.intake.images import ImageError, Photo, load_photo
@@ -324,4 +324,4 @@ if row.status == OK and entry is not None:
     species_card(entry, bundle.name, card_photo, decision.country or None)
 elif row.status == OK and row.label in bundle.classes:
     st.caption(f"No species notes for '{row.label}' yet.")
-return_free_heap()
+release_page_memory()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -82,7 +83,7 @@ def loaded_model(directory: str, model_sha256: str | None) -> LoadedModel:
 
     loaded_model.clear()
     heatmap_network.clear()  # the model before's torch copy goes with it
-    return_free_heap()
+    _release_free_memory()
     bundle, runtime = read_bundle(directory), app_runtime()
     # A first compile runs in a child process.
     return load_model(bundle, isolate=True, runtime=runtime, precision=app_precisions(bundle)[0])
@@ -137,32 +138,43 @@ def failed_loads() -> dict[str, str]:
     return {}
 
 
-@st.cache_resource(show_spinner=False)
-def freeze_startup() -> bool:
-    """Once a process: what it holds at its first page run (the libraries, Streamlit, the first visit's few
-    objects) is moved out of the cycle collector's reach, so the full collection after each photo
-    (`return_free_heap`) scans only what came since: 12 ms instead of 120 with the serengeti bundle. Frozen
-    objects are never collected as cycles, so nothing is frozen after this."""
+def _release_free_memory() -> None:
+    """Free unreachable objects and return freed heap pages to the system.
+
+    A fastai Learner holds reference cycles, so a dropped model waits for the cycle collector; glibc then
+    keeps the freed pages for later unless trimmed. Measured: without both, every switch of model added
+    20-60 MB to the app's resident memory.
+    """
     gc.collect()
-    gc.freeze()
-    return True
+    return_free_heap()
+
+
+def release_page_memory() -> None:
+    """After a page run that decoded photos (classify, quiz): every `PAGE_RUNS_PER_COLLECTION`th such run in
+    the process collects the garbage in reference cycles, then the freed heap pages go back to the system.
+
+    A page script's globals (its decoded photo, crops and row) are in a reference cycle with the functions
+    the page defines, and in a heap this large Python seldom runs the full collection that frees them:
+    resident memory rose about 40 MiB every 25 photos until one came (tests/test_load.py). A collection
+    costs about 120 ms with the serengeti bundle loaded, so not every run pays it: at most that many runs'
+    photos wait for it, about 12 ms a run. (Freezing the startup's objects out of it would make it cheap,
+    but would freeze the first visitor's session for good.)"""
+    if next(_page_runs) % PAGE_RUNS_PER_COLLECTION == 0:
+        gc.collect()
+    return_free_heap()
 
 
 def return_free_heap() -> None:
-    """Free what a big step left behind (a photo classified, a heatmap, a model dropped) and give the heap
-    pages back to the system.
-
-    A page script's globals (its decoded photo, crops and row) are in a reference cycle with the functions
-    the page defines, as is a dropped fastai Learner; in a heap this large Python seldom runs the full
-    collection that frees them: resident memory rose about 40 MiB every 25 photos until one came, and a
-    model switch added 20-60 MB. glibc then keeps freed pages per thread (each visitor's script runs on
-    its own) unless trimmed.
-    """
-    gc.collect()
+    """Give back to the system the heap pages glibc keeps once a big step is done (a photo classified,
+    a heatmap): each visitor's script runs on its own thread, and glibc keeps freed pages per thread."""
     if sys.platform.startswith("linux"):
         trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not musl)
         if trim is not None:
             trim(0)
+
+
+PAGE_RUNS_PER_COLLECTION = 10
+_page_runs = itertools.count(1)  # this process's page runs that decoded photos, for release_page_memory
 
 
 @st.cache_data(show_spinner=False)

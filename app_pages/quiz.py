@@ -10,9 +10,9 @@ import streamlit as st
 from app_pages.cards import SPECIES_PAGE
 from app_pages.common import (
     explaining_network,
+    release_page_memory,
     require_bundle,
     require_predictor,
-    return_free_heap,
     species_book_or_warn,
 )
 from classifier.intake.images import ImageError, Photo, load_photo
@@ -194,4 +194,4 @@ with picture:
         st.image(photo.image, width="stretch", alt="The quiz photo")
         if row is not None:
             st.caption(question.photo.credit)
-return_free_heap()
+release_page_memory()

@@ -22,7 +22,6 @@ generated 12-megapixel JPEG unless --photo names one.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from load_test import CHROMIUM, CHROMIUM_FLAGS, SCRIPT_DONE
+from page_cache import drop_cached_libraries
 from PIL import Image
 
 from app_latency import free_port, start_app, wait_for_health
@@ -162,30 +162,6 @@ def visit_every_bundle(pid: int, url: str, names: list[str], photo: Path) -> lis
         finally:
             browser.close()
     return steps
-
-
-def drop_cached_libraries(environment: Path) -> int:
-    """Ask the kernel to drop the cached pages of the environment's shared libraries (those no process
-    maps), so the app reads them as a restarted host does; returns how many files were asked.
-
-    How a library came into the page cache changes the resident set of a process that maps it: right after
-    `pip install` wrote them, this machine's kernel (6.18) keeps the files in large folios and maps a whole
-    folio on a fault, so the same walk measured 909 MiB without GPU libraries in a fresh clone (files 575
-    MiB, 299 of them GPU libraries) and 776 MiB once they were read again (files 308, GPU 155), the
-    anonymous memory alike. Those pages are clean and dropped first under pressure; the anonymous memory is
-    what a host must keep."""
-    if not (environment / "pyvenv.cfg").is_file():
-        return 0  # not a virtual environment: the system's libraries are not this app's to drop
-    asked = 0
-    for library in environment.rglob("*.so*"):
-        if library.is_file() and not library.is_symlink():
-            descriptor = os.open(library, os.O_RDONLY)
-            try:
-                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
-                asked += 1
-            finally:
-                os.close(descriptor)
-    return asked
 
 
 def memory(pid: int) -> dict[str, float]:
