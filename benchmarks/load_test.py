@@ -37,12 +37,14 @@ SCRIPT_DONE = "document.querySelector('[data-testid=stApp]').dataset.testScriptS
 WAIT_SECONDS = 120  # for any one result: bounds a run whose server stopped answering
 # A new result is on the page: the shown photo changed, its bars are drawn, the script run is over and no
 # element of the previous run is left (short runs end before the "Running" widget ever shows, and the
-# old bars stay on the page, marked stale, until the new ones replace them).
+# old bars stay on the page, marked stale, until the new ones replace them). The run's state is read too:
+# with 8 sessions at once the new photo once showed above the previous photo's bars, before either sign.
 NEW_RESULT = """before => {
     const img = document.querySelector('[data-testid=stImage] img');
     return img && img.src !== before && document.querySelector('[data-testid=stProgress]')
         && !document.querySelector('[data-testid=stElementContainer][data-stale=true]')
-        && !document.querySelector('[data-testid=stStatusWidget] *');
+        && !document.querySelector('[data-testid=stStatusWidget] *')
+        && document.querySelector('[data-testid=stApp]').dataset.testScriptState === 'notRunning';
 }"""
 ERRORS = "[data-testid=stException], [data-testid=stAlertContentError]"
 BAR = re.compile(r"(?P<name>.+) · (?P<percent>[\d.]+)%")
