@@ -51,7 +51,7 @@ from classifier.results.review import (
 )
 from classifier.results.taxa import Taxon
 from classifier.schema.predictions_file import ExportError
-from classifier.schema.rows import ERROR, Row
+from classifier.schema.rows import ERROR, Row, labels_of
 
 if TYPE_CHECKING:  # torch comes with them, once a model is needed
     from classifier.results.teaching import Taught, Teacher
@@ -526,7 +526,7 @@ records = list(review.records)  # what the downloads hold: the rows as they are 
 
 
 def taxa_for(rows: list[Row]) -> dict[str, Taxon]:
-    return species_taxa({r.label for r in rows} | {d.label for r in rows for d in r.detections or ()})
+    return species_taxa(labels_of(rows))
 
 
 def megadetector_file(rows: list[Row]) -> str:

@@ -26,6 +26,7 @@ from classifier.results.season_charts import (
 from classifier.results.season_files import default_map_taxon, label, season_zip
 from classifier.results.season_input import SeasonError, from_package, from_records
 from classifier.schema.predictions_file import ExportError
+from classifier.schema.rows import labels_of
 
 SESSION, PACKAGE = "This session's labels", "A Camtrap DP package"
 
@@ -85,7 +86,7 @@ if st.button(
             else:
                 deployments = parse_deployments(deployments_file.getvalue(), name=deployments_file.name) if (
                     deployments_file) else None  # fmt: skip
-                labels = {r.label for r in records} | {d.label for r in records for d in r.detections or ()}
+                labels = labels_of(records)
                 data = from_records(records, deployments, species_taxa(labels), source="this session")
             st.session_state["season_result"] = analyse(
                 data, gap_minutes=float(gap), min_events=int(min_events), bootstrap=int(samples)

@@ -18,6 +18,7 @@ from classifier.results.megadetector import megadetector_results, write_megadete
 from classifier.results.output import ExportResult, atomic_output
 from classifier.results.taxa import load_taxa
 from classifier.schema.predictions_file import ExportError, read_predictions, write_csv
+from classifier.schema.rows import labels_of
 
 FORMATS = ("csv", "megadetector", "camtrap-dp")
 
@@ -63,7 +64,7 @@ def export(
         with atomic_output(out) as stream:
             result.images = write_csv(records, stream)
         return result
-    labels = {r.label for r in records} | {d.label for r in records for d in r.detections or ()}
+    labels = labels_of(records)
     taxa, _notes = load_taxa(labels, species)
     if format == "megadetector":
         results = megadetector_results(records, completed=read.written, taxa=taxa, warnings=result.warnings)

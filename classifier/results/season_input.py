@@ -22,7 +22,7 @@ from classifier.results.camtrap_dp import camtrap_dp_content
 from classifier.results.deployments import Deployment, folder_deployments, read_deployments
 from classifier.results.taxa import Taxon, load_taxa
 from classifier.schema.predictions_file import ExportError, read_predictions
-from classifier.schema.rows import Row
+from classifier.schema.rows import Row, labels_of
 
 
 class SeasonError(ValueError):
@@ -84,7 +84,7 @@ def load_season(
             return from_package(read_camtrap_dp(path))
         records = read_predictions(path).records
         groups = read_deployments(deployments) if deployments else None
-        labels = {r.label for r in records} | {d.label for r in records for d in r.detections or ()}
+        labels = labels_of(records)
         taxa, _notes = load_taxa(labels, species)
         return from_records(records, groups, taxa, source=str(path))
     except (CamtrapDPError, ExportError) as exc:

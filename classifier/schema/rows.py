@@ -16,7 +16,7 @@ pages, sequences and exports, loads without the network's libraries.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -281,6 +281,12 @@ class Row:
         if sequence_label:
             values[SEQUENCE_LABEL] = self.sequence_label or None
         return values
+
+
+def labels_of(rows: Iterable[Row]) -> set[str]:
+    """Every label the rows give: each frame's and each of its boxes' (what the taxa of an export are for)."""
+    rows = list(rows)
+    return {r.label for r in rows} | {d.label for r in rows for d in r.detections or ()}
 
 
 def pixel_box(size: tuple[int, int], bbox: Sequence[float]) -> tuple[int, int, int, int]:
