@@ -153,10 +153,6 @@ def overview(book: SpeciesBook | None) -> None:
                 st.markdown(heading(entry))
                 st.markdown(status_line(entry), unsafe_allow_html=True)
             st.page_link(SPECIES_PAGE, label="Read more", query_params={"species": key, "model": bundle.name})
-    if examples:
-        st.caption(
-            f"Photos: {next(iter(examples.values())).source} · {next(iter(examples.values())).licence}"
-        )
 
 
 if chosen:
