@@ -1,4 +1,4 @@
-"""How a species is drawn: the IUCN badge and the card the classify and species pages share."""
+"""How a species is drawn: its name, the IUCN badge and the card the classify and species pages share."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import html
 
 import streamlit as st
 
-from classifier.knowledge.species import IUCN_COLOURS, SpeciesEntry
+from classifier.knowledge.species import IUCN_COLOURS, SpeciesBook, SpeciesEntry
+from classifier.knowledge.taxonomy import label_parts
 from classifier.models.bundle_photos import Example
 
 SPECIES_PAGE = "app_pages/species.py"
 LOOKALIKES_PAGE = "app_pages/lookalikes.py"
 _DARK_BADGES = {"EX", "EW", "CR"}
 TREND_ARROWS = {"increasing": "↗", "stable": "→", "decreasing": "↘", "unknown": "?"}
+
+
+def shown_name(book: SpeciesBook | None, label: str) -> str:
+    """What a person reads for a class ("Plains zebra") or a rolled-up group ("carnivore"); pages bind
+    their notes once: `functools.partial(shown_name, book)`."""
+    entry = book.get(label) if book else None
+    if entry:
+        return entry.common_name
+    group = label_parts(label)
+    return (group[1] or group[0]) if group else label
 
 
 def iucn_badge(entry: SpeciesEntry) -> str:

@@ -7,13 +7,14 @@ how it decided, step by step (classifier/results/steps.py words it; this page on
 
 import hashlib
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 from PIL import Image
 
-from app_pages.cards import LOOKALIKES_PAGE, species_card
+from app_pages.cards import LOOKALIKES_PAGE, shown_name, species_card
 from app_pages.common import (
     example_thumbnail,
     examples_or_warn,
@@ -28,7 +29,6 @@ from classifier.intake.urlfetch import FetchError, fetch_image
 from classifier.knowledge.geography import country_table
 from classifier.knowledge.lookalikes import answer_pair
 from classifier.knowledge.species import ANIMAL, HABITAT
-from classifier.knowledge.taxonomy import label_parts
 from classifier.models.bundle_photos import showcase
 from classifier.models.detect import crop_box
 from classifier.results.annotate import annotate, blur
@@ -146,11 +146,7 @@ def place_name(decision: Decision) -> str:
     return known.name if known else "the place given"
 
 
-def common_name(label: str) -> str:
-    """What a person reads for a class ("Plains zebra") or a group ("carnivore")."""
-    entry = book.get(label) if book else None
-    group = label_parts(label)
-    return entry.common_name if entry else group[1] or group[0] if group else label
+common_name = partial(shown_name, book)
 
 
 def score_of(label: str, top_k: Sequence[tuple[str, float]]) -> str:

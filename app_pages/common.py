@@ -376,12 +376,32 @@ def species_book_or_warn(bundle: Bundle) -> SpeciesBook | None:
 
 def examples_or_warn(bundle: Bundle) -> dict[str, Example]:
     """The bundle's example photos by class ({} without); a broken manifest is one warning, no photos."""
-    manifest = examples_folder(bundle) / MANIFEST
     try:
-        return _examples(str(bundle.directory), manifest.stat().st_mtime if manifest.is_file() else 0.0)
+        return _examples(str(bundle.directory), examples_changed(bundle))
     except BundleError as error:
         st.warning(f"Example photos are unavailable: {error}")
         return {}
+
+
+def examples_changed(bundle: Bundle) -> float:
+    """When the bundle's example photos last changed (0 without any): the key that reads them again."""
+    manifest = examples_folder(bundle) / MANIFEST
+    return manifest.stat().st_mtime if manifest.is_file() else 0.0
+
+
+def transfer_figures(bundle: Bundle) -> dict[str, Any] | None:
+    """The bundle's figures on other projects' frames (`transfer.json`), read again when the file changes."""
+    from classifier.results.performance import TRANSFER_FILE  # pandas: only the performance page needs it
+
+    path = bundle.directory / TRANSFER_FILE
+    return _transfer(str(bundle.directory), path.stat().st_mtime if path.is_file() else 0.0)
+
+
+@st.cache_data(show_spinner=False)
+def _transfer(directory: str, changed: float) -> dict[str, Any] | None:
+    from classifier.results.performance import read_transfer
+
+    return read_transfer(Path(directory))
 
 
 @st.cache_data(show_spinner=False)

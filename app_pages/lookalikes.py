@@ -4,9 +4,11 @@ Shareable: `?species=jackal&vs=bat-eared-fox` (and `&model=serengeti` for anothe
 words and numbers come from classifier/knowledge/lookalikes.py; this page only draws them.
 """
 
+from functools import partial
+
 import streamlit as st
 
-from app_pages.cards import SPECIES_PAGE, example_photo, heading, status_line
+from app_pages.cards import SPECIES_PAGE, example_photo, heading, shown_name, status_line
 from app_pages.common import examples_or_warn, require_bundle, species_book_or_warn
 from classifier.knowledge.lookalikes import compare, confusion_sentences, most_confused_pair, partner
 
@@ -16,9 +18,7 @@ examples = examples_or_warn(bundle)
 classes = list(bundle.classes)
 
 
-def common_name(key: str) -> str:
-    entry = book.get(key) if book else None
-    return entry.common_name if entry else key
+common_name = partial(shown_name, book)
 
 
 def pick(parameter: str, fallback: str) -> str:

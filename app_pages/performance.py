@@ -2,14 +2,18 @@
 (of 100 photos of a class, how many it names right), then the measures a data scientist reads; for a
 camera-trap model, its figures on frames from other parks beside its own data's."""
 
+from functools import partial
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app_pages.cards import shown_name
 from app_pages.common import (
     current_threshold,
     require_bundle,
     species_book_or_warn,
+    transfer_figures,
     working_bundles,
 )
 from classifier.results import performance
@@ -21,9 +25,7 @@ data = report.get("data", {})
 book = species_book_or_warn(bundle)
 
 
-def common_name(label: str) -> str:
-    entry = book.get(label) if book else None
-    return entry.common_name if entry else label
+common_name = partial(shown_name, book)
 
 
 st.title(f"Model performance · {bundle.title}")
@@ -65,7 +67,7 @@ if report.get("per_class"):
     with st.expander("Every class, of 100 photos"):
         st.dataframe(performance.in_hundreds(report, common_name), hide_index=True, width="stretch")
 
-transfer = performance.read_transfer(bundle.directory)
+transfer = transfer_figures(bundle)
 if transfer is not None:
     st.subheader("On camera-trap frames from other parks")
     st.markdown(

@@ -4,11 +4,13 @@ tell the two apart; a running score. Questions and score: classifier/results/qui
 """
 
 import random
+from functools import partial
 
 import streamlit as st
 
-from app_pages.cards import SPECIES_PAGE
+from app_pages.cards import SPECIES_PAGE, shown_name
 from app_pages.common import (
+    examples_changed,
     explaining_network,
     release_page_memory,
     require_bundle,
@@ -16,7 +18,6 @@ from app_pages.common import (
     species_book_or_warn,
 )
 from classifier.intake.images import ImageError, Photo, load_photo
-from classifier.models.bundle_photos import MANIFEST, examples_folder
 from classifier.models.bundles import BundleError, read_bundle
 from classifier.results.quiz import (
     Answered,
@@ -36,9 +37,7 @@ bundle = require_bundle()
 book = species_book_or_warn(bundle)
 
 
-def name(label: str) -> str:
-    entry = book.get(label) if book else None
-    return entry.common_name if entry else label
+name = partial(shown_name, book)
 
 
 @st.cache_data(show_spinner=False)
@@ -66,14 +65,12 @@ def next_question(index: int) -> None:
 
 
 st.title("Can you beat the model?")
-manifest = examples_folder(bundle) / MANIFEST
 try:
     if st.session_state.get("quiz_model") != bundle.name or "quiz_questions" not in st.session_state:
         st.session_state["quiz_model"] = bundle.name
         st.session_state.setdefault("quiz_seed", random.randrange(1 << 30))
-        changed = manifest.stat().st_mtime if manifest.is_file() else 0.0
         st.session_state["quiz_questions"] = make_quiz(
-            photos_for(str(bundle.directory), changed),
+            photos_for(str(bundle.directory), examples_changed(bundle)),
             bundle.report,
             book,
             seed=st.session_state["quiz_seed"],
