@@ -374,15 +374,15 @@ def _mixes(bundle, frames: list[Path]) -> dict:
     """Labels and counts with bf16 in one network, the other or both, against fp32 in both."""
     from classifier.knowledge.species import find_species_book
     from classifier.models.detect import detector_for
-    from classifier.models.predict import Predictor
+    from classifier.models.predictors import PredictorOptions
     from classifier.models.runtimes import load_model
 
-    book = find_species_book(bundle.name)
+    options = PredictorOptions(book=find_species_book(bundle.name))
     models = {p: load_model(bundle, runtime="openvino", precision=p) for p in PRECISIONS}
     detectors = {p: detector_for(bundle, "openvino", p) for p in PRECISIONS}
 
     def rows(classifying: str, detecting: str) -> dict:
-        predictor = Predictor(models[classifying], detector=detectors[detecting], book=book)
+        predictor = options.build(bundle, model=models[classifying], detector=detectors[detecting])
         return {row.path: (row.label, row.count) for row in predictor.predict_many(frames)}
 
     reference = rows("fp32", "fp32")
@@ -490,7 +490,7 @@ def _threads(bundle, frames: list[Path], n: int, rounds: int) -> dict:
     frame (this process's), the cores it kept busy."""
     from classifier.knowledge.species import find_species_book
     from classifier.models.detect import detector_for
-    from classifier.models.predict import Predictor
+    from classifier.models.predictors import PredictorOptions
     from classifier.models.runtimes import load_model
 
     model = load_model(bundle, runtime="openvino", precision="bf16")
@@ -498,7 +498,9 @@ def _threads(bundle, frames: list[Path], n: int, rounds: int) -> dict:
     book = find_species_book(bundle.name)
     inputs = [frames[i % len(frames)] for i in range(n)]
     variants = {
-        f"{w} x {b}": Predictor(model, detector=detector, book=book, workers=w, batch_size=b)
+        f"{w} x {b}": PredictorOptions(book=book, batch_size=b).build(
+            bundle, workers=w, model=model, detector=detector
+        )
         for w, b in THREAD_VARIANTS
     }
     list(next(iter(variants.values())).predict_many(inputs[:8]))  # every thread's first call made
