@@ -74,7 +74,10 @@ def decode_photo(source: bytes | Path, name: str, size: int, *, squish: bool = T
 
 def photo_sha256(source: bytes | Path) -> str:
     """The SHA-256 of a photo's bytes (a file is read again: after decoding, from the page cache)."""
-    if isinstance(source, Path):
-        with source.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").hexdigest()
-    return hashlib.sha256(source).hexdigest()
+    return file_sha256(source) if isinstance(source, Path) else hashlib.sha256(source).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's content, read in blocks."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()

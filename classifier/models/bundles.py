@@ -250,14 +250,6 @@ def checked_model_sha256(bundle: Bundle, verify: bool) -> str:
     return actual
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_hash(bundle: Bundle, path: Path, actual: str) -> None:
     if not bundle.model_sha256:
         raise BundleError(

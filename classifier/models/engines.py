@@ -54,8 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from classifier.intake.decoding import file_sha256
 from classifier.intake.images import one_line
-from classifier.models.bundles import MODEL_FILE, Bundle, BundleError, file_sha256
+from classifier.models.bundles import MODEL_FILE, Bundle, BundleError
 from classifier.models.predictors import PredictorOptions
 from classifier.models.runtimes import load_model
 from classifier.schema.rows import Row
