@@ -31,7 +31,7 @@ from classifier.models.bundles import crop_margin as bundle_crop_margin
 from classifier.models.detect import crop_box
 from classifier.models.embeddings import Embeddings, picture_key
 from classifier.models.runtimes import LoadedModel, default_workers
-from classifier.models.verdict import Found, detected_row, rules_for, whole_frame_row
+from classifier.models.verdict import Found, detected_row, joined_scores, rules_for, whole_frame_row
 from classifier.schema.rows import ERROR, MACHINE, OK, UNCERTAIN, Prediction, Row
 
 if TYPE_CHECKING:
@@ -291,10 +291,9 @@ class Predictor:
         crop_f, whole_f = iter(features[: len(crops)]), features[len(crops) :]
         evidence = []
         for animals, boxes, whole, frame_f in zip(kept, found, whole_p, whole_f, strict=True):
-            joined = [torch.sqrt(next(crop_p) * whole) for _ in animals]
             boxed = [
-                Found(b.bbox, b.detector_conf, (p / p.sum()).numpy())
-                for b, p in zip(animals, joined, strict=True)
+                Found(b.bbox, b.detector_conf, joined_scores(next(crop_p).numpy(), whole.numpy()))
+                for b in animals
             ]
             best = max((b.detector_conf for b in boxes), default=0.0)
             evidence.append(Seen(boxed, whole.numpy(), best, [*(next(crop_f) for _ in animals), frame_f]))

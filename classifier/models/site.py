@@ -23,7 +23,7 @@ import torch
 from classifier.intake.datasets import EMPTY_LABELS
 from classifier.models.embeddings import Embeddings, photo_keys
 from classifier.models.heads import LinearScores, assign_folds, fit
-from classifier.models.verdict import Found, Rules, detected_row, whole_frame_row
+from classifier.models.verdict import Found, Rules, detected_row, joined_scores, whole_frame_row
 from classifier.schema.rows import BLANK, ERROR, MACHINE, Row
 
 L2, SMOOTHING = 0.5, 0.1  # the serengeti recipe's probe penalty and label smoothing
@@ -74,10 +74,10 @@ def adapt(
 ) -> SiteModel:
     """The base head fitted on `taught` ((row, label) pairs: the reviewed photos and what they show)."""
     labelled = [(row, class_name(label, base_classes)) for row, label in taught]
-    labelled = [(row, label) for row, label in labelled if label.casefold() not in NOT_CLASSES]
+    labelled = [(row, label) for row, label in labelled if _names_an_animal(label)]
     labelled = [(row, label) for row, label in labelled if row.status != ERROR and row.photo_sha256]
-    new = sorted({label for _, label in labelled} - set(base_classes))
-    classes = tuple(sorted((*base_classes, *new)))  # in order, as a bundle's classes are
+    classes = _site_classes(base_classes, [label for _, label in labelled])
+    new = sorted(set(classes) - set(base_classes))
     kept = store.get([key for row, _ in labelled for key in pictures(row, margin)])
     features, labels, weights, photos = [], [], [], 0
     for row, label in labelled:
@@ -122,7 +122,7 @@ def cross_validated(
     stratified by label, as many folds as the photos allow). A fold whose others teach nothing is answered
     by the base."""
     labels = [class_name(label, base_classes) for _, label in taught]
-    classes = tuple(sorted({*base_classes, *labels} - NOT_CLASSES))
+    classes = _site_classes(base_classes, labels)
     fold = assign_folds(labels, folds, seed)
     scores = np.full((len(taught), len(classes)), 1.0 / len(classes))
     for k in sorted(set(fold.tolist())):
@@ -156,14 +156,18 @@ def relabel(row: Row, site: SiteModel, store: Embeddings, rules: Rules, margin: 
     if row.detections is None:
         return whole_frame_row(fresh, whole, rules)
     found = [
-        Found(d.bbox, d.detector_conf, _joined(p, whole))
+        Found(d.bbox, d.detector_conf, joined_scores(p, whole))
         for d, p in zip(row.detections, scores[:-1], strict=True)
     ]
     best = max([row.detector_best or 0.0, *(d.detector_conf for d in row.detections)])
     return detected_row(fresh, found, whole, best, rules)
 
 
-def _joined(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    """A box's scores as prediction joins them: the geometric mean of its crop's and the frame's."""
-    joined = np.sqrt(crop * whole)
-    return joined / joined.sum()
+def _site_classes(base_classes: Sequence[str], labels: Sequence[str]) -> tuple[str, ...]:
+    """The base's classes and the typed ones, in order as a bundle's classes are; a label that names no
+    animal (blank, empty, unknown, in any case) is no class."""
+    return tuple(sorted({*base_classes, *filter(_names_an_animal, labels)}))
+
+
+def _names_an_animal(label: str) -> bool:
+    return label.casefold() not in NOT_CLASSES

@@ -102,6 +102,12 @@ class Found:
     probabilities: np.ndarray
 
 
+def joined_scores(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """A box's scores: the geometric mean of its crop's and the whole frame's, summing to 1 again."""
+    joined = np.sqrt(crop * whole)
+    return joined / joined.sum()
+
+
 @dataclass(frozen=True)
 class _Ruled:
     prediction: Prediction
